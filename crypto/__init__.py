@@ -1,0 +1,199 @@
+"""age v1 (age-encryption.org/v1) sealing, built on ``cryptography``.
+
+Testimony seals every statement, upload, contact detail, note and reply as an age file so
+that reviewers can always open it offline with the reference ``age`` tool.
+
+When to use what:
+
+* :func:`seal` / :func:`unseal` stream: a writer that encrypts into a destination and a
+  reader that decrypts from a source, in constant memory whatever the size. Use them for
+  uploads and anything large.
+* :func:`seal_bytes` / :func:`unseal_bytes` for small values held in memory anyway.
+* :func:`add_recipients` / :func:`set_recipients` rewrite only the header of a sealed item
+  (to share it with a new reviewer or drop a disabled one); the payload is not touched.
+
+Keys: :class:`X25519Identity` (``AGE-SECRET-KEY-1…``) and its :class:`X25519Recipient`
+(``age1…``) for people; :class:`ScryptRecipient` / :class:`ScryptIdentity` for a
+passphrase, which must be a file's only recipient. Private keys never leave memory here;
+storing them is the caller's business (Testimony seals them to a passphrase).
+
+Failures raise a distinct subclass of :class:`AgeError`: :class:`HeaderError`,
+:class:`HeaderMACError`, :class:`NoIdentityMatchError`, :class:`PayloadError`,
+:class:`ArmorError`, :class:`KeyFormatError`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import BinaryIO, Iterable
+
+from .armor import ArmorReader, ArmorWriter, is_armored
+from .errors import (
+    AgeError,
+    ArmorError,
+    HeaderError,
+    HeaderMACError,
+    KeyFormatError,
+    NoIdentityMatchError,
+    PayloadError,
+)
+from .format import FILE_KEY_SIZE, Header, Source, Stanza, build_header, parse_header
+from .keys import (
+    Identity,
+    Recipient,
+    parse_identities_file,
+    parse_identity,
+    parse_recipient,
+    parse_recipients_file,
+)
+from .scrypt import ScryptIdentity, ScryptRecipient
+from .stream import NONCE_SIZE, StreamReader, StreamWriter, payload_key
+from .x25519 import X25519Identity, X25519Recipient
+
+__all__ = [
+    "AgeError", "ArmorError", "HeaderError", "HeaderMACError", "KeyFormatError",
+    "NoIdentityMatchError", "PayloadError", "Header", "Stanza", "Identity", "Recipient",
+    "X25519Identity", "X25519Recipient", "ScryptIdentity", "ScryptRecipient",
+    "seal", "unseal", "seal_bytes", "unseal_bytes", "read_header", "unwrap_file_key",
+    "add_recipients", "set_recipients", "rewrite_recipients", "parse_recipient",
+    "parse_identity", "parse_recipients_file", "parse_identities_file",
+]
+
+
+def _stanzas_for(recipients: Iterable[Recipient], file_key: bytes) -> list[Stanza]:
+    recipients = list(recipients)
+    if not recipients:
+        raise ValueError("at least one recipient is required")
+    if len(recipients) > 1 and any(isinstance(r, ScryptRecipient) for r in recipients):
+        raise ValueError("a passphrase must be the only recipient of a sealed item")
+    stanzas: list[Stanza] = []
+    for recipient in recipients:
+        stanzas.extend(recipient.wrap(file_key))
+    return stanzas
+
+
+class _SealWriter(io.RawIOBase):
+    """What :func:`seal` returns: write plaintext, then close to finish the item."""
+
+    def __init__(self, dst: BinaryIO, recipients: Iterable[Recipient], armor: bool) -> None:
+        super().__init__()
+        self._armor = ArmorWriter(dst) if armor else None
+        out: BinaryIO = self._armor if self._armor else dst  # type: ignore[assignment]
+        file_key = os.urandom(FILE_KEY_SIZE)
+        header = build_header(_stanzas_for(recipients, file_key), file_key)
+        nonce = os.urandom(NONCE_SIZE)
+        out.write(header.marshal() + nonce)
+        self.header = header
+        self._stream = StreamWriter(out, payload_key(file_key, nonce))
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        return self._stream.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stream.close()
+            if self._armor:
+                self._armor.close()
+            super().close()
+
+
+def seal(dst: BinaryIO, recipients: Iterable[Recipient], *, armor: bool = False) -> _SealWriter:
+    """Start sealing to ``recipients``; returns a writer that must be closed.
+
+    The header and nonce are written to ``dst`` at once; each 64 KiB of plaintext is
+    written as soon as it is complete. ``dst`` is not closed.
+    """
+    return _SealWriter(dst, recipients, armor)
+
+
+def unwrap_file_key(header: Header, identities: Iterable[Identity]) -> bytes:
+    """Find the file key with any of ``identities`` and check the header MAC with it."""
+    stanzas = header.stanzas
+    if any(s.type == "scrypt" for s in stanzas) and len(stanzas) != 1:
+        raise HeaderError("a scrypt stanza must be the only stanza in the header")
+    for identity in identities:
+        file_key = identity.unwrap(stanzas)
+        if file_key is not None:
+            header.verify_mac(file_key)
+            return file_key
+    raise NoIdentityMatchError()
+
+
+def _source(src: BinaryIO, armor: bool | None) -> Source:
+    source = src if isinstance(src, Source) else Source(src)
+    if armor is None:
+        armor = is_armored(source.peek(64))
+    return Source(ArmorReader(source)) if armor else source  # type: ignore[arg-type]
+
+
+def read_header(src: BinaryIO, *, armor: bool | None = False) -> tuple[Header, Source]:
+    """Parse the header; the returned source continues at the payload nonce."""
+    source = _source(src, armor)
+    return parse_header(source), source
+
+
+def unseal(src: BinaryIO, identities: Iterable[Identity], *,
+           armor: bool | None = None) -> StreamReader:
+    """Open a sealed item; returns a reader of the plaintext.
+
+    ``armor=None`` detects ASCII armor. The header is checked before this returns;
+    payload errors surface from ``read`` as :class:`PayloadError`, and plaintext is only
+    ever released after its chunk authenticated.
+    """
+    header, source = read_header(src, armor=armor)
+    file_key = unwrap_file_key(header, identities)
+    nonce = source.read(NONCE_SIZE)
+    if len(nonce) != NONCE_SIZE:
+        raise HeaderError("file is truncated: the payload nonce is missing")
+    return StreamReader(source, payload_key(file_key, nonce))
+
+
+def seal_bytes(data: bytes, recipients: Iterable[Recipient], *, armor: bool = False) -> bytes:
+    out = io.BytesIO()
+    with seal(out, recipients, armor=armor) as writer:
+        writer.write(data)
+    return out.getvalue()
+
+
+def unseal_bytes(data: bytes, identities: Iterable[Identity], *,
+                 armor: bool | None = None) -> bytes:
+    return unseal(io.BytesIO(data), identities, armor=armor).readall()
+
+
+def add_recipients(header: Header, identities: Iterable[Identity],
+                   recipients: Iterable[Recipient]) -> Header:
+    """A new header with the existing stanzas plus stanzas for ``recipients``."""
+    file_key = unwrap_file_key(header, identities)
+    new = _stanzas_for(recipients, file_key)
+    if any(s.type == "scrypt" for s in header.stanzas + new):
+        raise ValueError("a passphrase must be the only recipient of a sealed item")
+    return build_header(header.stanzas + new, file_key)
+
+
+def set_recipients(header: Header, identities: Iterable[Identity],
+                   recipients: Iterable[Recipient]) -> Header:
+    """A new header readable by exactly ``recipients`` (removes everyone else).
+
+    Stanzas do not name their recipient, so removal wraps the file key afresh for each
+    remaining recipient; those who are left out can no longer open the item.
+    """
+    file_key = unwrap_file_key(header, identities)
+    return build_header(_stanzas_for(recipients, file_key), file_key)
+
+
+def rewrite_recipients(src: BinaryIO, dst: BinaryIO, new_header: Header) -> None:
+    """Copy a sealed item from ``src`` to ``dst`` with ``new_header``, payload untouched.
+
+    ``src`` must be a binary (not armored) sealed item; its header is read and replaced.
+    """
+    _, source = read_header(src, armor=False)
+    dst.write(new_header.marshal())
+    while True:
+        block = source.read(1024 * 1024)
+        if not block:
+            break
+        dst.write(block)

@@ -1,0 +1,202 @@
+"""``python -m crypto``: the age and age-keygen command lines, for reviewers offline.
+
+    python -m crypto keygen [-o FILE]
+    python -m crypto encrypt (-r RECIPIENT… | -R FILE… | -p) [-a] [-o OUT] [IN]
+    python -m crypto decrypt -i FILE… [-o OUT] [IN]
+
+On any failure the exit status is 1 and one line on stderr says why. A passphrase is read
+from the terminal, or from the environment variable named by ``--passphrase-env`` for
+scripts. A failed decryption to ``-o`` leaves no partial output file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import BinaryIO, Sequence
+
+from . import (
+    AgeError,
+    ScryptIdentity,
+    ScryptRecipient,
+    X25519Identity,
+    parse_identities_file,
+    parse_recipient,
+    parse_recipients_file,
+    seal,
+    unseal,
+)
+from .armor import is_armored
+from .format import Source
+from .keys import Identity, Recipient, identity_file_text, write_secret_file
+
+_BLOCK = 1024 * 1024
+
+
+class _Failure(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m crypto", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    keygen = sub.add_parser("keygen", help="generate an identity (like age-keygen)")
+    keygen.add_argument("-o", "--output", metavar="FILE")
+    keygen.add_argument("-y", dest="convert", metavar="FILE",
+                        help="print the recipient of the identity file FILE")
+
+    enc = sub.add_parser("encrypt", help="seal to recipients or a passphrase")
+    enc.add_argument("-r", "--recipient", action="append", default=[])
+    enc.add_argument("-R", "--recipients-file", action="append", default=[])
+    enc.add_argument("-p", "--passphrase", action="store_true")
+    enc.add_argument("-a", "--armor", action="store_true")
+    enc.add_argument("-o", "--output", metavar="OUT")
+    enc.add_argument("--passphrase-env", metavar="VAR", help=argparse.SUPPRESS)
+    enc.add_argument("input", nargs="?")
+
+    dec = sub.add_parser("decrypt", help="open a sealed file")
+    dec.add_argument("-i", "--identity", action="append", default=[])
+    dec.add_argument("-o", "--output", metavar="OUT")
+    dec.add_argument("--passphrase-env", metavar="VAR", help=argparse.SUPPRESS)
+    dec.add_argument("input", nargs="?")
+    return parser
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise _Failure("cannot read %s: %s" % (path, exc.strerror)) from None
+
+
+def _passphrase(env: str | None, confirm: bool) -> str:
+    if env:
+        value = os.environ.get(env)
+        if not value:
+            raise _Failure("environment variable %s is empty" % env)
+        return value
+    try:
+        first = getpass.getpass("Passphrase: ")
+        if confirm and getpass.getpass("Confirm passphrase: ") != first:
+            raise _Failure("passphrases do not match")
+    except (EOFError, OSError):
+        raise _Failure("no terminal to read a passphrase from") from None
+    if not first:
+        raise _Failure("empty passphrase")
+    return first
+
+
+def _copy(src: BinaryIO, dst: BinaryIO) -> None:
+    while True:
+        block = src.read(_BLOCK)
+        if not block:
+            return
+        dst.write(block)
+
+
+def _keygen(args: argparse.Namespace) -> None:
+    if args.convert:
+        for identity in parse_identities_file(_read_text(args.convert)):
+            print(getattr(identity, "recipient"))
+        return
+    identity = X25519Identity.generate()
+    text = identity_file_text(identity, identity.recipient)
+    if args.output:
+        if os.path.exists(args.output):
+            raise _Failure("%s exists; refusing to overwrite an identity" % args.output)
+        write_secret_file(args.output, text)
+        print("Public key: %s" % identity.recipient, file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def _encrypt(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> None:
+    recipients: list[Recipient] = [parse_recipient(r) for r in args.recipient]
+    for path in args.recipients_file:
+        recipients.extend(parse_recipients_file(_read_text(path)))
+    if args.passphrase:
+        if recipients:
+            raise _Failure("-p cannot be combined with -r or -R")
+        recipients = [ScryptRecipient(_passphrase(args.passphrase_env, confirm=True))]
+    if not recipients:
+        raise _Failure("missing recipients: use -r, -R or -p")
+    if not args.armor and not args.output and stdout.isatty():
+        raise _Failure("refusing to write binary output to a terminal; use -a or -o")
+    _with_files(args, stdin, stdout, lambda src, dst: _seal(src, dst, recipients, args.armor))
+
+
+def _seal(src: BinaryIO, dst: BinaryIO, recipients: list[Recipient], armor: bool) -> None:
+    with seal(dst, recipients, armor=armor) as writer:
+        _copy(src, writer)  # type: ignore[arg-type]
+
+
+def _decrypt(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> None:
+    identities: list[Identity] = []
+    for path in args.identity:
+        identities.extend(parse_identities_file(_read_text(path)))
+
+    def run(src: BinaryIO, dst: BinaryIO) -> None:
+        source = Source(src)
+        found = identities
+        if not found:
+            # Without -i the file must be passphrase-sealed, as with age.
+            start = source.peek(256)
+            if is_armored(start) or b"\n-> scrypt " not in start:
+                raise _Failure("missing identity: use -i (or a passphrase-sealed file)")
+            found = [ScryptIdentity(_passphrase(args.passphrase_env, confirm=False))]
+        _copy(unseal(source, found), dst)  # type: ignore[arg-type]
+
+    _with_files(args, stdin, stdout, run)
+
+
+def _with_files(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO, work) -> None:  # type: ignore[no-untyped-def]
+    src = stdin
+    if args.input and args.input != "-":
+        try:
+            src = open(args.input, "rb")
+        except OSError as exc:
+            raise _Failure("cannot open %s: %s" % (args.input, exc.strerror)) from None
+    try:
+        if not args.output or args.output == "-":
+            work(src, stdout)
+            stdout.flush()
+            return
+        try:
+            dst = open(args.output, "xb")
+        except FileExistsError:
+            raise _Failure("%s exists; refusing to overwrite it" % args.output) from None
+        except OSError as exc:
+            raise _Failure("cannot create %s: %s" % (args.output, exc.strerror)) from None
+        try:
+            with dst:
+                work(src, dst)
+        except BaseException:
+            os.unlink(args.output)
+            raise
+    finally:
+        if src is not stdin:
+            src.close()
+
+
+def main(argv: Sequence[str] | None = None, stdin: BinaryIO | None = None,
+         stdout: BinaryIO | None = None) -> int:
+    args = _parser().parse_args(argv)
+    stdin = stdin or sys.stdin.buffer
+    stdout = stdout or sys.stdout.buffer
+    try:
+        if args.command == "keygen":
+            _keygen(args)
+        elif args.command == "encrypt":
+            _encrypt(args, stdin, stdout)
+        else:
+            _decrypt(args, stdin, stdout)
+    except (_Failure, AgeError, ValueError) as exc:
+        print("error: %s" % exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
