@@ -1,0 +1,217 @@
+"""Sealed-blob storage in the database.
+
+Every item is sealed to the active recipients as an ordinary age file, then stored as its
+header (one column, so sharing rewrites only the header) and its payload split into
+1 MiB chunk rows, all inside the caller's transaction. Nothing here ever holds a private
+key except :func:`open_blob`, which only the review side calls with an unlocked identity.
+
+Statements are padded before sealing (see :func:`pad_document`) so the ciphertext length
+only reveals a size bucket.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import crypto
+
+from .models import BlobChunk, BlobRecipient, Recipient, SealedBlob
+
+CHUNK_BYTES = 1024 * 1024
+# Smallest bucket 4 KiB, then doubling: a statement of 100,000 Cyrillic characters
+# (about 200 KB in UTF-8) lands in the 256 KiB bucket.
+PAD_BUCKETS = [4096 << i for i in range(12)]
+
+
+class _ChunkSink(io.RawIOBase):
+    """Receives ciphertext and stores it as chunk rows of the given blob."""
+
+    def __init__(self, session: Session, blob: SealedBlob) -> None:
+        super().__init__()
+        self._session = session
+        self._blob = blob
+        self._buf = bytearray()
+        self.size = 0
+        self.seq = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self._buf += data
+        while len(self._buf) >= CHUNK_BYTES:
+            self._emit(bytes(self._buf[:CHUNK_BYTES]))
+            del self._buf[:CHUNK_BYTES]
+        return len(data)
+
+    def _emit(self, data: bytes) -> None:
+        self._session.add(BlobChunk(blob_id=self._blob.id, seq=self.seq, data=data))
+        self.seq += 1
+        self.size += len(data)
+        if self.seq % 8 == 0:
+            self._session.flush()  # keep the unit of work, and so memory, small
+
+    def finish(self) -> None:
+        if self._buf:
+            self._emit(bytes(self._buf))
+            self._buf.clear()
+
+
+class _HeaderSplitter(io.RawIOBase):
+    """Keeps the age header apart and passes everything after it to the chunk sink."""
+
+    def __init__(self, sink: _ChunkSink) -> None:
+        super().__init__()
+        self.sink = sink
+        self.header = b""
+        self._head = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        if self.header:
+            return self.sink.write(data)
+        self._head += data
+        mac = self._head.find(b"\n--- ")
+        end = self._head.find(b"\n", mac + 1) if mac >= 0 else -1
+        if end >= 0:
+            self.header = bytes(self._head[: end + 1])
+            self.sink.write(self._head[end + 1 :])
+            self._head.clear()
+        return len(data)
+
+
+class BlobWriter(io.RawIOBase):
+    """A writer that seals into a new :class:`SealedBlob`; ``close()`` finishes it.
+
+    ``extra`` keys are sealed to as well but are not registered recipients (a witness's
+    reply key).
+    """
+
+    def __init__(self, session: Session, recipients: list[Recipient],
+                 extra: Iterable[crypto.Recipient] = ()) -> None:
+        super().__init__()
+        if not recipients:
+            raise NoRecipientsError("no active recipient: nothing can be sealed")
+        self.blob = SealedBlob(header=b"", payload_size=0, chunk_count=0)
+        session.add(self.blob)
+        session.flush()
+        for recipient in recipients:
+            session.add(BlobRecipient(blob_id=self.blob.id, recipient_id=recipient.id))
+        self._sink = _ChunkSink(session, self.blob)
+        self._splitter = _HeaderSplitter(self._sink)
+        keys = [crypto.parse_recipient(r.public_key) for r in recipients] + list(extra)
+        self._writer = crypto.seal(self._splitter, keys)  # type: ignore[arg-type]
+        self.blob.header = self._splitter.header
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        return self._writer.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._writer.close()
+            self._sink.finish()
+            self.blob.payload_size = self._sink.size
+            self.blob.chunk_count = self._sink.seq
+            super().close()
+
+
+class NoRecipientsError(RuntimeError):
+    """Raised instead of accepting anything that nobody could read."""
+
+
+def active_recipients(session: Session) -> list[Recipient]:
+    return list(
+        session.scalars(select(Recipient).where(Recipient.active.is_(True)).order_by(Recipient.id))
+    )
+
+
+def seal_blob(session: Session, recipients: list[Recipient], data: bytes,
+              extra: Iterable[crypto.Recipient] = ()) -> SealedBlob:
+    """Seal ``data`` into a new blob (see :class:`BlobWriter`)."""
+    with BlobWriter(session, recipients, extra) as writer:
+        writer.write(data)
+    return writer.blob
+
+
+def pad_document(document: dict[str, object]) -> bytes:
+    """JSON of ``document`` padded with a ``pad`` field of spaces to the next bucket.
+
+    The sealed length then says only which bucket a statement falls in. The result is
+    plain JSON, readable offline after ``age -d``.
+    """
+    body = json.dumps({**document, "pad": ""}, ensure_ascii=False, sort_keys=True).encode()
+    target = next((b for b in PAD_BUCKETS if b >= len(body)), len(body))
+    return json.dumps(
+        {**document, "pad": " " * (target - len(body))}, ensure_ascii=False, sort_keys=True
+    ).encode()
+
+
+def unpad_document(data: bytes) -> dict[str, object]:
+    document = json.loads(data.decode("utf-8"))
+    document.pop("pad", None)
+    return document  # type: ignore[no-any-return]
+
+
+def _chunks(session: Session, blob_id: int) -> Iterator[bytes]:
+    seq = 0
+    while True:
+        rows = list(
+            session.scalars(
+                select(BlobChunk.data)
+                .where(BlobChunk.blob_id == blob_id, BlobChunk.seq >= seq)
+                .order_by(BlobChunk.seq)
+                .limit(8)
+            )
+        )
+        if not rows:
+            return
+        yield from rows
+        seq += len(rows)
+
+
+class _ChunkReader(io.RawIOBase):
+    def __init__(self, header: bytes, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._pending = header
+        self._chunks = chunks
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            nxt = next(self._chunks, None)
+            if nxt is None:
+                return 0
+            self._pending = nxt
+        n = min(len(buffer), len(self._pending))
+        memoryview(buffer)[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def sealed_stream(session: Session, blob: SealedBlob) -> BinaryIO:
+    """The blob as an age file (header then payload), streamed from the database."""
+    return io.BufferedReader(_ChunkReader(blob.header, _chunks(session, blob.id)),
+                             buffer_size=CHUNK_BYTES)
+
+
+def open_blob(session: Session, blob: SealedBlob,
+              identities: Iterable[crypto.Identity]) -> BinaryIO:
+    """A plaintext reader of ``blob``. Review side only: it needs a private key."""
+    return crypto.unseal(sealed_stream(session, blob), identities, armor=False)  # type: ignore[return-value]
+
+
+def read_blob(session: Session, blob: SealedBlob, identities: Iterable[crypto.Identity]) -> bytes:
+    return open_blob(session, blob, identities).read()

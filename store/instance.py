@@ -1,0 +1,103 @@
+"""Creating and migrating an instance, and its first-run keys.
+
+``testimony init`` is idempotent: it migrates the database to the newest schema and, on
+first run only, generates the organisation's recovery key. The recovery identity is
+written once into the instance folder for the operator to move offline; its public key
+becomes a permanent recipient, so no forgotten password can lose evidence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import crypto
+from crypto.keys import identity_file_text, write_secret_file
+
+from . import audit
+from .db import Database
+from .models import InstanceValue, Recipient
+from .settings import Settings
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+RECOVERY_FILE = "recovery-key.txt"
+
+
+def alembic_config(settings: Settings) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
+    config.attributes["settings"] = settings
+    return config
+
+
+def migrate(settings: Settings, revision: str = "head") -> None:
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(settings), revision)
+
+
+def instance_value(session: Session, name: str, make: bytes | None = None) -> bytes:
+    row = session.get(InstanceValue, name)
+    if row is None:
+        if make is None:
+            raise LookupError("instance value %r is missing: run `testimony init`" % name)
+        row = InstanceValue(name=name, value=make)
+        session.add(row)
+        session.flush()
+    return row.value
+
+
+def new_identity(settings: Settings) -> crypto.X25519Identity:
+    if settings.recipient_keys == "pq":
+        hybrid = getattr(crypto, "HybridIdentity", None)
+        if hybrid is None:
+            raise SystemExit("TESTIMONY_RECIPIENT_KEYS=pq needs hybrid key support")
+        return hybrid.generate()  # type: ignore[no-any-return]
+    return crypto.X25519Identity.generate()
+
+
+def today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def init(settings: Settings, out=print) -> Path | None:  # type: ignore[no-untyped-def]
+    """Migrate, and on first run create the recovery key. Returns its path if created."""
+    migrate(settings)
+    db = Database(settings)
+    created: Path | None = None
+    try:
+        with db.transaction() as session:
+            instance_value(session, "receipt_salt", make=os.urandom(16))
+            has_recovery = session.scalars(
+                select(Recipient).where(Recipient.kind == "recovery")
+            ).first()
+            if not has_recovery:
+                identity = new_identity(settings)
+                created = settings.instance_path / RECOVERY_FILE
+                write_secret_file(str(created), identity_file_text(identity, identity.recipient))
+                recipient = Recipient(public_key=str(identity.recipient), kind="recovery",
+                                      label="organisation recovery key", active=True,
+                                      created_on=today())
+                session.add(recipient)
+                session.flush()
+                audit.append(session, "operator", "recipient.add", "recipient:%d" % recipient.id,
+                             {"kind": "recovery", "public_key": str(identity.recipient)})
+    finally:
+        db.dispose()
+    if created:
+        bar = "!" * 78
+        out(bar)
+        out("The organisation's RECOVERY KEY was written to:\n    %s" % created)
+        out("Every testimony is sealed to it. Copy it to offline storage (paper, an")
+        out("encrypted USB stick kept apart), then DELETE it from this server:")
+        out("    shred -u %s" % created)
+        out("Whoever holds this file can read all testimony. Without it, testimony whose")
+        out("reviewers forgot their passwords is lost.")
+        out(bar)
+    return created

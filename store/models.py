@@ -1,0 +1,183 @@
+"""The database schema, shared by both faces.
+
+What is stored in the clear is only what reviewers must sort and count by without
+unsealing anything: status, the chosen place from the gazetteer, the witness's relation to
+events, consent, the interface language, the day of receipt. Everything a witness wrote or
+uploaded, their contact details, reviewer notes and replies live in :class:`SealedBlob`
+rows as age files. Times are kept to the day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Recipient(Base):
+    """An age public key every new item is sealed to while ``active``."""
+
+    __tablename__ = "recipient"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_key: Mapped[str] = mapped_column(Text, unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "recovery" | "reviewer"
+    label: Mapped[str] = mapped_column(String(120))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_on: Mapped[dt.date] = mapped_column(Date)
+
+
+class SealedBlob(Base):
+    """One age file: its header apart (so sharing rewrites only it) and its payload in
+    chunks (so one transaction holds a testimony and all its files)."""
+
+    __tablename__ = "sealed_blob"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    header: Mapped[bytes] = mapped_column(LargeBinary)
+    payload_size: Mapped[int] = mapped_column(Integer, default=0)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    chunks: Mapped[list[BlobChunk]] = relationship(
+        back_populates="blob", cascade="all, delete-orphan", order_by="BlobChunk.seq",
+        lazy="noload",
+    )
+
+
+class BlobChunk(Base):
+    __tablename__ = "blob_chunk"
+    blob_id: Mapped[int] = mapped_column(
+        ForeignKey("sealed_blob.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    blob: Mapped[SealedBlob] = relationship(back_populates="chunks")
+
+
+class BlobRecipient(Base):
+    """Which registered recipients a blob's header currently names."""
+
+    __tablename__ = "blob_recipient"
+    blob_id: Mapped[int] = mapped_column(
+        ForeignKey("sealed_blob.id", ondelete="CASCADE"), primary_key=True
+    )
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipient.id"), primary_key=True)
+
+
+class Witness(Base):
+    """The person behind a receipt: only an Argon2id hash of the code and the public key
+    replies are sealed to (its private key is derived from the code, never stored)."""
+
+    __tablename__ = "witness"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    receipt_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    reply_public_key: Mapped[str] = mapped_column(Text)
+    testimony: Mapped[Testimony] = relationship(back_populates="witness")
+
+
+class Testimony(Base):
+    __tablename__ = "testimony"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    witness_id: Mapped[int] = mapped_column(ForeignKey("witness.id"), unique=True)
+    received_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    status: Mapped[str] = mapped_column(String(20), default="new", index=True)
+    language: Mapped[str] = mapped_column(String(8))
+    place: Mapped[str] = mapped_column(String(40))  # gazetteer code or "other"
+    relation: Mapped[str] = mapped_column(String(20))
+    consent: Mapped[str] = mapped_column(String(20))  # "counts" | "quotes"
+    details_blob_id: Mapped[int] = mapped_column(ForeignKey("sealed_blob.id"))
+    contact_blob_id: Mapped[int | None] = mapped_column(ForeignKey("sealed_blob.id"))
+
+    witness: Mapped[Witness] = relationship(back_populates="testimony")
+    statements: Mapped[list[Statement]] = relationship(
+        back_populates="testimony", order_by="Statement.id"
+    )
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="testimony", order_by="Attachment.id"
+    )
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="testimony", order_by="Message.id"
+    )
+
+
+class Statement(Base):
+    """A sealed, size-padded statement: the first one or a later addition."""
+
+    __tablename__ = "statement"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    testimony_id: Mapped[int] = mapped_column(ForeignKey("testimony.id"), index=True)
+    received_on: Mapped[dt.date] = mapped_column(Date)
+    blob_id: Mapped[int] = mapped_column(ForeignKey("sealed_blob.id"))
+    testimony: Mapped[Testimony] = relationship(back_populates="statements")
+
+
+class Attachment(Base):
+    """An uploaded file: the original bit for bit, a metadata-stripped working copy for
+    images, and a metadata record (SHA-256, EXIF, declared name) — each sealed."""
+
+    __tablename__ = "attachment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    testimony_id: Mapped[int] = mapped_column(ForeignKey("testimony.id"), index=True)
+    received_on: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(10))  # image | audio | video | pdf
+    original_blob_id: Mapped[int] = mapped_column(ForeignKey("sealed_blob.id"))
+    working_blob_id: Mapped[int | None] = mapped_column(ForeignKey("sealed_blob.id"))
+    metadata_blob_id: Mapped[int] = mapped_column(ForeignKey("sealed_blob.id"))
+    testimony: Mapped[Testimony] = relationship(back_populates="attachments")
+
+
+class Message(Base):
+    """A reviewer's question or answer to the witness, sealed to the witness's reply key
+    and to the reviewers."""
+
+    __tablename__ = "message"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    testimony_id: Mapped[int] = mapped_column(ForeignKey("testimony.id"), index=True)
+    sent_on: Mapped[dt.date] = mapped_column(Date)
+    blob_id: Mapped[int] = mapped_column(ForeignKey("sealed_blob.id"))
+    testimony: Mapped[Testimony] = relationship(back_populates="messages")
+
+
+class AuditEvent(Base):
+    """One link of the append-only, hash-chained audit log."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (UniqueConstraint("seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(60))
+    subject: Mapped[str] = mapped_column(String(120))
+    details: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class InstanceValue(Base):
+    """Per-instance constants that are not secret, such as the receipt salt."""
+
+    __tablename__ = "instance_value"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)

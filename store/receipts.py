@@ -1,0 +1,70 @@
+"""Witness receipts: the only way back to a testimony.
+
+A receipt is 20 random decimal digits (66 bits) in five groups of four: easy to write
+down and to read aloud in any language. It is never stored. One Argon2id derivation with
+the instance salt turns it into a master secret; from that, HKDF derives
+
+* the lookup hash stored in ``witness.receipt_hash``, and
+* the witness's X25519 reply key, whose public half is stored so reviewers can seal
+  replies the witness alone can open with the code.
+
+A seized database therefore yields neither the codes nor the replies without an
+Argon2id guess per candidate code, over 2^66 candidates.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from argon2.low_level import Type, hash_secret_raw
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+import crypto
+
+from .settings import Settings
+
+DIGITS = 20
+GROUP = 4
+_NON_DIGITS = re.compile(r"[\s\-–—.]")
+
+
+def new_code() -> str:
+    number = secrets.randbelow(10**DIGITS)
+    digits = str(number).zfill(DIGITS)
+    return " ".join(digits[i : i + GROUP] for i in range(0, DIGITS, GROUP))
+
+
+def normalize(text: str) -> str | None:
+    """The code's digits, or None if ``text`` cannot be a receipt. Spaces, dashes and
+    dots are ignored; digits from other scripts are not accepted."""
+    digits = _NON_DIGITS.sub("", text or "")
+    if len(digits) != DIGITS or not digits.isascii() or not digits.isdigit():
+        return None
+    return digits
+
+
+def _hkdf(master: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(master)
+
+
+class ReceiptKeys:
+    """What a receipt code derives: its lookup hash and the witness's reply identity."""
+
+    def __init__(self, settings: Settings, salt: bytes, digits: str) -> None:
+        master = hash_secret_raw(
+            secret=digits.encode("ascii"),
+            salt=salt,
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=1,
+            hash_len=32,
+            type=Type.ID,
+        )
+        self.lookup_hash = _hkdf(master, b"testimony receipt lookup").hex()
+        self.reply_identity = crypto.X25519Identity(_hkdf(master, b"testimony reply key"))
+
+    @property
+    def reply_recipient(self) -> crypto.X25519Recipient:
+        return self.reply_identity.recipient

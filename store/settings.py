@@ -1,0 +1,96 @@
+"""Every setting of Testimony, read from the environment in one place.
+
+| variable | default |
+|---|---|
+| TESTIMONY_INSTANCE_PATH | ./instance |
+| TESTIMONY_DATABASE_URL | SQLite (WAL) at INSTANCE/testimony.sqlite3 |
+| TESTIMONY_LIMITER_STORAGE_URI | memory:// |
+| TESTIMONY_SECRET_KEY | generated once into INSTANCE/secret_key |
+| TESTIMONY_MAX_FILE_MIB | 50 |
+| TESTIMONY_MAX_SUBMISSION_MIB | 200 |
+| TESTIMONY_SUBMISSIONS_PER_HOUR | 600 (global budget over all witnesses) |
+| TESTIMONY_FOLLOW_UPS_PER_HOUR | 30 (per receipt) |
+| TESTIMONY_ARGON2_MEMORY_KIB / _TIME_COST | 65536 / 3 (receipts) |
+| TESTIMONY_PAGE_TITLE | "Notes" (neutral title shown in browser history) |
+| TESTIMONY_RECIPIENT_KEYS | x25519, or pq for hybrid ML-KEM-768 + X25519 keys |
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit("%s must be an integer, not %r" % (name, value)) from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_path: Path
+    database_url: str
+    limiter_storage_uri: str = "memory://"
+    secret_key: bytes = field(default=b"", repr=False)
+    max_file_size: int = 50 * MIB
+    max_submission_size: int = 200 * MIB
+    submissions_per_hour: int = 600
+    follow_ups_per_hour: int = 30
+    argon2_memory_kib: int = 65536
+    argon2_time_cost: int = 3
+    page_title: str = "Notes"
+    recipient_keys: str = "x25519"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_changes(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _secret_key(instance: Path, env: dict[str, str]) -> bytes:
+    if env.get("TESTIMONY_SECRET_KEY"):
+        return env["TESTIMONY_SECRET_KEY"].encode()
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def load(env: dict[str, str] | None = None) -> Settings:
+    """Settings from ``env`` (default: the process environment)."""
+    env = dict(os.environ if env is None else env)
+    instance = Path(env.get("TESTIMONY_INSTANCE_PATH") or "instance").resolve()
+    database_url = env.get("TESTIMONY_DATABASE_URL") or "sqlite:///%s" % (
+        instance / "testimony.sqlite3"
+    )
+    keys = env.get("TESTIMONY_RECIPIENT_KEYS", "x25519")
+    if keys not in ("x25519", "pq"):
+        raise SystemExit("TESTIMONY_RECIPIENT_KEYS must be 'x25519' or 'pq'")
+    return Settings(
+        instance_path=instance,
+        database_url=database_url,
+        limiter_storage_uri=env.get("TESTIMONY_LIMITER_STORAGE_URI") or "memory://",
+        secret_key=_secret_key(instance, env),
+        max_file_size=_int(env, "TESTIMONY_MAX_FILE_MIB", 50) * MIB,
+        max_submission_size=_int(env, "TESTIMONY_MAX_SUBMISSION_MIB", 200) * MIB,
+        submissions_per_hour=_int(env, "TESTIMONY_SUBMISSIONS_PER_HOUR", 600),
+        follow_ups_per_hour=_int(env, "TESTIMONY_FOLLOW_UPS_PER_HOUR", 30),
+        argon2_memory_kib=_int(env, "TESTIMONY_ARGON2_MEMORY_KIB", 65536),
+        argon2_time_cost=_int(env, "TESTIMONY_ARGON2_TIME_COST", 3),
+        page_title=env.get("TESTIMONY_PAGE_TITLE") or "Notes",
+        recipient_keys=keys,
+    )
