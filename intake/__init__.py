@@ -1,0 +1,212 @@
+"""The witness face: a small server-rendered site that works with JavaScript off.
+
+``create_app()`` builds it from :mod:`store.settings`. The intake holds only public keys:
+it seals what witnesses send and cannot read any of it back, except replies sealed to a
+witness's own receipt key, and only while that witness is on the page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from typing import Any
+
+from flask import Flask, Request, g, redirect, render_template, request, url_for
+from flask_babel import Babel
+from flask_babel import gettext as _
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from store import settings as settings_module
+from store.db import Database
+from store.settings import Settings
+from store.vocabulary import DEFAULT_LANGUAGE, LANGUAGES
+
+from .spool import SealedSpool, UploadBudget
+
+FORM_FIELDS_BYTES = 2 * 1024 * 1024  # all text fields together, Cyrillic included
+
+
+class IntakeRequest(Request):
+    """A request whose uploads are spooled encrypted (see :mod:`intake.spool`)."""
+
+    max_form_memory_size = FORM_FIELDS_BYTES
+    max_form_parts = 1000
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None,
+                         content_length: int | None = None) -> Any:
+        budget = getattr(self, "_upload_budget", None)
+        if budget is None:
+            settings: Settings = self.app_settings  # type: ignore[attr-defined]
+            budget = UploadBudget(per_file=settings.max_file_size,
+                                  remaining=settings.max_submission_size)
+            self._upload_budget = budget
+        return SealedSpool(budget)
+
+    @property
+    def app_settings(self) -> Settings:
+        from flask import current_app
+
+        return current_app.config["TESTIMONY_SETTINGS"]  # type: ignore[no-any-return]
+
+    @property
+    def upload_budget(self) -> UploadBudget | None:
+        return getattr(self, "_upload_budget", None)
+
+
+def client_key() -> str:
+    """A keyed hash of the client address, rotating daily; the address is never kept."""
+    import datetime as dt
+
+    from flask import current_app
+
+    secret = current_app.config["TESTIMONY_SETTINGS"].secret_key
+    day = dt.datetime.now(dt.UTC).date().isoformat().encode()
+    address = (request.remote_addr or "").encode()
+    return hmac.new(secret + b"|" + day, address, hashlib.sha256).hexdigest()[:32]
+
+
+limiter = Limiter(client_key, strategy="fixed-window", headers_enabled=False)
+
+
+def choose_language() -> str:
+    lang = getattr(g, "lang", None)
+    if lang in LANGUAGES:
+        return lang  # type: ignore[no-any-return]
+    return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
+
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": (
+        "camera=(), microphone=(), geolocation=(), interest-cohort=(), payment=(), usb=()"
+    ),
+}
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> Flask:
+    settings = settings or settings_module.load()
+    app = Flask(__name__)
+    app.request_class = IntakeRequest
+    app.config.update(
+        TESTIMONY_SETTINGS=settings,
+        SECRET_KEY=hashlib.sha256(b"intake|" + settings.secret_key).hexdigest(),
+        # The hard ceiling: the submission cap plus room for the text fields. Below it,
+        # caps are enforced while receiving so the form comes back with what was typed.
+        MAX_CONTENT_LENGTH=settings.max_submission_size + 64 * 1024 * 1024,
+        SESSION_COOKIE_NAME="s",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        # A slow upload over Tor can take an hour or more: tokens last the browser session.
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_SSL_STRICT=False,
+        WTF_I18N_ENABLED=True,
+        BABEL_DEFAULT_LOCALE=DEFAULT_LANGUAGE,
+        BABEL_TRANSLATION_DIRECTORIES="translations",
+        RATELIMIT_STORAGE_URI=settings.limiter_storage_uri,
+        RATELIMIT_KEY_PREFIX="intake",
+        RATELIMIT_SWALLOW_ERRORS=False,
+    )
+    app.extensions["testimony_db"] = db or Database(settings)
+    # Access logs would record addresses; the development server's logger is silenced.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    Babel(app, locale_selector=choose_language)
+    CSRFProtect(app)
+    limiter.init_app(app)
+
+    from . import views
+
+    app.register_blueprint(views.welcome)
+    app.register_blueprint(views.submit)
+    app.register_blueprint(views.follow_up)
+
+    @app.context_processor
+    def page_context() -> dict[str, Any]:
+        return {"page_title": settings.page_title, "languages": LANGUAGE_LABELS,
+                "switch_url": _switch_url}
+
+    @app.route("/")
+    def root() -> Any:
+        return redirect(url_for("welcome.index", lang=choose_language()))
+
+    @app.after_request
+    def headers(response: Any) -> Any:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers[name] = value
+        response.headers.pop("Server", None)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        return _error_page(error.code or 500)
+
+    @app.errorhandler(RateLimitExceeded)
+    def too_many(error: RateLimitExceeded) -> Any:
+        return _error_page(429)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge) -> Any:
+        return _error_page(413)
+
+    @app.errorhandler(Exception)
+    def crash(error: Exception) -> Any:
+        if app.testing:
+            raise error
+        # Log the kind of failure only: never request data, which may be testimony.
+        app.logger.error("internal error: %s", type(error).__name__)
+        return _error_page(500)
+
+    @app.teardown_request
+    def close_spools(_exc: BaseException | None) -> None:
+        budget = getattr(request, "upload_budget", None) if request else None
+        if budget:
+            for spool in budget.spools:
+                spool.close()
+
+    return app
+
+
+LANGUAGE_LABELS = [("ru", "Русский"), ("kk", "Қазақша"), ("en", "English")]
+
+
+def _switch_url(lang: str) -> str:
+    """The current page in another language (a form page comes back empty)."""
+    if request.endpoint and request.url_rule and "lang" in request.url_rule.arguments:
+        return url_for(request.endpoint, **{**(request.view_args or {}), "lang": lang})
+    return url_for("welcome.index", lang=lang)
+
+
+ERROR_TEXT = {
+    400: "bad_request",
+    404: "not_found",
+    405: "not_found",
+    413: "too_large",
+    429: "too_many",
+    500: "server_error",
+    503: "not_ready",
+}
+
+
+def _error_page(code: int) -> Any:
+    kind = ERROR_TEXT.get(code, "server_error" if code >= 500 else "bad_request")
+    return render_template("error.html", kind=kind), code
+
+
+__all__ = ["create_app", "limiter", "_"]

@@ -39,7 +39,7 @@ def append(session: Session, actor: str, action: str, subject: str = "",
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
     last = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     if day_only:
         now = now.replace(hour=0, minute=0, second=0)
     seq = last.seq + 1 if last else 1

@@ -63,7 +63,7 @@ def new_identity(settings: Settings) -> crypto.X25519Identity:
 
 
 def today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.now(dt.UTC).date()
 
 
 def init(settings: Settings, out=print) -> Path | None:  # type: ignore[no-untyped-def]

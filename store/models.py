@@ -101,6 +101,7 @@ class Testimony(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     witness_id: Mapped[int] = mapped_column(ForeignKey("witness.id"), unique=True)
     received_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    updated_on: Mapped[dt.date] = mapped_column(Date, index=True)
     status: Mapped[str] = mapped_column(String(20), default="new", index=True)
     language: Mapped[str] = mapped_column(String(8))
     place: Mapped[str] = mapped_column(String(40))  # gazetteer code or "other"

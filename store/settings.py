@@ -12,6 +12,7 @@
 | TESTIMONY_FOLLOW_UPS_PER_HOUR | 30 (per receipt) |
 | TESTIMONY_ARGON2_MEMORY_KIB / _TIME_COST | 65536 / 3 (receipts) |
 | TESTIMONY_PAGE_TITLE | "Notes" (neutral title shown in browser history) |
+| TESTIMONY_COOKIE_SECURE | off (set to 1 when served over HTTPS) |
 | TESTIMONY_RECIPIENT_KEYS | x25519, or pq for hybrid ML-KEM-768 + X25519 keys |
 """
 
@@ -49,6 +50,7 @@ class Settings:
     argon2_time_cost: int = 3
     page_title: str = "Notes"
     recipient_keys: str = "x25519"
+    cookie_secure: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -93,4 +95,5 @@ def load(env: dict[str, str] | None = None) -> Settings:
         argon2_time_cost=_int(env, "TESTIMONY_ARGON2_TIME_COST", 3),
         page_title=env.get("TESTIMONY_PAGE_TITLE") or "Notes",
         recipient_keys=keys,
+        cookie_secure=env.get("TESTIMONY_COOKIE_SECURE", "") in ("1", "true", "yes"),
     )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 21:26:51.592979
+Create Date: 2026-11-24 21:27:48.663381
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('witness_id', sa.Integer(), nullable=False),
     sa.Column('received_on', sa.Date(), nullable=False),
+    sa.Column('updated_on', sa.Date(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('language', sa.String(length=8), nullable=False),
     sa.Column('place', sa.String(length=40), nullable=False),
@@ -95,6 +96,7 @@ def upgrade() -> None:
     with op.batch_alter_table('testimony', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_testimony_received_on'), ['received_on'], unique=False)
         batch_op.create_index(batch_op.f('ix_testimony_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_testimony_updated_on'), ['updated_on'], unique=False)
 
     op.create_table('attachment',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -155,6 +157,7 @@ def downgrade() -> None:
 
     op.drop_table('attachment')
     with op.batch_alter_table('testimony', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_testimony_updated_on'))
         batch_op.drop_index(batch_op.f('ix_testimony_status'))
         batch_op.drop_index(batch_op.f('ix_testimony_received_on'))
 

@@ -1,0 +1,241 @@
+"""The witness's pages, as three blueprints named for what a witness does:
+``welcome`` (read how it works), ``submit`` (give testimony), ``follow_up`` (come back
+with the receipt to read questions and add more). Every URL starts with the language."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from flask import Blueprint, abort, current_app, g, render_template, request
+from flask_babel import gettext as _
+from werkzeug.datastructures import FileStorage
+
+from store.db import Database
+from store.settings import MIB, Settings
+from store.vocabulary import LANGUAGES
+
+from . import limiter, submission
+from .forms import AddForm, ReceiptForm, TestimonyForm, place_choices
+from .spool import SealedSpool
+
+UPLOAD_MESSAGES = {
+    "file_too_large": "“%(name)s” is too large. Each file can be up to %(mib)s MB.",
+    "file_empty": "“%(name)s” is empty.",
+    "file_type": "“%(name)s” is not a photo, audio, video or PDF file we can accept.",
+    "image_corrupt": "“%(name)s” looks like a photo but cannot be opened. It may be damaged.",
+    "image_too_many_pixels": "“%(name)s” has too many pixels to open safely.",
+}
+
+
+def _upload_message(reason: str, name: str, settings: Settings) -> str:
+    # The literal strings are listed for the catalogue; gettext translates at request time.
+    return _(UPLOAD_MESSAGES[reason], name=name or "?", mib=settings.max_file_size // MIB)
+
+
+def _language_blueprint(name: str, prefix: str) -> Blueprint:
+    bp = Blueprint(name, __name__, url_prefix="/<lang>" + prefix)
+
+    @bp.url_value_preprocessor
+    def pull_lang(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        lang = (values or {}).pop("lang", None)
+        if lang not in LANGUAGES:
+            abort(404)
+        g.lang = lang
+
+    @bp.url_defaults
+    def add_lang(endpoint: str, values: dict[str, Any]) -> None:
+        values.setdefault("lang", g.get("lang"))
+
+    return bp
+
+
+welcome = _language_blueprint("welcome", "")
+submit = _language_blueprint("submit", "/testimony")
+follow_up = _language_blueprint("follow_up", "/receipt")
+
+
+def _db() -> Database:
+    return current_app.extensions["testimony_db"]  # type: ignore[no-any-return]
+
+
+def _settings() -> Settings:
+    return current_app.config["TESTIMONY_SETTINGS"]  # type: ignore[no-any-return]
+
+
+def _not_ready() -> Any:
+    return render_template("error.html", kind="not_ready"), 503
+
+
+@welcome.route("/")
+def index() -> Any:
+    return render_template("welcome.html")
+
+
+def _files(field_files: list[Any], errors: list[str]) -> list[submission.ReceivedFile]:
+    received = []
+    for storage in field_files:
+        if not isinstance(storage, FileStorage) or not storage.filename and not storage.stream:
+            continue
+        spool = storage.stream
+        if not isinstance(spool, SealedSpool):
+            continue
+        if not storage.filename and spool.size == 0:
+            continue  # the browser sends an empty part when no file was chosen
+        try:
+            received.append(submission.check_upload(
+                spool, storage.filename or "", storage.mimetype or ""))
+        except submission.UploadRefused as exc:
+            errors.append(_upload_message(exc.reason, exc.name, _settings()))
+    budget = request.upload_budget  # type: ignore[attr-defined]
+    if budget and budget.exceeded_total:
+        errors.append(_("All files together are too large. The limit is %(mib)s MB in all.",
+                        mib=_settings().max_submission_size // MIB))
+    return received
+
+
+def _check(form: Any) -> tuple[bool, bool]:
+    """Validate; return (fields valid, token expired). An expired token is never the
+    witness's fault, so it is reported apart and what they typed is shown again."""
+    form.validate()
+    token = getattr(form, "csrf_token", None)
+    expired = bool(token and token.errors)
+    if token is not None:
+        token.errors = []
+    return not form.errors, expired
+
+
+EXPIRED = ("This page was open for a long time, so we could not accept it yet. Everything "
+           "you typed is still here: please attach any files again and send it once more.")
+
+
+def _submit_limit() -> str:
+    return "%d/hour" % _settings().submissions_per_hour
+
+
+@submit.route("/", methods=["GET", "POST"])
+@limiter.limit(_submit_limit, key_func=lambda: "all-submissions", methods=["POST"],
+               scope="submit-global")
+@limiter.limit("30/hour", methods=["POST"], scope="submit-client")
+def form() -> Any:
+    settings = _settings()
+    form = TestimonyForm()
+    form.place.choices = place_choices(g.lang)
+    if not submission.is_ready(_db()):
+        return _not_ready()
+    if request.method == "GET":
+        return _render_form(form)
+    notices: list[str] = []
+    valid, expired = _check(form)
+    if expired:
+        return _render_form(form, notices=[_(EXPIRED)]), 400
+    file_errors: list[str] = []
+    files = _files(request.files.getlist(form.files.name), file_errors)
+    has_audio = any(f.type.kind == "audio" for f in files)
+    statement = (form.statement.data or "").strip()
+    if not statement and not has_audio:
+        form.statement.errors = [*form.statement.errors,
+                                 _("Please write what happened, or attach an audio recording.")]
+        valid = False
+    if form.website.data:
+        form.website.errors = [_("Please leave this field empty.")]
+        valid = False
+    if not valid or file_errors:
+        if file_errors or files:
+            notices.append(_("Files are not kept when the form comes back: please attach "
+                             "them again."))
+        return _render_form(form, file_errors=file_errors, notices=notices), 400
+    sub = submission.Submission(
+        statement=form.statement.data or "",
+        when_date=form.when_date.data,
+        when_approx=form.when_approx.data or "",
+        place=form.place.data or "",
+        place_other=form.place_other.data or "",
+        relation=form.relation.data,
+        consent=form.consent.data,
+        contact=form.contact.data or "",
+        language=g.lang,
+        files=files,
+    )
+    try:
+        code = submission.receive(_db(), settings, sub)
+    except submission.NotReady:
+        return _not_ready()
+    return render_template("receipt.html", code=code, files=len(files))
+
+
+def _render_form(form: TestimonyForm, file_errors: list[str] | None = None,
+                 notices: list[str] | None = None) -> str:
+    settings = _settings()
+    return render_template(
+        "submit.html", form=form, file_errors=file_errors or [], notices=notices or [],
+        max_file_mib=settings.max_file_size // MIB,
+        max_total_mib=settings.max_submission_size // MIB,
+    )
+
+
+def _receipt_key() -> str:
+    digits = "".join(c for c in request.form.get("receipt", "") if c.isdigit())[:40]
+    secret = _settings().secret_key
+    return "receipt:" + hmac.new(secret, digits.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _follow_up_limit() -> str:
+    return "%d/hour" % _settings().follow_ups_per_hour
+
+
+@follow_up.route("/", methods=["GET", "POST"])
+@limiter.limit("20/hour", methods=["POST"], scope="receipt-client")
+@limiter.limit("600/hour", key_func=lambda: "all-lookups", methods=["POST"],
+               scope="receipt-global")
+def lookup() -> Any:
+    form = ReceiptForm()
+    if request.method == "GET":
+        return render_template("receipt_lookup.html", form=form)
+    valid, expired = _check(form)
+    if expired or not valid:
+        return render_template("receipt_lookup.html", form=form,
+                               notices=[_(EXPIRED)] if expired else []), 400
+    found = submission.find(_db(), _settings(), form.receipt.data)
+    if found is None:
+        return render_template("receipt_lookup.html", form=form, failed=True), 404
+    keys, testimony_id = found
+    return _thread(form.receipt.data, keys, testimony_id, AddForm(formdata=None))
+
+
+def _thread(code: str, keys: Any, testimony_id: int, add_form: AddForm,
+            file_errors: list[str] | None = None, added: bool = False, status: int = 200
+            ) -> Any:
+    add_form.receipt.data = code
+    view = submission.follow_up(_db(), keys, testimony_id)
+    return render_template("thread.html", view=view, form=add_form,
+                           file_errors=file_errors or [], added=added,
+                           max_file_mib=_settings().max_file_size // MIB), status
+
+
+@follow_up.route("/add", methods=["POST"])
+@limiter.limit(_follow_up_limit, key_func=_receipt_key, methods=["POST"], scope="receipt-add")
+@limiter.limit("30/hour", methods=["POST"], scope="add-client")
+def add() -> Any:
+    form = AddForm()
+    found = submission.find(_db(), _settings(), form.receipt.data or "")
+    if found is None:
+        return render_template("receipt_lookup.html", form=ReceiptForm(formdata=None),
+                               failed=True), 404
+    keys, testimony_id = found
+    file_errors: list[str] = []
+    files = _files(request.files.getlist(form.files.name), file_errors)
+    valid, expired = _check(form)
+    if expired:
+        file_errors.insert(0, _(EXPIRED))
+    if expired or not valid or file_errors:
+        return _thread(form.receipt.data, keys, testimony_id, form, file_errors, status=400)
+    if not (form.statement.data or "").strip() and not files:
+        form.statement.errors = [_("Please write something or attach a file.")]
+        return _thread(form.receipt.data, keys, testimony_id, form, status=400)
+    try:
+        submission.add(_db(), testimony_id, form.statement.data or "", files)
+    except submission.NotReady:
+        return _not_ready()
+    return _thread(form.receipt.data, keys, testimony_id, AddForm(formdata=None), added=True)
