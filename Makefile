@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench lint run clean
+.PHONY: test bench lint run clean translations messages
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) translations
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -23,3 +23,17 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+
+# Message catalogues: compiled from the .po files whenever they change.
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard intake/translations/*/LC_MESSAGES/messages.po))
+%.mo: %.po $(STAMP)
+	$(VENV)/bin/pybabel compile --use-fuzzy -i $< -o $@ >/dev/null
+
+translations: $(CATALOGS)
+
+# After changing user-facing text: refresh the template and merge it into each language.
+messages: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k N_ --no-location --sort-output \
+		--project Testimony -o intake/translations/messages.pot . >/dev/null
+	$(VENV)/bin/pybabel update --no-fuzzy-matching -i intake/translations/messages.pot \
+		-d intake/translations >/dev/null

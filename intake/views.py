@@ -20,12 +20,20 @@ from . import limiter, submission
 from .forms import AddForm, ReceiptForm, TestimonyForm, place_choices
 from .spool import SealedSpool
 
+
+
+def N_(message: str) -> str:
+    """Mark a message for the catalogue; it is translated where it is shown."""
+    return message
+
+
 UPLOAD_MESSAGES = {
-    "file_too_large": "“%(name)s” is too large. Each file can be up to %(mib)s MB.",
-    "file_empty": "“%(name)s” is empty.",
-    "file_type": "“%(name)s” is not a photo, audio, video or PDF file we can accept.",
-    "image_corrupt": "“%(name)s” looks like a photo but cannot be opened. It may be damaged.",
-    "image_too_many_pixels": "“%(name)s” has too many pixels to open safely.",
+    "file_too_large": N_("“%(name)s” is too large. Each file can be up to %(mib)s MB."),
+    "file_empty": N_("“%(name)s” is empty."),
+    "file_type": N_("“%(name)s” is not a photo, audio, video or PDF file we can accept."),
+    "image_corrupt": N_("“%(name)s” looks like a photo but cannot be opened. "
+                        "It may be damaged."),
+    "image_too_many_pixels": N_("“%(name)s” has too many pixels to open safely."),
 }
 
 
@@ -106,8 +114,8 @@ def _check(form: Any) -> tuple[bool, bool]:
     return not form.errors, expired
 
 
-EXPIRED = ("This page was open for a long time, so we could not accept it yet. Everything "
-           "you typed is still here: please attach any files again and send it once more.")
+EXPIRED = N_("This page was open for a long time, so we could not accept it yet. Everything "
+             "you typed is still here: please attach any files again and send it once more.")
 
 
 def _submit_limit() -> str:
