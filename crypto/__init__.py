@@ -13,9 +13,13 @@ When to use what:
   (to share it with a new reviewer or drop a disabled one); the payload is not touched.
 
 Keys: :class:`X25519Identity` (``AGE-SECRET-KEY-1…``) and its :class:`X25519Recipient`
-(``age1…``) for people; :class:`ScryptRecipient` / :class:`ScryptIdentity` for a
-passphrase, which must be a file's only recipient. Private keys never leave memory here;
-storing them is the caller's business (Testimony seals them to a passphrase).
+(``age1…``) for people; :class:`HybridIdentity` (``AGE-SECRET-KEY-PQ-1…``) and its
+:class:`HybridRecipient` (``age1pq1…``), ML-KEM-768 + X25519, for items that must stay
+sealed even against a future quantum computer (:mod:`crypto.mlkem768x25519` explains why
+every recipient of such an item must then be hybrid); :class:`ScryptRecipient` /
+:class:`ScryptIdentity` for a passphrase, which must be a file's only recipient. Private
+keys never leave memory here; storing them is the caller's business (Testimony seals them
+to a passphrase).
 
 Failures raise a distinct subclass of :class:`AgeError`: :class:`HeaderError`,
 :class:`HeaderMACError`, :class:`NoIdentityMatchError`, :class:`PayloadError`,
@@ -47,6 +51,7 @@ from .keys import (
     parse_recipient,
     parse_recipients_file,
 )
+from .mlkem768x25519 import HybridIdentity, HybridRecipient
 from .scrypt import ScryptIdentity, ScryptRecipient
 from .stream import NONCE_SIZE, StreamReader, StreamWriter, payload_key
 from .x25519 import X25519Identity, X25519Recipient
@@ -54,7 +59,8 @@ from .x25519 import X25519Identity, X25519Recipient
 __all__ = [
     "AgeError", "ArmorError", "HeaderError", "HeaderMACError", "KeyFormatError",
     "NoIdentityMatchError", "PayloadError", "Header", "Stanza", "Identity", "Recipient",
-    "X25519Identity", "X25519Recipient", "ScryptIdentity", "ScryptRecipient",
+    "X25519Identity", "X25519Recipient", "HybridIdentity", "HybridRecipient",
+    "ScryptIdentity", "ScryptRecipient",
     "seal", "unseal", "seal_bytes", "unseal_bytes", "read_header", "unwrap_file_key",
     "add_recipients", "set_recipients", "rewrite_recipients", "parse_recipient",
     "parse_identity", "parse_recipients_file", "parse_identities_file",
