@@ -1,6 +1,7 @@
 """``python -m crypto``: the age and age-keygen command lines, for reviewers offline.
 
-    python -m crypto keygen [-o FILE]
+    python -m crypto keygen [--pq] [-o FILE]
+    python -m crypto keygen -y FILE
     python -m crypto encrypt (-r RECIPIENT… | -R FILE… | -p) [-a] [-o OUT] [IN]
     python -m crypto decrypt -i FILE… [-o OUT] [IN]
 
@@ -19,6 +20,7 @@ from typing import BinaryIO, Sequence
 
 from . import (
     AgeError,
+    HybridIdentity,
     ScryptIdentity,
     ScryptRecipient,
     X25519Identity,
@@ -45,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 
     keygen = sub.add_parser("keygen", help="generate an identity (like age-keygen)")
     keygen.add_argument("-o", "--output", metavar="FILE")
+    keygen.add_argument("--pq", action="store_true",
+                        help="a hybrid post-quantum identity (ML-KEM-768 + X25519, age1pq1…)")
     keygen.add_argument("-y", dest="convert", metavar="FILE",
                         help="print the recipient of the identity file FILE")
 
@@ -100,10 +104,12 @@ def _copy(src: BinaryIO, dst: BinaryIO) -> None:
 
 def _keygen(args: argparse.Namespace) -> None:
     if args.convert:
-        for identity in parse_identities_file(_read_text(args.convert)):
-            print(getattr(identity, "recipient"))
+        for found in parse_identities_file(_read_text(args.convert)):
+            print(found.recipient)  # type: ignore[attr-defined]
         return
-    identity = X25519Identity.generate()
+    identity: HybridIdentity | X25519Identity = (
+        HybridIdentity.generate() if args.pq else X25519Identity.generate()
+    )
     text = identity_file_text(identity, identity.recipient)
     if args.output:
         if os.path.exists(args.output):
