@@ -12,6 +12,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Serve the witness face on localhost with the embedded SQLite instance in ./instance.
+run: $(STAMP) translations
+	$(VENV)/bin/testimony init
+	@echo "Witness face: http://127.0.0.1:8080/"
+	$(VENV)/bin/gunicorn --bind 127.0.0.1:8080 --workers 2 --timeout 3600 wsgi:intake_app
+
 test: $(STAMP) translations
 	$(PY) -m pytest $(PYTEST_ARGS)
 

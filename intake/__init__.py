@@ -70,7 +70,25 @@ def client_key() -> str:
     return hmac.new(secret + b"|" + day, address, hashlib.sha256).hexdigest()[:32]
 
 
-limiter = Limiter(client_key, strategy="fixed-window", headers_enabled=False)
+def limited(limit: Any, *, key_func: Any = None, scope: str) -> Any:
+    """Mark a view with a rate limit; each app applies it with its own limiter, so two
+    apps (or tests) never share counters."""
+
+    def mark(view: Any) -> Any:
+        view.testimony_limits = [*getattr(view, "testimony_limits", []),
+                                 (limit, key_func, scope)]
+        return view
+
+    return mark
+
+
+def _apply_limits(app: Flask) -> Limiter:
+    limiter = Limiter(client_key, app=app, strategy="fixed-window", headers_enabled=False)
+    for endpoint, view in list(app.view_functions.items()):
+        for limit, key_func, scope in getattr(view, "testimony_limits", []):
+            view = limiter.limit(limit, key_func=key_func, methods=["POST"], scope=scope)(view)
+        app.view_functions[endpoint] = view
+    return limiter
 
 
 def choose_language() -> str:
@@ -129,13 +147,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     Babel(app, locale_selector=choose_language)
     CSRFProtect(app)
-    limiter.init_app(app)
 
     from . import views
 
     app.register_blueprint(views.welcome)
     app.register_blueprint(views.submit)
     app.register_blueprint(views.follow_up)
+    app.extensions["testimony_limiter"] = _apply_limits(app)
 
     @app.context_processor
     def page_context() -> dict[str, Any]:
@@ -209,4 +227,4 @@ def _error_page(code: int) -> Any:
     return render_template("error.html", kind=kind), code
 
 
-__all__ = ["create_app", "limiter", "_"]
+__all__ = ["create_app", "limited", "_"]

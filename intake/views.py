@@ -16,7 +16,7 @@ from store.db import Database
 from store.settings import MIB, Settings
 from store.vocabulary import LANGUAGES
 
-from . import limiter, submission
+from . import limited, submission
 from .forms import AddForm, ReceiptForm, TestimonyForm, place_choices
 from .spool import SealedSpool
 
@@ -123,9 +123,8 @@ def _submit_limit() -> str:
 
 
 @submit.route("/", methods=["GET", "POST"])
-@limiter.limit(_submit_limit, key_func=lambda: "all-submissions", methods=["POST"],
-               scope="submit-global")
-@limiter.limit("30/hour", methods=["POST"], scope="submit-client")
+@limited(_submit_limit, key_func=lambda: "all-submissions", scope="submit-global")
+@limited("30/hour", scope="submit-client")
 def form() -> Any:
     settings = _settings()
     form = TestimonyForm()
@@ -194,9 +193,8 @@ def _follow_up_limit() -> str:
 
 
 @follow_up.route("/", methods=["GET", "POST"])
-@limiter.limit("20/hour", methods=["POST"], scope="receipt-client")
-@limiter.limit("600/hour", key_func=lambda: "all-lookups", methods=["POST"],
-               scope="receipt-global")
+@limited("20/hour", scope="receipt-client")
+@limited("600/hour", key_func=lambda: "all-lookups", scope="receipt-global")
 def lookup() -> Any:
     form = ReceiptForm()
     if request.method == "GET":
@@ -223,8 +221,8 @@ def _thread(code: str, keys: Any, testimony_id: int, add_form: AddForm,
 
 
 @follow_up.route("/add", methods=["POST"])
-@limiter.limit(_follow_up_limit, key_func=_receipt_key, methods=["POST"], scope="receipt-add")
-@limiter.limit("30/hour", methods=["POST"], scope="add-client")
+@limited(_follow_up_limit, key_func=_receipt_key, scope="receipt-add")
+@limited("30/hour", scope="add-client")
 def add() -> Any:
     form = AddForm()
     found = submission.find(_db(), _settings(), form.receipt.data or "")

@@ -61,7 +61,7 @@ class SealedBlob(Base):
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     chunks: Mapped[list[BlobChunk]] = relationship(
         back_populates="blob", cascade="all, delete-orphan", order_by="BlobChunk.seq",
-        lazy="noload",
+        lazy="raise", passive_deletes=True,
     )
 
 
