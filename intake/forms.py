@@ -41,12 +41,13 @@ def readable_text(form: FlaskForm, field: StringField) -> None:
         raise ValidationError(_l("Some characters could not be read. Please type them again."))
     for char in value:
         if char not in _ALLOWED_CONTROLS and unicodedata.category(char) in ("Cc", "Cs"):
-            raise ValidationError(_l("The text contains invisible control characters."))
+            raise ValidationError(_l("The text contains hidden characters we cannot keep. "
+                                     "Please type it again instead of pasting it."))
 
 
 def plausible_date(form: FlaskForm, field: DateField) -> None:
     if field.data and not dt.date(1990, 1, 1) <= field.data <= dt.date.today():
-        raise ValidationError(_l("Please give a date that is not in the future."))
+        raise ValidationError(_l("Please give a date between 1990 and today."))
 
 
 def place_choices(language: str) -> list[tuple[str, str]]:

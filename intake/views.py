@@ -33,7 +33,8 @@ UPLOAD_MESSAGES = {
     "file_type": N_("“%(name)s” is not a photo, audio, video or PDF file we can accept."),
     "image_corrupt": N_("“%(name)s” looks like a photo but cannot be opened. "
                         "It may be damaged."),
-    "image_too_many_pixels": N_("“%(name)s” has too many pixels to open safely."),
+    "image_too_many_pixels": N_("“%(name)s” is a picture that is too big to open. "
+                                "Please send a smaller copy."),
 }
 
 
