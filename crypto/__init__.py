@@ -79,13 +79,31 @@ def _stanzas_for(recipients: Iterable[Recipient], file_key: bytes) -> list[Stanz
     return stanzas
 
 
+class _Abortable:
+    """Passes writes on to ``dst`` until :meth:`abort`; afterwards drops them."""
+
+    def __init__(self, dst: BinaryIO) -> None:
+        self._dst = dst
+        self.aborted = False
+
+    def write(self, data: bytes) -> int:
+        return len(data) if self.aborted else self._dst.write(data)
+
+
 class _SealWriter(io.RawIOBase):
-    """What :func:`seal` returns: write plaintext, then close to finish the item."""
+    """What :func:`seal` returns: write plaintext, then close to finish the item.
+
+    Leaving a ``with`` block by an exception, or dropping the writer unclosed, aborts
+    instead: the final chunk is never written, so an interrupted upload cannot pass for a
+    complete, shorter item.
+    """
 
     def __init__(self, dst: BinaryIO, recipients: Iterable[Recipient], armor: bool) -> None:
         super().__init__()
-        self._armor = ArmorWriter(dst) if armor else None
-        out: BinaryIO = self._armor if self._armor else dst  # type: ignore[assignment]
+        self._sink = _Abortable(dst)
+        sink: BinaryIO = self._sink  # type: ignore[assignment]
+        self._armor = ArmorWriter(sink) if armor else None
+        out: BinaryIO = self._armor if self._armor else sink  # type: ignore[assignment]
         file_key = os.urandom(FILE_KEY_SIZE)
         header = build_header(_stanzas_for(recipients, file_key), file_key)
         nonce = os.urandom(NONCE_SIZE)
@@ -106,12 +124,30 @@ class _SealWriter(io.RawIOBase):
                 self._armor.close()
             super().close()
 
+    def abort(self) -> None:
+        """Stop without finishing: what was written will not unseal."""
+        self._sink.aborted = True
+        self.close()
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        # Collected without close(): abandoned, so never finished behind the caller's back.
+        if not self.closed and hasattr(self, "_sink"):
+            self._sink.aborted = True
+        super().__del__()
+
 
 def seal(dst: BinaryIO, recipients: Iterable[Recipient], *, armor: bool = False) -> _SealWriter:
     """Start sealing to ``recipients``; returns a writer that must be closed.
 
     The header and nonce are written to ``dst`` at once; each 64 KiB of plaintext is
-    written as soon as it is complete. ``dst`` is not closed.
+    written as soon as it is complete. ``dst`` is not closed. An exception leaving a
+    ``with`` block (or :meth:`abort`) leaves the item unfinished, so it never unseals.
     """
     return _SealWriter(dst, recipients, armor)
 
