@@ -21,6 +21,7 @@ from typing import BinaryIO, Sequence
 from . import (
     AgeError,
     HybridIdentity,
+    KeyFormatError,
     ScryptIdentity,
     ScryptRecipient,
     X25519Identity,
@@ -30,7 +31,7 @@ from . import (
     seal,
     unseal,
 )
-from .armor import is_armored
+from .armor import ArmorReader, is_armored
 from .format import Source
 from .keys import Identity, Recipient, identity_file_text, write_secret_file
 
@@ -83,6 +84,13 @@ def _passphrase(env: str | None, confirm: bool) -> str:
         if not value:
             raise _Failure("environment variable %s is empty" % env)
         return value
+    # getpass falls back to standard input without a terminal, which would take the
+    # passphrase from the very data being sealed: insist on the terminal.
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        raise _Failure("no terminal to read a passphrase from "
+                       "(for scripts: --passphrase-env VAR)") from None
     try:
         first = getpass.getpass("Passphrase: ")
         if confirm and getpass.getpass("Confirm passphrase: ") != first:
@@ -114,14 +122,23 @@ def _keygen(args: argparse.Namespace) -> None:
     if args.output:
         if os.path.exists(args.output):
             raise _Failure("%s exists; refusing to overwrite an identity" % args.output)
-        write_secret_file(args.output, text)
+        try:
+            write_secret_file(args.output, text)
+        except OSError as exc:
+            raise _Failure("cannot write %s: %s" % (args.output, exc.strerror)) from None
         print("Public key: %s" % identity.recipient, file=sys.stderr)
     else:
         sys.stdout.write(text)
 
 
 def _encrypt(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> None:
-    recipients: list[Recipient] = [parse_recipient(r) for r in args.recipient]
+    recipients: list[Recipient] = []
+    for text in args.recipient:
+        try:
+            recipients.append(parse_recipient(text))
+        except KeyFormatError as exc:
+            # The text itself is not echoed: it may be a secret key given by mistake.
+            raise _Failure("invalid recipient (-r): %s" % exc) from None
     for path in args.recipients_file:
         recipients.extend(parse_recipients_file(_read_text(path)))
     if args.passphrase:
@@ -150,8 +167,10 @@ def _decrypt(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> Non
         found = identities
         if not found:
             # Without -i the file must be passphrase-sealed, as with age.
+            if is_armored(source.peek(64)):
+                source = Source(ArmorReader(source))  # type: ignore[arg-type]
             start = source.peek(256)
-            if is_armored(start) or b"\n-> scrypt " not in start:
+            if b"\n-> scrypt " not in start:
                 raise _Failure("missing identity: use -i (or a passphrase-sealed file)")
             found = [ScryptIdentity(_passphrase(args.passphrase_env, confirm=False))]
         _copy(unseal(source, found), dst)  # type: ignore[arg-type]
@@ -202,6 +221,9 @@ def main(argv: Sequence[str] | None = None, stdin: BinaryIO | None = None,
             _decrypt(args, stdin, stdout)
     except (_Failure, AgeError, ValueError) as exc:
         print("error: %s" % exc, file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print("error: %s" % (exc.strerror or exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
