@@ -12,11 +12,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Serve the witness face on localhost with the embedded SQLite instance in ./instance.
+# Serve both faces on localhost with the embedded SQLite instance in ./instance.
 run: $(STAMP) translations
 	$(VENV)/bin/testimony init
-	@echo "Witness face: http://127.0.0.1:8080/"
-	$(VENV)/bin/gunicorn --bind 127.0.0.1:8080 --workers 2 --timeout 3600 wsgi:intake_app
+	$(VENV)/bin/testimony reviewer demo
+	@echo "Witness face:  http://127.0.0.1:8080/"
+	@echo "Review face:   http://127.0.0.1:8081/"
+	@trap 'kill 0' INT TERM EXIT; \
+	$(VENV)/bin/gunicorn --bind 127.0.0.1:8080 --workers 2 --timeout 3600 wsgi:intake_app & \
+	$(VENV)/bin/gunicorn --bind 127.0.0.1:8081 --workers 2 wsgi:review_app & \
+	wait
 
 test: $(STAMP) translations
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -31,7 +36,8 @@ clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
 
 # Message catalogues: compiled from the .po files whenever they change.
-CATALOGS := $(patsubst %.po,%.mo,$(wildcard intake/translations/*/LC_MESSAGES/messages.po))
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard intake/translations/*/LC_MESSAGES/messages.po \
+	review/translations/*/LC_MESSAGES/messages.po))
 %.mo: %.po $(STAMP)
 	$(VENV)/bin/pybabel compile --use-fuzzy -i $< -o $@ >/dev/null
 
@@ -39,7 +45,9 @@ translations: $(CATALOGS)
 
 # After changing user-facing text: refresh the template and merge it into each language.
 messages: $(STAMP)
-	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k N_ --no-location --sort-output \
-		--project Testimony -o intake/translations/messages.pot . >/dev/null
-	$(VENV)/bin/pybabel update --no-fuzzy-matching -i intake/translations/messages.pot \
-		-d intake/translations >/dev/null
+	for face in intake review; do \
+		$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k N_ --no-location --sort-output \
+			--project Testimony -o $$face/translations/messages.pot $$face >/dev/null && \
+		$(VENV)/bin/pybabel update --no-fuzzy-matching -i $$face/translations/messages.pot \
+			-d $$face/translations >/dev/null || exit 1; \
+	done

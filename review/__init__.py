@@ -1,0 +1,151 @@
+"""The reviewer face: log in and unlock a key, read, answer, share.
+
+``create_app()`` builds it from :mod:`store.settings`. This is the only process where
+private keys are unwrapped, and only for the duration of a request (see
+:mod:`review.accounts` for the split-knowledge sessions). Every route requires a complete
+login (password, TOTP, unlocked key) except the login page itself: the check is made for
+every request, so a route added later cannot forget it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from typing import Any
+
+from flask import Flask, abort, g, redirect, render_template, request, url_for
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from store import settings as settings_module
+from store.db import Database
+from store.settings import Settings
+
+from . import accounts
+
+SESSION_COOKIE = "review_session"
+PUBLIC_ENDPOINTS = {"auth.login", "static"}
+LANGUAGES = ("en", "ru")
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+}
+
+
+def client_key() -> str:
+    """A keyed hash of the client address, rotating daily; the address is never kept."""
+    import datetime as dt
+
+    from flask import current_app
+
+    secret = current_app.config["TESTIMONY_SETTINGS"].secret_key
+    day = dt.datetime.now(dt.UTC).date().isoformat().encode()
+    return hmac.new(secret + b"|review|" + day, (request.remote_addr or "").encode(),
+                    hashlib.sha256).hexdigest()[:32]
+
+
+def choose_language() -> str:
+    chosen = request.args.get("lang") or request.cookies.get("review_lang")
+    if chosen in LANGUAGES:
+        return chosen  # type: ignore[return-value]
+    return request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> Flask:
+    settings = settings or settings_module.load()
+    app = Flask(__name__)
+    app.config.update(
+        TESTIMONY_SETTINGS=settings,
+        SECRET_KEY=hashlib.sha256(b"review|" + settings.secret_key).hexdigest(),
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        SESSION_COOKIE_NAME="review_csrf",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=False,
+        WTF_I18N_ENABLED=True,
+        BABEL_TRANSLATION_DIRECTORIES="translations",
+        RATELIMIT_STORAGE_URI=settings.limiter_storage_uri,
+        RATELIMIT_KEY_PREFIX="review",
+    )
+    app.extensions["testimony_db"] = db or Database(settings)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    Babel(app, locale_selector=choose_language)
+    CSRFProtect(app)
+
+    from . import views
+
+    for blueprint in views.BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    limiter = Limiter(client_key, app=app, strategy="moving-window", headers_enabled=False)
+    app.view_functions["auth.login"] = limiter.limit(
+        "10/minute;60/hour", methods=["POST"], scope="login-client")(
+        app.view_functions["auth.login"])
+
+    @app.before_request
+    def require_login() -> Any:
+        g.reviewer = g.identity = None
+        database: Database = app.extensions["testimony_db"]
+        with database.transaction() as session:
+            found = accounts.load_session(session, settings, request.cookies.get(SESSION_COOKIE))
+            if found:
+                reviewer, identity = found
+                session.expunge(reviewer)
+                g.reviewer, g.identity = reviewer, identity
+        if g.reviewer is None and request.endpoint not in PUBLIC_ENDPOINTS:
+            if request.method == "GET" and request.endpoint is not None:
+                return redirect(url_for("auth.login", next=request.full_path))
+            abort(401 if request.endpoint is not None else 404)
+        return None
+
+    @app.context_processor
+    def context() -> dict[str, Any]:
+        return {"reviewer": g.get("reviewer"), "lang": choose_language()}
+
+    @app.after_request
+    def headers(response: Any) -> Any:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers[name] = value
+        if request.args.get("lang") in LANGUAGES:
+            response.set_cookie("review_lang", request.args["lang"], httponly=True,
+                                samesite="Strict", secure=settings.cookie_secure)
+        return response
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> Any:
+        return render_template("error.html", code=400,
+                               message="The form expired. Go back, reload and try again."), 400
+
+    @app.errorhandler(RateLimitExceeded)
+    def too_many(error: RateLimitExceeded) -> Any:
+        return render_template("error.html", code=429,
+                               message="Too many attempts. Wait a while and try again."), 429
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        return render_template("error.html", code=error.code, message=error.name), error.code
+
+    @app.errorhandler(Exception)
+    def crash(error: Exception) -> Any:
+        if app.testing:
+            raise error
+        app.logger.error("internal error: %s", type(error).__name__)
+        return render_template("error.html", code=500, message="Internal error"), 500
+
+    return app

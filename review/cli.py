@@ -1,16 +1,196 @@
-"""Entry point of the ``testimony`` command: storage commands plus the review side's."""
+"""Entry point of the ``testimony`` command: storage commands plus reviewer administration.
+
+    testimony reviewer add NAME [--admin]       password from a prompt or TESTIMONY_PASSWORD
+    testimony reviewer list
+    testimony reviewer password NAME            current and new password from prompts
+    testimony reviewer disable NAME [--identity FILE]
+    testimony reviewer grant NAME --identity FILE
+    testimony reviewer demo                     local demo account (localhost only)
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy import func, select
+
+import crypto
 from store import cli as store_cli
+from store import settings as settings_module
+from store.db import Database
+from store.models import Reviewer
+
+from . import accounts, sharing
+
+
+def _database() -> tuple[settings_module.Settings, Database]:
+    settings = settings_module.load()
+    return settings, Database(settings)
+
+
+def _password(prompt: str, confirm: bool = True) -> str:
+    from_env = os.environ.get("TESTIMONY_PASSWORD")
+    if from_env:
+        return from_env
+    first = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Repeat: ") != first:
+        raise SystemExit("error: the passwords do not match")
+    return first
+
+
+def _identities(path: str) -> list[crypto.Identity]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return crypto.parse_identities_file(handle.read())
+    except (OSError, crypto.AgeError) as exc:
+        raise SystemExit("error: cannot use identity file %s: %s" % (path, exc)) from None
+
+
+def _find(session, name: str) -> Reviewer:  # type: ignore[no-untyped-def]
+    person = session.scalar(select(Reviewer).where(Reviewer.name == name))
+    if person is None:
+        raise SystemExit("error: no reviewer named %r" % name)
+    return person
+
+
+def _print_totp(created: accounts.NewReviewer) -> None:
+    print("TOTP secret: %s" % created.totp_secret)
+    print("Provisioning URI: %s" % created.provisioning_uri)
+    try:
+        import qrcode
+
+        code = qrcode.QRCode(border=1)
+        code.add_data(created.provisioning_uri)
+        code.print_ascii(invert=True)
+    except ImportError:
+        pass
+
+
+def _add(args: argparse.Namespace) -> int:
+    settings, db = _database()
+    password = _password("Password for %s: " % args.name)
+    try:
+        with db.transaction() as session:
+            created = accounts.create_reviewer(session, settings, args.name, password,
+                                               is_admin=args.admin)
+    except ValueError as exc:
+        print("error: %s" % exc, file=sys.stderr)
+        return 1
+    print("Reviewer %s created%s." % (args.name, " (administrator)" if args.admin else ""))
+    _print_totp(created)
+    print("Older testimony is not shared with %s yet: a reviewer can share it on the "
+          "Reviewers page, or run: testimony reviewer grant %s --identity RECOVERY-KEY-FILE"
+          % (args.name, args.name))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    _settings, db = _database()
+    with db.sessions() as session:
+        for person in session.scalars(select(Reviewer).order_by(Reviewer.name)):
+            print("%-24s %-6s %-9s since %s" % (person.name, "admin" if person.is_admin else "",
+                                                 "active" if person.active else "disabled",
+                                                 person.created_on.isoformat()))
+    return 0
+
+
+def _change_password(args: argparse.Namespace) -> int:
+    settings, db = _database()
+    current = getpass.getpass("Current password: ") if not os.environ.get(
+        "TESTIMONY_CURRENT_PASSWORD") else os.environ["TESTIMONY_CURRENT_PASSWORD"]
+    new = _password("New password: ")
+    try:
+        with db.transaction() as session:
+            accounts.change_password(session, settings, _find(session, args.name), current, new,
+                                     actor="operator")
+    except ValueError as exc:
+        print("error: %s" % exc, file=sys.stderr)
+        return 1
+    print("Password changed; every session of %s has ended." % args.name)
+    return 0
+
+
+def _disable(args: argparse.Namespace) -> int:
+    _settings, db = _database()
+    identities = _identities(args.identity) if args.identity else []
+    with db.transaction() as session:
+        done = sharing.disable(session, identities, _find(session, args.name), "operator")
+    print("%s disabled: no longer sealed to, sessions ended, removed from %d items."
+          % (args.name, done.changed))
+    if done.skipped:
+        print("%d items still name %s: run again with --identity RECOVERY-KEY-FILE to remove "
+              "them." % (done.skipped, args.name), file=sys.stderr)
+        return 1 if args.identity else 0
+    return 0
+
+
+def _grant(args: argparse.Namespace) -> int:
+    _settings, db = _database()
+    identities = _identities(args.identity)
+    with db.transaction() as session:
+        person = _find(session, args.name)
+        if not person.active:
+            raise SystemExit("error: %s is disabled" % args.name)
+        done = sharing.grant(session, identities, person, "operator")
+    print("%s can now read %d more items." % (args.name, done.changed))
+    if done.skipped:
+        print("%d items could not be opened with that identity." % done.skipped,
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """A demo reviewer for a local trial, printed in the clear: never on a real server."""
+    settings, db = _database()
+    bind = os.environ.get("TESTIMONY_BIND", "127.0.0.1")
+    if bind not in ("127.0.0.1", "localhost", "::1"):
+        print("No demo reviewer: the service is not bound to localhost.", file=sys.stderr)
+        return 0
+    with db.transaction() as session:
+        if session.scalar(select(func.count()).select_from(Reviewer)):
+            return 0
+        import secrets
+
+        password = "demo-" + secrets.token_urlsafe(12)
+        created = accounts.create_reviewer(session, settings, "demo", password, is_admin=True)
+    print("=" * 72)
+    print("LOCAL DEMO ONLY: a reviewer account for trying Testimony on this machine.")
+    print("  review face: http://127.0.0.1:8081/   name: demo   password: %s" % password)
+    _print_totp(created)
+    print("Add the secret to an authenticator app, or get a code with:")
+    print("  .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('%s').now())\""
+          % created.totp_secret)
+    print("=" * 72)
+    return 0
 
 
 def _review_commands(sub: argparse._SubParsersAction) -> None:
-    """Reviewer administration is added here by the review desk."""
+    parser = sub.add_parser("reviewer", help="reviewer accounts and sharing")
+    commands = parser.add_subparsers(dest="reviewer_command", required=True)
+    add = commands.add_parser("add", help="create a reviewer with a new key")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true")
+    add.set_defaults(handler=_add)
+    commands.add_parser("list", help="list reviewers").set_defaults(handler=_list)
+    password = commands.add_parser("password", help="change a reviewer's password")
+    password.add_argument("name")
+    password.set_defaults(handler=_change_password)
+    disable = commands.add_parser("disable", help="disable a reviewer and drop their stanzas")
+    disable.add_argument("name")
+    disable.add_argument("--identity", metavar="FILE",
+                         help="an identity that opens everything (the recovery key)")
+    disable.set_defaults(handler=_disable)
+    grant = commands.add_parser("grant", help="share all testimony with a reviewer")
+    grant.add_argument("name")
+    grant.add_argument("--identity", metavar="FILE", required=True)
+    grant.set_defaults(handler=_grant)
+    commands.add_parser("demo", help="create the local demo reviewer if none exists"
+                        ).set_defaults(handler=_demo)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -215,3 +215,18 @@ def open_blob(session: Session, blob: SealedBlob,
 
 def read_blob(session: Session, blob: SealedBlob, identities: Iterable[crypto.Identity]) -> bytes:
     return open_blob(session, blob, identities).read()
+
+
+def blob_header(blob: SealedBlob) -> crypto.Header:
+    header, _source = crypto.read_header(io.BytesIO(blob.header), armor=False)
+    return header
+
+
+def replace_header(session: Session, blob: SealedBlob, header: crypto.Header,
+                   recipients: Iterable[Recipient]) -> None:
+    """Store a rewritten header (same file key, so the payload chunks stay valid) and
+    record which registered recipients it names."""
+    blob.header = header.marshal()
+    session.execute(BlobRecipient.__table__.delete().where(BlobRecipient.blob_id == blob.id))
+    for recipient in recipients:
+        session.add(BlobRecipient(blob_id=blob.id, recipient_id=recipient.id))

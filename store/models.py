@@ -109,6 +109,7 @@ class Testimony(Base):
     consent: Mapped[str] = mapped_column(String(20))  # "counts" | "quotes"
     details_blob_id: Mapped[int] = mapped_column(ForeignKey("sealed_blob.id"))
     contact_blob_id: Mapped[int | None] = mapped_column(ForeignKey("sealed_blob.id"))
+    assigned_to: Mapped[int | None] = mapped_column(ForeignKey("reviewer.id"), index=True)
 
     witness: Mapped[Witness] = relationship(back_populates="testimony")
     statements: Mapped[list[Statement]] = relationship(
@@ -157,7 +158,52 @@ class Message(Base):
     testimony_id: Mapped[int] = mapped_column(ForeignKey("testimony.id"), index=True)
     sent_on: Mapped[dt.date] = mapped_column(Date)
     blob_id: Mapped[int] = mapped_column(ForeignKey("sealed_blob.id"))
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("reviewer.id"))
     testimony: Mapped[Testimony] = relationship(back_populates="messages")
+
+
+class Reviewer(Base):
+    """A reviewer account. The private key exists here only sealed to the password (an
+    age scrypt file); the TOTP secret only sealed to that key."""
+
+    __tablename__ = "reviewer"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    identity_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    totp_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    last_totp_step: Mapped[int] = mapped_column(Integer, default=0)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipient.id"))
+    created_on: Mapped[dt.date] = mapped_column(Date)
+    recipient: Mapped[Recipient] = relationship()
+
+
+class ReviewSession(Base):
+    """The server's half of a split-knowledge session: the reviewer's identity sealed
+    under a key that only the reviewer's browser holds. Keyed by a hash of the session id."""
+
+    __tablename__ = "review_session"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewer.id", ondelete="CASCADE"),
+                                             index=True)
+    sealed_identity: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Note(Base):
+    """A reviewer's note on a testimony, sealed to all reviewers."""
+
+    __tablename__ = "note"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    testimony_id: Mapped[int] = mapped_column(ForeignKey("testimony.id"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewer.id"))
+    written_on: Mapped[dt.date] = mapped_column(Date)
+    blob_id: Mapped[int] = mapped_column(ForeignKey("sealed_blob.id"))
 
 
 class AuditEvent(Base):

@@ -12,6 +12,8 @@
 | TESTIMONY_FOLLOW_UPS_PER_HOUR | 30 (per receipt) |
 | TESTIMONY_ARGON2_MEMORY_KIB / _TIME_COST | 65536 / 3 (receipts) |
 | TESTIMONY_PAGE_TITLE | "Notes" (neutral title shown in browser history) |
+| TESTIMONY_SCRYPT_WORK_FACTOR | 18 (reviewer keys sealed to passwords) |
+| TESTIMONY_REVIEW_IDLE_MINUTES / _SESSION_HOURS | 30 / 12 |
 | TESTIMONY_COOKIE_SECURE | off (set to 1 when served over HTTPS) |
 | TESTIMONY_RECIPIENT_KEYS | x25519, or pq for hybrid ML-KEM-768 + X25519 keys |
 """
@@ -51,6 +53,9 @@ class Settings:
     page_title: str = "Notes"
     recipient_keys: str = "x25519"
     cookie_secure: bool = False
+    scrypt_work_factor: int = 18
+    review_idle_minutes: int = 30
+    review_session_hours: int = 12
 
     @property
     def is_sqlite(self) -> bool:
@@ -96,4 +101,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         page_title=env.get("TESTIMONY_PAGE_TITLE") or "Notes",
         recipient_keys=keys,
         cookie_secure=env.get("TESTIMONY_COOKIE_SECURE", "") in ("1", "true", "yes"),
+        scrypt_work_factor=_int(env, "TESTIMONY_SCRYPT_WORK_FACTOR", 18),
+        review_idle_minutes=_int(env, "TESTIMONY_REVIEW_IDLE_MINUTES", 30),
+        review_session_hours=_int(env, "TESTIMONY_REVIEW_SESSION_HOURS", 12),
     )

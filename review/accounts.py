@@ -1,0 +1,302 @@
+"""Reviewer accounts, login, and split-knowledge sessions.
+
+Threat: a state adversary who seizes the server, or a copy of the database, must not be
+able to read testimony; one who steals a browser cookie must not either.
+
+Guarantee:
+
+* A reviewer's age identity is stored only as an age file sealed to their password
+  (scrypt). The TOTP secret is stored only sealed to that identity. A database dump holds
+  neither in usable form.
+* Login needs the name, the password (Argon2id hash check, then the scrypt unwrap) and a
+  TOTP code never used before. Failures all look alike; repeated failures lock the account
+  for a growing time.
+* At login the unwrapped identity is sealed again (ChaCha20-Poly1305) under a fresh
+  random session key. The server keeps only that sealed copy, under a hash of the session
+  id, with an expiry; the browser alone keeps the session id and key (an HttpOnly,
+  SameSite=Strict cookie). The database without the cookie, or the cookie without the
+  server's copy, unlocks nothing. Logout, idle timeout, disabling the reviewer and
+  changing the password delete the server's copy.
+
+Misuse to avoid: logging the cookie, keeping identities in module state, or passing an
+identity to the intake side.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+import crypto
+from store import audit
+from store.models import Recipient, Reviewer, ReviewSession
+from store.settings import Settings
+
+PASSWORD_MIN_LENGTH = 12
+TOTP_ISSUER = "Testimony"
+LOCK_AFTER = 5
+LOCK_MAX = dt.timedelta(hours=24)
+
+# The most common passwords and patterns; anything here, or built only from it, is refused.
+COMMON_PASSWORDS = frozenset("""
+123456 123456789 12345678 password qwerty 111111 12345 1234567 123123 1234567890 000000
+abc123 password1 iloveyou qwerty123 1q2w3e4r 1q2w3e4r5t qwertyuiop 123321 654321 666666
+superman 121212 dragon monkey letmein football baseball welcome sunshine princess admin
+passw0rd trustno1 michael shadow master jennifer 987654321 qazwsx qazwsxedc zaq12wsx
+parol parol123 qwerty12345 password123 password1234 welcome123 admin123 administrator
+changeme testtest testimony 1qaz2wsx asdfghjkl zxcvbnm 11111111 00000000 88888888
+""".split())
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def password_problem(name: str, password: str) -> str | None:
+    """Why ``password`` is not acceptable, or None."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        return "the password must be at least %d characters long" % PASSWORD_MIN_LENGTH
+    lowered = password.lower()
+    if lowered in COMMON_PASSWORDS or lowered.rstrip("0123456789!.") in COMMON_PASSWORDS:
+        return "the password is too common"
+    if len(set(password)) < 5:
+        return "the password repeats too few different characters"
+    if name and name.lower() in lowered:
+        return "the password must not contain the reviewer's name"
+    return None
+
+
+def hasher(settings: Settings) -> PasswordHasher:
+    return PasswordHasher(time_cost=settings.argon2_time_cost,
+                          memory_cost=settings.argon2_memory_kib, parallelism=1)
+
+
+def new_identity(settings: Settings) -> crypto.Identity:
+    from store.instance import new_identity as make
+
+    return make(settings)
+
+
+def seal_identity(settings: Settings, identity: object, password: str) -> bytes:
+    recipient = crypto.ScryptRecipient(password, work_factor=settings.scrypt_work_factor)
+    return crypto.seal_bytes(str(identity).encode(), [recipient])
+
+
+def unseal_identity(sealed: bytes, password: str) -> crypto.Identity | None:
+    try:
+        text = crypto.unseal_bytes(sealed, [crypto.ScryptIdentity(password)])
+    except crypto.AgeError:
+        return None
+    return crypto.parse_identity(text.decode())
+
+
+@dataclass
+class NewReviewer:
+    reviewer: Reviewer
+    identity: crypto.Identity
+    totp_secret: str
+
+    @property
+    def provisioning_uri(self) -> str:
+        return pyotp.TOTP(self.totp_secret).provisioning_uri(
+            name=self.reviewer.name, issuer_name=TOTP_ISSUER)
+
+
+def create_reviewer(session: Session, settings: Settings, name: str, password: str,
+                    is_admin: bool = False, actor: str = "operator") -> NewReviewer:
+    problem = password_problem(name, password)
+    if problem:
+        raise ValueError(problem)
+    if session.scalar(select(Reviewer).where(Reviewer.name == name)):
+        raise ValueError("a reviewer named %r already exists" % name)
+    identity = new_identity(settings)
+    recipient = Recipient(public_key=str(identity.recipient), kind="reviewer",  # type: ignore[attr-defined]
+                          label="reviewer %s" % name, active=True, created_on=now().date())
+    session.add(recipient)
+    session.flush()
+    secret = pyotp.random_base32()
+    reviewer = Reviewer(
+        name=name, is_admin=is_admin, active=True,
+        password_hash=hasher(settings).hash(password),
+        identity_sealed=seal_identity(settings, identity, password),
+        totp_sealed=crypto.seal_bytes(secret.encode(), [identity.recipient]),  # type: ignore[attr-defined]
+        last_totp_step=0, failed_logins=0, recipient_id=recipient.id, created_on=now().date(),
+    )
+    session.add(reviewer)
+    session.flush()
+    audit.append(session, actor, "reviewer.add", "reviewer:%s" % name,
+                 {"admin": is_admin, "public_key": recipient.public_key})
+    return NewReviewer(reviewer, identity, secret)
+
+
+def change_password(session: Session, settings: Settings, reviewer: Reviewer, current: str,
+                    new: str, actor: str) -> None:
+    """Re-seal the identity to a new password; every session of the reviewer ends."""
+    identity = unseal_identity(reviewer.identity_sealed, current)
+    if identity is None:
+        raise ValueError("the current password is wrong")
+    problem = password_problem(reviewer.name, new)
+    if problem:
+        raise ValueError(problem)
+    reviewer.password_hash = hasher(settings).hash(new)
+    reviewer.identity_sealed = seal_identity(settings, identity, new)
+    end_all_sessions(session, reviewer.id)
+    audit.append(session, actor, "reviewer.password", "reviewer:%s" % reviewer.name)
+
+
+class LoginFailed(Exception):
+    """One generic failure: the message never says which factor was wrong."""
+
+
+def _totp_step(secret: str, code: str, last_step: int, at: dt.datetime) -> int | None:
+    code = "".join(code.split())
+    if not code.isdigit() or len(code) != 6:
+        return None
+    totp = pyotp.TOTP(secret)
+    current = int(at.replace(tzinfo=dt.UTC).timestamp()) // totp.interval
+    for step in (current - 1, current, current + 1):
+        if step > last_step and hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+_DUMMY_HASH: dict[tuple[int, int], str] = {}
+
+
+def _dummy_verify(settings: Settings, password: str) -> None:
+    """Spend the same time on an unknown name as on a known one."""
+    key = (settings.argon2_time_cost, settings.argon2_memory_kib)
+    if key not in _DUMMY_HASH:
+        _DUMMY_HASH[key] = hasher(settings).hash(secrets.token_hex(16))
+    try:
+        hasher(settings).verify(_DUMMY_HASH[key], password)
+    except VerificationError:
+        pass
+
+
+def authenticate(session: Session, settings: Settings, name: str, password: str,
+                 code: str) -> tuple[Reviewer, crypto.Identity]:
+    reviewer = session.scalar(select(Reviewer).where(Reviewer.name == name))
+    at = now()
+    if reviewer is None or not reviewer.active:
+        _dummy_verify(settings, password)
+        raise LoginFailed()
+    if reviewer.locked_until and reviewer.locked_until > at:
+        _dummy_verify(settings, password)
+        raise LoginFailed()
+    try:
+        hasher(settings).verify(reviewer.password_hash, password)
+        identity = unseal_identity(reviewer.identity_sealed, password)
+        if identity is None:
+            raise VerificationError("identity did not unseal")
+        secret = crypto.unseal_bytes(reviewer.totp_sealed, [identity]).decode()
+        step = _totp_step(secret, code, reviewer.last_totp_step, at)
+        if step is None:
+            raise VerificationError("bad or reused TOTP code")
+    except (VerificationError, InvalidHashError, crypto.AgeError):
+        reviewer.failed_logins += 1
+        if reviewer.failed_logins >= LOCK_AFTER:
+            minutes = 2 ** min(reviewer.failed_logins - LOCK_AFTER, 11)
+            reviewer.locked_until = at + min(dt.timedelta(minutes=minutes), LOCK_MAX)
+        audit.append(session, "reviewer:%s" % reviewer.name, "login.failed",
+                     "reviewer:%s" % reviewer.name, {"failures": reviewer.failed_logins})
+        raise LoginFailed() from None
+    reviewer.last_totp_step = step
+    reviewer.failed_logins = 0
+    reviewer.locked_until = None
+    return reviewer, identity
+
+
+def _hash_id(session_id: bytes) -> str:
+    return hashlib.sha256(session_id).hexdigest()
+
+
+def open_session(session: Session, settings: Settings, reviewer: Reviewer,
+                 identity: crypto.Identity) -> str:
+    """Seal the identity under a new session key; return the cookie value."""
+    session_id, key = os.urandom(32), os.urandom(32)
+    id_hash = _hash_id(session_id)
+    nonce = os.urandom(12)
+    sealed = nonce + ChaCha20Poly1305(key).encrypt(nonce, str(identity).encode(),
+                                                   id_hash.encode())
+    at = now()
+    session.add(ReviewSession(id_hash=id_hash, reviewer_id=reviewer.id, sealed_identity=sealed,
+                              expires_at=at + dt.timedelta(hours=settings.review_session_hours),
+                              last_seen=at))
+    session.flush()
+    encode = base64.urlsafe_b64encode
+    return (encode(session_id) + b"." + encode(key)).decode().replace("=", "")
+
+
+def _parse_cookie(value: str) -> tuple[bytes, bytes] | None:
+    try:
+        sid, key = value.split(".")
+        session_id = base64.urlsafe_b64decode(sid + "=" * (-len(sid) % 4))
+        session_key = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+    except (ValueError, TypeError):
+        return None
+    if len(session_id) != 32 or len(session_key) != 32:
+        return None
+    return session_id, session_key
+
+
+def load_session(session: Session, settings: Settings,
+                 cookie: str | None) -> tuple[Reviewer, crypto.Identity] | None:
+    """The reviewer and unlocked identity of a live session, or None (and the server's
+    copy of an expired session is deleted)."""
+    parsed = _parse_cookie(cookie or "")
+    if parsed is None:
+        return None
+    session_id, key = parsed
+    row = session.get(ReviewSession, _hash_id(session_id))
+    if row is None:
+        return None
+    at = now()
+    idle = dt.timedelta(minutes=settings.review_idle_minutes)
+    if row.expires_at <= at or row.last_seen + idle <= at:
+        session.delete(row)
+        return None
+    try:
+        nonce, body = row.sealed_identity[:12], row.sealed_identity[12:]
+        text = ChaCha20Poly1305(key).decrypt(nonce, body, row.id_hash.encode())
+    except InvalidTag:
+        return None
+    reviewer = session.get(Reviewer, row.reviewer_id)
+    if reviewer is None or not reviewer.active:
+        session.delete(row)
+        return None
+    if (at - row.last_seen).total_seconds() > 30:
+        row.last_seen = at
+    return reviewer, crypto.parse_identity(text.decode())
+
+
+def end_session(session: Session, cookie: str | None) -> None:
+    parsed = _parse_cookie(cookie or "")
+    if parsed:
+        session.execute(delete(ReviewSession).where(
+            ReviewSession.id_hash == _hash_id(parsed[0])))
+
+
+def end_all_sessions(session: Session, reviewer_id: int) -> None:
+    session.execute(delete(ReviewSession).where(ReviewSession.reviewer_id == reviewer_id))
+
+
+def purge_expired_sessions(session: Session, settings: Settings) -> int:
+    at = now()
+    idle_cut = at - dt.timedelta(minutes=settings.review_idle_minutes)
+    result = session.execute(delete(ReviewSession).where(
+        (ReviewSession.expires_at <= at) | (ReviewSession.last_seen <= idle_cut)))
+    return result.rowcount or 0

@@ -1,0 +1,41 @@
+"""The reviewer's forms (all with CSRF tokens)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length
+
+from store.vocabulary import STATUSES
+
+STATUS_LABELS = {
+    "new": _l("New"),
+    "in_review": _l("In review"),
+    "corroborated": _l("Corroborated"),
+    "not_credible": _l("Not credible"),
+    "withdrawn": _l("Withdrawn"),
+}
+
+
+class LoginForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[InputRequired(), Length(max=80)])
+    password = PasswordField(_l("Password"), validators=[InputRequired(), Length(max=1024)])
+    code = StringField(_l("Code from your authenticator app"),
+                       validators=[InputRequired(), Length(max=12)])
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only the CSRF token."""
+
+
+class StatusForm(FlaskForm):
+    status = SelectField(_l("Status"), choices=[(s, STATUS_LABELS[s]) for s in STATUSES])
+
+
+class AssignForm(FlaskForm):
+    reviewer = SelectField(_l("Assigned to"), choices=[], validate_choice=True)
+
+
+class TextForm(FlaskForm):
+    text = TextAreaField(_l("Text"), validators=[InputRequired(), Length(max=20_000)])

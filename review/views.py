@@ -1,0 +1,338 @@
+"""The reviewer's pages, as blueprints named for what a reviewer does: ``auth`` (log in
+and out), ``inbox`` (find testimony), ``testimony`` (read, tag status, note, answer),
+``search`` (full text, unsealed in memory), ``reviewers`` (share and disable)."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask import (
+    session as flask_session,
+)
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import crypto
+from store import audit
+from store.blobs import active_recipients, open_blob, pad_document, seal_blob
+from store.db import Database
+from store.models import Attachment, Message, Note, Reviewer, SealedBlob, Testimony
+from store.settings import Settings
+from store.vocabulary import LANGUAGES, PLACES, RELATIONS, STATUSES, place_name
+
+from . import SESSION_COOKIE, accounts, reading, sharing
+from .forms import STATUS_LABELS, ActionForm, AssignForm, LoginForm, StatusForm, TextForm
+
+auth = Blueprint("auth", __name__)
+inbox = Blueprint("inbox", __name__)
+testimony = Blueprint("testimony", __name__, url_prefix="/testimony")
+search = Blueprint("search", __name__, url_prefix="/search")
+reviewers = Blueprint("reviewers", __name__, url_prefix="/reviewers")
+BLUEPRINTS = [auth, inbox, testimony, search, reviewers]
+PER_PAGE = 50
+
+
+def _db() -> Database:
+    return current_app.extensions["testimony_db"]  # type: ignore[no-any-return]
+
+
+def _settings() -> Settings:
+    return current_app.config["TESTIMONY_SETTINGS"]  # type: ignore[no-any-return]
+
+
+def _actor() -> str:
+    return "reviewer:%s" % g.reviewer.name
+
+
+def _record(session: Session, action: str, subject: str, **details: object) -> None:
+    audit.append(session, _actor(), action, subject, details)
+
+
+# --- auth ----------------------------------------------------------------------------------
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//") \
+            and not urlsplit(target).netloc:
+        return target
+    return url_for("inbox.index")
+
+
+@auth.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    form = LoginForm()
+    failed = False
+    if form.validate_on_submit():
+        with _db().transaction() as session:
+            try:
+                reviewer, identity = accounts.authenticate(
+                    session, _settings(), form.name.data, form.password.data, form.code.data)
+            except accounts.LoginFailed:
+                failed = True
+            else:
+                accounts.end_session(session, request.cookies.get(SESSION_COOKIE))
+                cookie = accounts.open_session(session, _settings(), reviewer, identity)
+                audit.append(session, "reviewer:%s" % reviewer.name, "login",
+                             "reviewer:%s" % reviewer.name)
+        if not failed:
+            flask_session.clear()  # a fresh CSRF secret: nothing from before login survives
+            response = redirect(_safe_next(request.args.get("next")))
+            response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Strict",
+                                secure=_settings().cookie_secure, path="/")
+            return response
+    elif request.method == "POST":
+        failed = True
+    return render_template("login.html", form=form, failed=failed), 401 if failed else 200
+
+
+@auth.route("/logout", methods=["POST"])
+def logout() -> Any:
+    ActionForm().validate_on_submit() or abort(400)
+    with _db().transaction() as session:
+        accounts.end_session(session, request.cookies.get(SESSION_COOKIE))
+        _record(session, "logout", "reviewer:%s" % g.reviewer.name)
+    flask_session.clear()
+    response = redirect(url_for("auth.login"))
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# --- inbox ---------------------------------------------------------------------------------
+
+FILTERS = ("status", "place", "language", "relation", "assigned", "from", "to")
+
+
+@inbox.route("/")
+def index() -> Any:
+    filters = {name: request.args.get(name, "").strip() for name in FILTERS}
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    with _db().sessions() as session:
+        rows, total = reading.inbox(session, filters, page, PER_PAGE)
+        names = dict(session.execute(select(Reviewer.id, Reviewer.name)).tuples().all())
+    pages = max((total + PER_PAGE - 1) // PER_PAGE, 1)
+    return render_template(
+        "inbox.html", rows=rows, total=total, page=page, pages=pages, filters=filters,
+        statuses=STATUSES, status_labels=STATUS_LABELS, places=PLACES, languages=LANGUAGES,
+        relations=RELATIONS, names=names, place_name=place_name,
+        page_url=lambda n: url_for("inbox.index", **{**{k: v for k, v in filters.items() if v},
+                                                    "page": n}),
+    )
+
+
+# --- one testimony -------------------------------------------------------------------------
+
+def _load(session: Session, testimony_id: int) -> Testimony:
+    found = session.get(Testimony, testimony_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+def _assign_form(session: Session) -> AssignForm:
+    form = AssignForm()
+    form.reviewer.choices = [("", _("Nobody"))] + [
+        (str(r.id), r.name) for r in session.scalars(
+            select(Reviewer).where(Reviewer.active.is_(True)).order_by(Reviewer.name))]
+    return form
+
+
+@testimony.route("/<int:testimony_id>")
+def show(testimony_id: int, contact: str | None = None) -> Any:
+    with _db().transaction() as session:
+        item = _load(session, testimony_id)
+        view = reading.read_testimony(session, item, g.identity)
+        _record(session, "testimony.unseal", "testimony:%d" % testimony_id,
+                unreadable=len(view.unreadable))
+        assign = _assign_form(session)
+        assign.reviewer.data = str(item.assigned_to or "")
+        status = StatusForm(status=item.status)
+        return render_template(
+            "testimony.html", view=view, item=item, contact=contact, status_form=status,
+            assign_form=assign, note_form=TextForm(prefix="note"),
+            reply_form=TextForm(prefix="reply"), action=ActionForm(),
+            status_labels=STATUS_LABELS, place_name=place_name)
+
+
+@testimony.route("/<int:testimony_id>/contact", methods=["POST"])
+def reveal_contact(testimony_id: int) -> Any:
+    ActionForm().validate_on_submit() or abort(400)
+    with _db().transaction() as session:
+        item = _load(session, testimony_id)
+        if item.contact_blob_id is None:
+            abort(404)
+        document = reading.unseal_json(session, item.contact_blob_id, g.identity)
+        _record(session, "contact.reveal", "testimony:%d" % testimony_id)
+    return show(testimony_id, contact=str(document.get("contact", "")))
+
+
+@testimony.route("/<int:testimony_id>/status", methods=["POST"])
+def set_status(testimony_id: int) -> Any:
+    form = StatusForm()
+    form.validate_on_submit() or abort(400)
+    with _db().transaction() as session:
+        item = _load(session, testimony_id)
+        old, item.status = item.status, form.status.data
+        _record(session, "testimony.status", "testimony:%d" % testimony_id,
+                old=old, new=item.status)
+    return redirect(url_for("testimony.show", testimony_id=testimony_id))
+
+
+@testimony.route("/<int:testimony_id>/assign", methods=["POST"])
+def assign(testimony_id: int) -> Any:
+    with _db().transaction() as session:
+        form = _assign_form(session)
+        form.validate_on_submit() or abort(400)
+        item = _load(session, testimony_id)
+        item.assigned_to = int(form.reviewer.data) if form.reviewer.data else None
+        _record(session, "testimony.assign", "testimony:%d" % testimony_id,
+                reviewer=item.assigned_to)
+    return redirect(url_for("testimony.show", testimony_id=testimony_id))
+
+
+@testimony.route("/<int:testimony_id>/note", methods=["POST"])
+def add_note(testimony_id: int) -> Any:
+    form = TextForm(prefix="note")
+    form.validate_on_submit() or abort(400)
+    with _db().transaction() as session:
+        item = _load(session, testimony_id)
+        blob = seal_blob(session, active_recipients(session),
+                         pad_document({"text": form.text.data}))
+        session.add(Note(testimony_id=item.id, reviewer_id=g.reviewer.id,
+                         written_on=accounts.now().date(), blob_id=blob.id))
+        _record(session, "note.add", "testimony:%d" % testimony_id)
+    return redirect(url_for("testimony.show", testimony_id=testimony_id) + "#notes")
+
+
+@testimony.route("/<int:testimony_id>/reply", methods=["POST"])
+def reply(testimony_id: int) -> Any:
+    form = TextForm(prefix="reply")
+    form.validate_on_submit() or abort(400)
+    with _db().transaction() as session:
+        item = _load(session, testimony_id)
+        witness_key = crypto.parse_recipient(item.witness.reply_public_key)
+        blob = seal_blob(session, active_recipients(session),
+                         pad_document({"text": form.text.data}), extra=[witness_key])
+        session.add(Message(testimony_id=item.id, sent_on=accounts.now().date(),
+                            blob_id=blob.id, reviewer_id=g.reviewer.id))
+        _record(session, "message.send", "testimony:%d" % testimony_id)
+    return redirect(url_for("testimony.show", testimony_id=testimony_id) + "#messages")
+
+
+def _attachment_blob(session: Session, attachment_id: int,
+                     which: str) -> tuple[Attachment, SealedBlob]:
+    attachment = session.get(Attachment, attachment_id)
+    if attachment is None:
+        abort(404)
+    blob_id = attachment.working_blob_id if which == "working" else attachment.original_blob_id
+    if blob_id is None:
+        abort(404)
+    blob = session.get(SealedBlob, blob_id)
+    assert blob is not None
+    return attachment, blob
+
+
+@testimony.route("/file/<int:attachment_id>/view")
+def working_copy(attachment_id: int) -> Any:
+    """The metadata-stripped working copy of a photo, for display."""
+    with _db().transaction() as session:
+        attachment, blob = _attachment_blob(session, attachment_id, "working")
+        data = open_blob(session, blob, [g.identity]).read()
+        _record(session, "file.view", "attachment:%d" % attachment_id)
+    mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+    response = make_response(data)
+    response.headers["Content-Type"] = mime
+    response.headers["Content-Disposition"] = "inline"
+    return response
+
+
+@testimony.route("/file/<int:attachment_id>/original", methods=["POST"])
+def original(attachment_id: int) -> Any:
+    """Download the original exactly as received (audited)."""
+    ActionForm().validate_on_submit() or abort(400)
+    with _db().transaction() as session:
+        attachment, blob = _attachment_blob(session, attachment_id, "original")
+        meta = json.loads(open_blob(session, session.get(SealedBlob, attachment.metadata_blob_id),
+                                    [g.identity]).read())
+        data = open_blob(session, blob, [g.identity]).read()
+        _record(session, "file.download", "attachment:%d" % attachment_id)
+    extension = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}.get(
+        meta.get("detected_type", ""), "bin")
+    return send_file(io.BytesIO(data), mimetype="application/octet-stream", as_attachment=True,
+                     download_name="testimony-file-%d.%s" % (attachment_id, extension))
+
+
+# --- search --------------------------------------------------------------------------------
+
+@search.route("/")
+def results() -> Any:
+    query = request.args.get("q", "").strip()[:200]
+    hits: list[reading.SearchHit] = []
+    searched = 0
+    if len(query) >= 2:
+        with _db().transaction() as session:
+            hits, searched = reading.search(session, g.identity, query)
+            # The words searched for may themselves identify someone: not recorded.
+            _record(session, "search", "statements", searched=searched, hits=len(hits))
+    return render_template("search.html", query=query, hits=hits, searched=searched)
+
+
+# --- reviewers -----------------------------------------------------------------------------
+
+@reviewers.route("/")
+def listing() -> Any:
+    with _db().sessions() as session:
+        people = list(session.scalars(select(Reviewer).order_by(Reviewer.name)))
+        recipients = len(active_recipients(session))
+    return render_template("reviewers.html", people=people, action=ActionForm(),
+                           recipients=recipients, result=request.args.get("result"))
+
+
+def _reviewer(session: Session, reviewer_id: int) -> Reviewer:
+    person = session.get(Reviewer, reviewer_id)
+    if person is None:
+        abort(404)
+    return person
+
+
+@reviewers.route("/<int:reviewer_id>/grant", methods=["POST"])
+def grant(reviewer_id: int) -> Any:
+    ActionForm().validate_on_submit() or abort(400)
+    with _db().transaction() as session:
+        person = _reviewer(session, reviewer_id)
+        if not person.active:
+            abort(400)
+        done = sharing.grant(session, [g.identity], person, _actor())
+    return redirect(url_for("reviewers.listing", result=_(
+        "%(name)s can now read %(changed)d more items (%(skipped)d you cannot open yourself).",
+        name=person.name, changed=done.changed, skipped=done.skipped)))
+
+
+@reviewers.route("/<int:reviewer_id>/disable", methods=["POST"])
+def disable(reviewer_id: int) -> Any:
+    ActionForm().validate_on_submit() or abort(400)
+    if not g.reviewer.is_admin:
+        abort(403)
+    with _db().transaction() as session:
+        person = _reviewer(session, reviewer_id)
+        if person.id == g.reviewer.id:
+            abort(400)
+        done = sharing.disable(session, [g.identity], person, _actor())
+    return redirect(url_for("reviewers.listing", result=_(
+        "%(name)s is disabled and was removed from %(changed)d items (%(skipped)d items "
+        "need the recovery key: testimony reviewer disable).",
+        name=person.name, changed=done.changed, skipped=done.skipped)))
