@@ -159,6 +159,36 @@ def test_cutting_at_every_chunk_boundary_is_refused(size: int) -> None:
             read_to_end(sealed[:boundary], [IDENTITIES[0]])
 
 
+def _released_before_failure(sealed: bytes, identities: list[crypto.Identity]) -> bytes:
+    reader = crypto.unseal(io.BytesIO(sealed), identities)
+    parts = []
+    with pytest.raises(crypto.PayloadError):
+        while block := reader.read(CHUNK):
+            parts.append(block)
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("size", [16 * CHUNK, 16 * CHUNK + 1, 32 * CHUNK, 40 * CHUNK + 5])
+def test_large_items_refuse_damage_in_any_chunk(size: int) -> None:
+    """Items of a megabyte and more (read and written in batches) fail like small ones:
+    what is released before the failure is a prefix, and nothing from a bad chunk."""
+    data = random.Random(size).randbytes(size)
+    sealed, header_size = seal_in_pieces(data, [size // 3, size // 2], "one reviewer")
+    identity = IDENTITIES[0]
+    assert len(sealed) == expected_length(header_size, size)
+    assert read_to_end(sealed, [identity], 3 * CHUNK + 7) == data
+    starts = range(header_size + NONCE, len(sealed), CHUNK + TAG)
+    for k, start in enumerate(starts):
+        released = _released_before_failure(sealed[:start], [identity])
+        assert data.startswith(released) and len(released) <= k * CHUNK
+        damaged = bytearray(sealed)
+        damaged[start + k % min(CHUNK + TAG, len(sealed) - start)] ^= 0x10
+        released = _released_before_failure(bytes(damaged), [identity])
+        assert data.startswith(released) and len(released) <= k * CHUNK
+    for trailing in (b"\0", bytes(CHUNK + TAG)):
+        assert data.startswith(_released_before_failure(sealed + trailing, [identity]))
+
+
 @settings(max_examples=40, **SETTINGS)
 @given(data=plaintexts(), kind=kinds, trailing=st.binary(min_size=1, max_size=CHUNK + TAG + 1))
 def test_data_after_the_final_chunk_is_refused(data: bytes, kind: str, trailing: bytes) -> None:
