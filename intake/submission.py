@@ -20,8 +20,11 @@ from store.blobs import (
     BlobWriter,
     NoRecipientsError,
     active_recipients,
+    blob_header,
+    blob_recipients,
     pad_document,
     read_blob,
+    replace_header,
     seal_blob,
     unpad_document,
 )
@@ -222,12 +225,39 @@ def find(db: Database, settings: Settings, code: str) -> tuple[receipts.ReceiptK
     return keys, testimony_id
 
 
+def upgrade_reply_key(db: Database, keys: receipts.ReceiptKeys, testimony_id: int) -> bool:
+    """On a post-quantum instance, move a witness's X25519 reply key to a hybrid one the
+    first time they come back (the code is needed, so it cannot happen earlier): every
+    reply's header is rewritten, in one transaction, for the reviewers and the new key."""
+    new = keys.reply_identity
+    with db.transaction() as session:
+        testimony = session.get(Testimony, testimony_id)
+        assert testimony is not None
+        witness = testimony.witness
+        if witness.reply_public_key.startswith("age1pq1") or not isinstance(
+                new, crypto.HybridIdentity):
+            return False
+        old = keys.identity_for(witness.reply_public_key)
+        for message in testimony.messages:
+            blob = session.get(SealedBlob, message.blob_id)
+            assert blob is not None
+            registered = blob_recipients(session, blob.id)
+            header = crypto.set_recipients(
+                blob_header(blob), [old],
+                [*(crypto.parse_recipient(r.public_key) for r in registered), new.recipient])
+            replace_header(session, blob, header, registered)
+        witness.reply_public_key = str(new.recipient)
+        audit.append(session, "witness", "witness.key_upgrade", "testimony:%d" % testimony.id,
+                     {"replies": len(testimony.messages)}, day_only=True)
+    return True
+
+
 def follow_up(db: Database, keys: receipts.ReceiptKeys, testimony_id: int) -> FollowUp:
     """Unseal, in memory only, the replies sealed to this witness's receipt key."""
-    identity: crypto.Identity = keys.reply_identity
     with db.sessions() as session:
         testimony = session.get(Testimony, testimony_id)
         assert testimony is not None
+        identity: crypto.Identity = keys.identity_for(testimony.witness.reply_public_key)
         messages = []
         for message in testimony.messages:
             blob = session.get(SealedBlob, message.blob_id)

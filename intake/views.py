@@ -21,7 +21,6 @@ from .forms import AddForm, ReceiptForm, TestimonyForm, place_choices
 from .spool import SealedSpool
 
 
-
 def N_(message: str) -> str:
     """Mark a message for the catalogue; it is translated where it is shown."""
     return message
@@ -208,6 +207,7 @@ def lookup() -> Any:
     if found is None:
         return render_template("receipt_lookup.html", form=form, failed=True), 404
     keys, testimony_id = found
+    submission.upgrade_reply_key(_db(), keys, testimony_id)
     return _thread(form.receipt.data, keys, testimony_id, AddForm(formdata=None))
 
 

@@ -6,6 +6,7 @@
     testimony reviewer disable NAME [--identity FILE]
     testimony reviewer grant NAME --identity FILE
     testimony reviewer demo                     local demo account (localhost only)
+    testimony keys upgrade --identity FILE      post-quantum recovery key (reviewers: at login)
 """
 
 from __future__ import annotations
@@ -169,7 +170,49 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_upgrade(args: argparse.Namespace) -> int:
+    """Move the recovery key to a hybrid post-quantum key; reviewers follow at login."""
+    from crypto.keys import identity_file_text, write_secret_file
+
+    settings, db = _database()
+    old = _identities(args.identity)
+    new = crypto.HybridIdentity.generate()
+    out = args.out or str(settings.instance_path / "recovery-key-pq.txt")
+    if os.path.exists(out):
+        raise SystemExit("error: %s exists; refusing to overwrite a key" % out)
+    write_secret_file(out, identity_file_text(new, new.recipient))
+    try:
+        with db.transaction() as session:
+            added, dropped = sharing.upgrade_recovery_key(session, old, new, "operator")
+            if added.skipped:
+                raise SystemExit("error: %d items cannot be opened with %s; nothing changed"
+                                 % (added.skipped, args.identity))
+    except BaseException:
+        os.unlink(out)
+        raise
+    print("New post-quantum recovery key written to %s: move it offline now." % out)
+    print("Added to %d items; the old recovery key was dropped from %d items." % (
+        added.changed, dropped.changed))
+    with db.sessions() as session:
+        waiting = [r.name for r in session.scalars(select(Reviewer).where(
+            Reviewer.active.is_(True))) if not r.recipient.public_key.startswith("age1pq1")]
+    if waiting:
+        print("Reviewers whose keys become post-quantum at their next login: %s"
+              % ", ".join(waiting))
+    return 0
+
+
 def _review_commands(sub: argparse._SubParsersAction) -> None:
+    keys = sub.add_parser("keys", help="the instance's key types")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    upgrade = keys_sub.add_parser(
+        "upgrade", help="replace the X25519 recovery key with a hybrid post-quantum one, "
+        "by header rewrite")
+    upgrade.add_argument("--identity", metavar="FILE", required=True,
+                         help="the current recovery key file")
+    upgrade.add_argument("--out", metavar="FILE", help="where to write the new recovery key")
+    upgrade.set_defaults(handler=_keys_upgrade)
+
     parser = sub.add_parser("reviewer", help="reviewer accounts and sharing")
     commands = parser.add_subparsers(dest="reviewer_command", required=True)
     add = commands.add_parser("add", help="create a reviewer with a new key")

@@ -1,9 +1,11 @@
-"""Sharing sealed testimony with a new reviewer, and cutting a disabled one off.
+"""Sharing sealed testimony with a new key, and cutting an old one off.
 
-Both rewrite only age headers (see docs/format.md): the payload chunks are untouched.
-Granting needs an identity that can open the items (an unlocked reviewer's, or the
-recovery key). Removing writes fresh stanzas for everyone who remains, so the removed
-reviewer's stanza is gone; replies keep the witness's reply key.
+Everything here rewrites only age headers (see docs/format.md): payload chunks are never
+touched. Adding needs an identity that can open the items (an unlocked reviewer's, or the
+recovery key). Dropping writes fresh stanzas for everyone who remains, so the dropped
+key's stanza is gone; replies keep the witness's reply key. Changes of key type (to
+post-quantum hybrid keys) always add the new key everywhere before dropping the old one,
+so no item is unreadable at any step.
 """
 
 from __future__ import annotations
@@ -15,22 +17,24 @@ from sqlalchemy.orm import Session
 
 import crypto
 from store import audit
-from store.blobs import blob_header, replace_header
-from store.models import BlobRecipient, Message, Recipient, Reviewer, SealedBlob, Testimony, Witness
+from store.blobs import blob_header, blob_recipients, replace_header
+from store.models import (
+    BlobRecipient,
+    Message,
+    Recipient,
+    Reviewer,
+    SealedBlob,
+    Testimony,
+    Witness,
+)
 
-from .accounts import end_all_sessions
+from .accounts import end_all_sessions, now, seal_identity
 
 
 @dataclass
 class Rewritten:
     changed: int = 0
     skipped: int = 0  # items the given identity could not open
-
-
-def _recipients_of(session: Session, blob_id: int) -> list[Recipient]:
-    return list(session.scalars(
-        select(Recipient).join(BlobRecipient, BlobRecipient.recipient_id == Recipient.id)
-        .where(BlobRecipient.blob_id == blob_id).order_by(Recipient.id)))
 
 
 def _witness_keys(session: Session, blob_id: int) -> list[crypto.Recipient]:
@@ -40,22 +44,50 @@ def _witness_keys(session: Session, blob_id: int) -> list[crypto.Recipient]:
     return [crypto.parse_recipient(key)] if key else []
 
 
-def grant(session: Session, identities: list[crypto.Identity], reviewer: Reviewer,
-          actor: str) -> Rewritten:
-    """Add ``reviewer``'s key to every item that does not name it yet."""
+def add_recipient(session: Session, identities: list[crypto.Identity],
+                  recipient: Recipient) -> Rewritten:
+    """Add ``recipient`` to every item that does not name it yet and that
+    ``identities`` can open."""
     result = Rewritten()
-    new_key = crypto.parse_recipient(reviewer.recipient.public_key)
-    named = select(BlobRecipient.blob_id).where(
-        BlobRecipient.recipient_id == reviewer.recipient_id)
+    key = crypto.parse_recipient(recipient.public_key)
+    named = select(BlobRecipient.blob_id).where(BlobRecipient.recipient_id == recipient.id)
     for blob in session.scalars(select(SealedBlob).where(SealedBlob.id.not_in(named))):
         try:
-            header = crypto.add_recipients(blob_header(blob), identities, [new_key])
+            header = crypto.add_recipients(blob_header(blob), identities, [key])
         except crypto.NoIdentityMatchError:
             result.skipped += 1
             continue
-        replace_header(session, blob, header,
-                       [*_recipients_of(session, blob.id), reviewer.recipient])
+        replace_header(session, blob, header, [*blob_recipients(session, blob.id), recipient])
         result.changed += 1
+    return result
+
+
+def drop_recipient(session: Session, identities: list[crypto.Identity],
+                   recipient: Recipient) -> Rewritten:
+    """Rewrite every item naming ``recipient`` for its other recipients only."""
+    result = Rewritten()
+    holding = select(BlobRecipient.blob_id).where(BlobRecipient.recipient_id == recipient.id)
+    for blob in session.scalars(select(SealedBlob).where(SealedBlob.id.in_(holding))):
+        remaining = [r for r in blob_recipients(session, blob.id) if r.id != recipient.id]
+        keys = [crypto.parse_recipient(r.public_key) for r in remaining]
+        keys += _witness_keys(session, blob.id)
+        if not remaining:
+            result.skipped += 1  # never leave an item that no reviewer can open
+            continue
+        try:
+            header = crypto.set_recipients(blob_header(blob), identities, keys)
+        except crypto.NoIdentityMatchError:
+            result.skipped += 1
+            continue
+        replace_header(session, blob, header, remaining)
+        result.changed += 1
+    return result
+
+
+def grant(session: Session, identities: list[crypto.Identity], reviewer: Reviewer,
+          actor: str) -> Rewritten:
+    """Share every item ``identities`` can open with ``reviewer``."""
+    result = add_recipient(session, identities, reviewer.recipient)
     audit.append(session, actor, "reviewer.grant", "reviewer:%s" % reviewer.name,
                  {"items": result.changed, "skipped": result.skipped})
     return result
@@ -67,23 +99,60 @@ def disable(session: Session, identities: list[crypto.Identity], reviewer: Revie
     reviewer.active = False
     reviewer.recipient.active = False
     end_all_sessions(session, reviewer.id)
-    result = Rewritten()
-    holding = select(BlobRecipient.blob_id).where(
-        BlobRecipient.recipient_id == reviewer.recipient_id)
-    for blob in session.scalars(select(SealedBlob).where(SealedBlob.id.in_(holding))):
-        remaining = [r for r in _recipients_of(session, blob.id) if r.id != reviewer.recipient_id]
-        keys = [crypto.parse_recipient(r.public_key) for r in remaining]
-        keys += _witness_keys(session, blob.id)
-        if not keys:
-            result.skipped += 1
-            continue
-        try:
-            header = crypto.set_recipients(blob_header(blob), identities, keys)
-        except crypto.NoIdentityMatchError:
-            result.skipped += 1
-            continue
-        replace_header(session, blob, header, remaining)
-        result.changed += 1
+    result = drop_recipient(session, identities, reviewer.recipient)
     audit.append(session, actor, "reviewer.disable", "reviewer:%s" % reviewer.name,
                  {"items": result.changed, "skipped": result.skipped})
     return result
+
+
+def upgrade_reviewer_key(session: Session, settings, reviewer: Reviewer,  # type: ignore[no-untyped-def]
+                         old: crypto.Identity, password: str) -> crypto.HybridIdentity:
+    """Replace a reviewer's X25519 key with a hybrid one, at login (the only time the
+    password is at hand): add the new key to every item the old one opens, then drop the
+    old key's stanzas."""
+    new = crypto.HybridIdentity.generate()
+    recipient = Recipient(public_key=str(new.recipient), kind="reviewer",
+                          label="reviewer %s" % reviewer.name, active=True,
+                          created_on=now().date())
+    session.add(recipient)
+    session.flush()
+    secret = crypto.unseal_bytes(reviewer.totp_sealed, [old])
+    old_recipient = reviewer.recipient
+    added = add_recipient(session, [old], recipient)
+    old_recipient.active = False
+    reviewer.recipient_id = recipient.id
+    reviewer.recipient = recipient
+    reviewer.identity_sealed = seal_identity(settings, new, password)
+    reviewer.totp_sealed = crypto.seal_bytes(secret, [new.recipient])
+    dropped = drop_recipient(session, [new], old_recipient)
+    audit.append(session, "reviewer:%s" % reviewer.name, "reviewer.key_upgrade",
+                 "reviewer:%s" % reviewer.name,
+                 {"public_key": recipient.public_key, "added": added.changed,
+                  "dropped": dropped.changed, "skipped": dropped.skipped})
+    return new
+
+
+def upgrade_recovery_key(session: Session, old: list[crypto.Identity],
+                         new: crypto.HybridIdentity, actor: str) -> tuple[Rewritten, Rewritten]:
+    """Register ``new`` as the recovery key, add it to every item the ``old`` identities
+    open, then drop the old recovery key's stanzas."""
+    old_recipients = list(session.scalars(select(Recipient).where(
+        Recipient.kind == "recovery", Recipient.active.is_(True))))
+    recipient = Recipient(public_key=str(new.recipient), kind="recovery",
+                          label="organisation recovery key (post-quantum)", active=True,
+                          created_on=now().date())
+    session.add(recipient)
+    session.flush()
+    added = add_recipient(session, old, recipient)
+    audit.append(session, actor, "recovery.key_add", "recipient:%d" % recipient.id,
+                 {"public_key": recipient.public_key, "items": added.changed,
+                  "skipped": added.skipped})
+    dropped = Rewritten()
+    for previous in old_recipients:
+        previous.active = False
+        result = drop_recipient(session, [new], previous)
+        dropped.changed += result.changed
+        dropped.skipped += result.skipped
+    audit.append(session, actor, "recovery.key_drop", "recovery",
+                 {"items": dropped.changed, "skipped": dropped.skipped})
+    return added, dropped

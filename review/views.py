@@ -85,6 +85,10 @@ def login() -> Any:
             except accounts.LoginFailed:
                 failed = True
             else:
+                if _settings().recipient_keys == "pq" and isinstance(identity,
+                                                                     crypto.X25519Identity):
+                    identity = sharing.upgrade_reviewer_key(session, _settings(), reviewer,
+                                                            identity, form.password.data)
                 accounts.end_session(session, request.cookies.get(SESSION_COOKIE))
                 cookie = accounts.open_session(session, _settings(), reviewer, identity)
                 audit.append(session, "reviewer:%s" % reviewer.name, "login",

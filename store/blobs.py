@@ -125,6 +125,15 @@ class BlobWriter(io.RawIOBase):
             self.blob.chunk_count = self._sink.seq
             super().close()
 
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        if kind is None:
+            self.close()
+        else:
+            # Leave the blob unfinished (no final chunk): it can never unseal as a
+            # shorter item, and the caller's transaction rolls it back.
+            self._writer.abort()
+            super().close()
+
 
 class NoRecipientsError(RuntimeError):
     """Raised instead of accepting anything that nobody could read."""
@@ -230,3 +239,10 @@ def replace_header(session: Session, blob: SealedBlob, header: crypto.Header,
     session.execute(BlobRecipient.__table__.delete().where(BlobRecipient.blob_id == blob.id))
     for recipient in recipients:
         session.add(BlobRecipient(blob_id=blob.id, recipient_id=recipient.id))
+
+
+def blob_recipients(session: Session, blob_id: int) -> list[Recipient]:
+    """The registered recipients a blob's header names."""
+    return list(session.scalars(
+        select(Recipient).join(BlobRecipient, BlobRecipient.recipient_id == Recipient.id)
+        .where(BlobRecipient.blob_id == blob_id).order_by(Recipient.id)))

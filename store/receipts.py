@@ -5,8 +5,9 @@ down and to read aloud in any language. It is never stored. One Argon2id derivat
 the instance salt turns it into a master secret; from that, HKDF derives
 
 * the lookup hash stored in ``witness.receipt_hash``, and
-* the witness's X25519 reply key, whose public half is stored so reviewers can seal
-  replies the witness alone can open with the code.
+* the witness's reply key (hybrid ML-KEM-768 + X25519 on post-quantum instances,
+  else X25519), whose public half is stored so reviewers can seal replies the witness
+  alone can open with the code.
 
 A seized database therefore yields neither the codes nor the replies without an
 Argon2id guess per candidate code, over 2^66 candidates.
@@ -63,8 +64,20 @@ class ReceiptKeys:
             type=Type.ID,
         )
         self.lookup_hash = _hkdf(master, b"testimony receipt lookup").hex()
-        self.reply_identity = crypto.X25519Identity(_hkdf(master, b"testimony reply key"))
+        self._seed = _hkdf(master, b"testimony reply key")
+        self._pq = settings.recipient_keys == "pq"
 
     @property
-    def reply_recipient(self) -> crypto.X25519Recipient:
+    def reply_identity(self) -> crypto.X25519Identity | crypto.HybridIdentity:
+        """The identity new replies are sealed to (hybrid on post-quantum instances)."""
+        return self.identity_for("age1pq1" if self._pq else "age1")
+
+    def identity_for(self, public_key: str) -> crypto.X25519Identity | crypto.HybridIdentity:
+        """The identity matching a stored reply key of either type (the same seed)."""
+        if public_key.startswith("age1pq1"):
+            return crypto.HybridIdentity(self._seed)
+        return crypto.X25519Identity(self._seed)
+
+    @property
+    def reply_recipient(self) -> crypto.X25519Recipient | crypto.HybridRecipient:
         return self.reply_identity.recipient

@@ -15,7 +15,11 @@
 | TESTIMONY_SCRYPT_WORK_FACTOR | 18 (reviewer keys sealed to passwords) |
 | TESTIMONY_REVIEW_IDLE_MINUTES / _SESSION_HOURS | 30 / 12 |
 | TESTIMONY_COOKIE_SECURE | off (set to 1 when served over HTTPS) |
-| TESTIMONY_RECIPIENT_KEYS | x25519, or pq for hybrid ML-KEM-768 + X25519 keys |
+| TESTIMONY_RECIPIENT_KEYS | pq (hybrid ML-KEM-768 + X25519 keys), or x25519 |
+
+With ``pq``, new reviewer, recovery and witness reply keys are post-quantum hybrids
+(opened offline with age 1.3 or newer, or ``python -m crypto``); ``x25519`` makes keys
+that older age tools open too.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ class Settings:
     argon2_memory_kib: int = 65536
     argon2_time_cost: int = 3
     page_title: str = "Notes"
-    recipient_keys: str = "x25519"
+    recipient_keys: str = "pq"
     cookie_secure: bool = False
     scrypt_work_factor: int = 18
     review_idle_minutes: int = 30
@@ -84,7 +88,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
     database_url = env.get("TESTIMONY_DATABASE_URL") or "sqlite:///%s" % (
         instance / "testimony.sqlite3"
     )
-    keys = env.get("TESTIMONY_RECIPIENT_KEYS", "x25519")
+    keys = env.get("TESTIMONY_RECIPIENT_KEYS", "pq")
     if keys not in ("x25519", "pq"):
         raise SystemExit("TESTIMONY_RECIPIENT_KEYS must be 'x25519' or 'pq'")
     return Settings(
