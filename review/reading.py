@@ -52,7 +52,7 @@ class TestimonyView:
 
 
 def _reviewer_names(session: Session) -> dict[int, str]:
-    return dict(session.execute(select(Reviewer.id, Reviewer.name)).tuples().all())
+    return dict(session.execute(select(Reviewer.id, Reviewer.name)).all())
 
 
 def read_testimony(session: Session, testimony: Testimony,

@@ -127,7 +127,7 @@ def index() -> Any:
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     with _db().sessions() as session:
         rows, total = reading.inbox(session, filters, page, PER_PAGE)
-        names = dict(session.execute(select(Reviewer.id, Reviewer.name)).tuples().all())
+        names = dict(session.execute(select(Reviewer.id, Reviewer.name)).all())
     pages = max((total + PER_PAGE - 1) // PER_PAGE, 1)
     return render_template(
         "inbox.html", rows=rows, total=total, page=page, pages=pages, filters=filters,
