@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Flask, abort, g, redirect, render_template, request, url_for
 from flask_babel import Babel
+from flask_babel import lazy_gettext as _l
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -64,6 +65,23 @@ def choose_language() -> str:
     if chosen in LANGUAGES:
         return chosen  # type: ignore[return-value]
     return request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+ERROR_MESSAGES: dict[object, Any] = {
+    "csrf": _l("The form expired. Go back, reload the page and try again."),
+    400: _l("The request could not be understood."),
+    401: _l("Please log in."),
+    403: _l("You are not allowed to do this."),
+    404: _l("There is nothing here."),
+    405: _l("There is nothing here."),
+    413: _l("This is too large."),
+    429: _l("Too many attempts. Wait a while and try again."),
+    500: _l("Something went wrong. Nothing was changed."),
+}
+
+
+def _error(code: int, message: Any) -> Any:
+    return render_template("error.html", code=code, message=message), code
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> Flask:
@@ -129,23 +147,22 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> Any:
-        return render_template("error.html", code=400,
-                               message="The form expired. Go back, reload and try again."), 400
+        return _error(400, ERROR_MESSAGES["csrf"])
 
     @app.errorhandler(RateLimitExceeded)
     def too_many(error: RateLimitExceeded) -> Any:
-        return render_template("error.html", code=429,
-                               message="Too many attempts. Wait a while and try again."), 429
+        return _error(429, ERROR_MESSAGES[429])
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
-        return render_template("error.html", code=error.code, message=error.name), error.code
+        code = error.code or 500
+        return _error(code, ERROR_MESSAGES.get(code, ERROR_MESSAGES[400]))
 
     @app.errorhandler(Exception)
     def crash(error: Exception) -> Any:
         if app.testing:
             raise error
         app.logger.error("internal error: %s", type(error).__name__)
-        return render_template("error.html", code=500, message="Internal error"), 500
+        return _error(500, ERROR_MESSAGES[500])
 
     return app

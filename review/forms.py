@@ -18,6 +18,18 @@ STATUS_LABELS = {
 }
 
 
+RELATION_LABELS = {
+    "saw": _l("Saw it"),
+    "happened_to_me": _l("Happened to them"),
+    "happened_to_family": _l("Happened to their family"),
+    "heard": _l("Heard from others"),
+}
+CONSENT_LABELS = {
+    "counts": _l("Counts only"),
+    "quotes": _l("Counts and anonymized quotes"),
+}
+
+
 class LoginForm(FlaskForm):
     name = StringField(_l("Name"), validators=[InputRequired(), Length(max=80)])
     password = PasswordField(_l("Password"), validators=[InputRequired(), Length(max=1024)])

@@ -25,6 +25,7 @@ from flask import (
     session as flask_session,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -37,7 +38,16 @@ from store.settings import Settings
 from store.vocabulary import LANGUAGES, PLACES, RELATIONS, STATUSES, place_name
 
 from . import SESSION_COOKIE, accounts, reading, sharing
-from .forms import STATUS_LABELS, ActionForm, AssignForm, LoginForm, StatusForm, TextForm
+from .forms import (
+    CONSENT_LABELS,
+    RELATION_LABELS,
+    STATUS_LABELS,
+    ActionForm,
+    AssignForm,
+    LoginForm,
+    StatusForm,
+    TextForm,
+)
 
 auth = Blueprint("auth", __name__)
 inbox = Blueprint("inbox", __name__)
@@ -169,7 +179,8 @@ def show(testimony_id: int, contact: str | None = None) -> Any:
             "testimony.html", view=view, item=item, contact=contact, status_form=status,
             assign_form=assign, note_form=TextForm(prefix="note"),
             reply_form=TextForm(prefix="reply"), action=ActionForm(),
-            status_labels=STATUS_LABELS, place_name=place_name)
+            status_labels=STATUS_LABELS, relation_labels=RELATION_LABELS,
+            consent_labels=CONSENT_LABELS, place_name=place_name)
 
 
 @testimony.route("/<int:testimony_id>/contact", methods=["POST"])
@@ -321,9 +332,14 @@ def grant(reviewer_id: int) -> Any:
         if not person.active:
             abort(400)
         done = sharing.grant(session, [g.identity], person, _actor())
-    return redirect(url_for("reviewers.listing", result=_(
-        "%(name)s can now read %(changed)d more items (%(skipped)d you cannot open yourself).",
-        name=person.name, changed=done.changed, skipped=done.skipped)))
+    message = ngettext("%(name)s can now read %(num)d more sealed item.",
+                       "%(name)s can now read %(num)d more sealed items.",
+                       done.changed, name=person.name)
+    if done.skipped:
+        message += " " + ngettext(
+            "%(num)d item could not be shared: you cannot open it yourself.",
+            "%(num)d items could not be shared: you cannot open them yourself.", done.skipped)
+    return redirect(url_for("reviewers.listing", result=message))
 
 
 @reviewers.route("/<int:reviewer_id>/disable", methods=["POST"])
@@ -336,7 +352,13 @@ def disable(reviewer_id: int) -> Any:
         if person.id == g.reviewer.id:
             abort(400)
         done = sharing.disable(session, [g.identity], person, _actor())
-    return redirect(url_for("reviewers.listing", result=_(
-        "%(name)s is disabled and was removed from %(changed)d items (%(skipped)d items "
-        "need the recovery key: testimony reviewer disable).",
-        name=person.name, changed=done.changed, skipped=done.skipped)))
+    message = ngettext("%(name)s is disabled and can no longer open %(num)d sealed item.",
+                       "%(name)s is disabled and can no longer open %(num)d sealed items.",
+                       done.changed, name=person.name)
+    if done.skipped:
+        message += " " + ngettext(
+            "%(num)d item still names them: an administrator must run "
+            "“testimony reviewer disable” with the recovery key.",
+            "%(num)d items still name them: an administrator must run "
+            "“testimony reviewer disable” with the recovery key.", done.skipped)
+    return redirect(url_for("reviewers.listing", result=message))

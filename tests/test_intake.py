@@ -298,13 +298,13 @@ def test_receipt_opens_follow_up_and_adds_statement_and_files(intake_app, client
     code = receipt_code(submit(client))
     page = client.post("/en/receipt/", data={"receipt": code.replace(" ", "-")})
     assert page.status_code == 200
-    assert "1 written part" in page.data.decode() and "No messages yet" in page.data.decode()
+    assert "1 text from you" in page.data.decode() and "No messages yet" in page.data.decode()
     added = client.post("/en/receipt/add", data={
         "receipt": code, "statement": "Invented addition: a second car was burned.",
         "files": [(io.BytesIO(jpeg()), "more.jpg")]}, content_type="multipart/form-data")
     html = added.data.decode()
     assert added.status_code == 200 and "What you added was received" in html
-    assert "2 written parts" in html and "1 file" in html
+    assert "2 texts from you" in html and "1 file" in html
     with _db(intake_app).sessions() as session:
         testimony = session.scalars(select(Testimony)).one()
         texts = [unpad_document(read_blob(session, session.get(SealedBlob, s.blob_id),
