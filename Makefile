@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench lint run clean translations messages
+.PHONY: test bench bench-intake lint run clean translations messages
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ test: $(STAMP) translations
 
 bench: $(STAMP)
 	$(PY) bench/seal.py $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-intake
+
+# The witness face under load (gunicorn) against a bare Flask + SQLite app, and the
+# worker's peak RSS during a 200 MiB upload.
+bench-intake: $(STAMP)
+	$(PY) bench/intake.py $(BENCH_INTAKE_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check crypto store intake review tests bench
