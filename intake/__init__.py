@@ -144,6 +144,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.extensions["testimony_db"] = db or Database(settings)
     # Access logs would record addresses; the development server's logger is silenced.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # Pillow's debug messages quote EXIF values (camera, GPS) of the photos it reads.
+    logging.getLogger("PIL").setLevel(logging.INFO)
 
     Babel(app, locale_selector=choose_language)
     CSRFProtect(app)

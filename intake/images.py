@@ -139,8 +139,11 @@ def _working_copy(image: Image.Image) -> tuple[bytes | None, str | None]:
     upright.thumbnail((WORKING_SIDE, WORKING_SIDE))
     has_alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
     out = io.BytesIO()
+    clean = upright.convert("RGBA" if has_alpha else "RGB")
+    # Pillow would write the JPEG comment (COM) or the ICC profile back from ``info``.
+    clean.info = {}
     if has_alpha:
-        upright.convert("RGBA").save(out, "PNG", optimize=False)
+        clean.save(out, "PNG", optimize=False)
         return out.getvalue(), "image/png"
-    upright.convert("RGB").save(out, "JPEG", quality=85)
+    clean.save(out, "JPEG", quality=85)
     return out.getvalue(), "image/jpeg"
