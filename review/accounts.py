@@ -174,10 +174,12 @@ def _totp_step(secret: str, code: str, last_step: int, at: dt.datetime) -> int |
 
 
 _DUMMY_HASH: dict[tuple[int, int], str] = {}
+_DUMMY_SEALED: dict[int, bytes] = {}
 
 
 def _dummy_verify(settings: Settings, password: str) -> None:
-    """Spend the same time on an unknown name as on a known one."""
+    """Spend the same time on an unknown name as on a known one: a password hash check
+    and an unwrap of a key sealed to a password."""
     key = (settings.argon2_time_cost, settings.argon2_memory_kib)
     if key not in _DUMMY_HASH:
         _DUMMY_HASH[key] = hasher(settings).hash(secrets.token_hex(16))
@@ -185,6 +187,11 @@ def _dummy_verify(settings: Settings, password: str) -> None:
         hasher(settings).verify(_DUMMY_HASH[key], password)
     except VerificationError:
         pass
+    factor = settings.scrypt_work_factor
+    if factor not in _DUMMY_SEALED:
+        _DUMMY_SEALED[factor] = seal_identity(settings, crypto.X25519Identity.generate(),
+                                              secrets.token_hex(16))
+    unseal_identity(_DUMMY_SEALED[factor], password)
 
 
 def authenticate(session: Session, settings: Settings, name: str, password: str,
@@ -198,7 +205,12 @@ def authenticate(session: Session, settings: Settings, name: str, password: str,
         _dummy_verify(settings, password)
         raise LoginFailed()
     try:
-        hasher(settings).verify(reviewer.password_hash, password)
+        try:
+            hasher(settings).verify(reviewer.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            # As long as a right password with a wrong code: the time must not tell.
+            unseal_identity(reviewer.identity_sealed, password)
+            raise
         identity = unseal_identity(reviewer.identity_sealed, password)
         if identity is None:
             raise VerificationError("identity did not unseal")
@@ -227,6 +239,7 @@ def _hash_id(session_id: bytes) -> str:
 def open_session(session: Session, settings: Settings, reviewer: Reviewer,
                  identity: crypto.Identity) -> str:
     """Seal the identity under a new session key; return the cookie value."""
+    purge_expired_sessions(session, settings)  # sessions whose browsers never came back
     session_id, key = os.urandom(32), os.urandom(32)
     id_hash = _hash_id(session_id)
     nonce = os.urandom(12)
@@ -280,6 +293,7 @@ def load_session(session: Session, settings: Settings,
         return None
     if (at - row.last_seen).total_seconds() > 30:
         row.last_seen = at
+        purge_expired_sessions(session, settings)
     return reviewer, crypto.parse_identity(text.decode())
 
 
