@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import logging
 from typing import Any
 
-from flask import Flask, abort, g, redirect, render_template, request, url_for
+from flask import Flask, Request, abort, g, redirect, render_template, request, url_for
 from flask_babel import Babel
 from flask_babel import lazy_gettext as _l
 from flask_limiter import Limiter
@@ -84,9 +85,37 @@ def _error(code: int, message: Any) -> Any:
     return render_template("error.html", code=code, message=message), code
 
 
+class _Discard(io.RawIOBase):
+    """Where file parts go: no reviewer form uploads anything, so nothing is kept."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return 0
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+
+class ReviewRequest(Request):
+    """A request that never spools a file part to disk (Werkzeug would, in plaintext,
+    for parts over 500 KiB, even before the login check runs)."""
+
+    def _get_file_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return _Discard()
+
+
 def create_app(settings: Settings | None = None, db: Database | None = None) -> Flask:
     settings = settings or settings_module.load()
     app = Flask(__name__)
+    app.request_class = ReviewRequest
     app.config.update(
         TESTIMONY_SETTINGS=settings,
         SECRET_KEY=hashlib.sha256(b"review|" + settings.secret_key).hexdigest(),

@@ -508,3 +508,38 @@ def test_every_response_forbids_caching_and_referrers_and_has_the_csp(desk):
             response = client.open(path, method=method)
             assert response.status_code < 500, (method, path)
             _assert_headers(response, "logged in %s %s" % (method, path))
+
+
+def test_file_parts_sent_to_the_review_face_never_reach_disk(tmp_path, monkeypatch):
+    """Werkzeug spools big file parts to a temporary file; the review face discards them."""
+    import io
+    import tempfile
+
+    from review import create_app
+    from store.instance import init
+
+    from .conftest import make_settings
+
+    settings = make_settings(tmp_path / "instance")
+    init(settings, out=lambda *_: None)
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool_dir))
+    created: list[str] = []
+    real = tempfile.TemporaryFile
+
+    def watching(*args, **kwargs):
+        created.append("file")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", watching)
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile",
+                        lambda *a, **k: created.append("spooled") or real())
+    app = create_app(settings)
+    payload = b"INVENTED-CANARY-" * 70_000  # about 1 MiB, over Werkzeug's 500 KiB
+    response = app.test_client().post(
+        "/login", data={"name": "x", "file": (io.BytesIO(payload), "a.bin")},
+        content_type="multipart/form-data")
+    assert response.status_code in (400, 401)
+    assert created == []
+    assert list(spool_dir.iterdir()) == []
