@@ -136,9 +136,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     Babel(app, locale_selector=choose_language)
     CSRFProtect(app)
 
-    from . import views
+    from . import catalogue, views
 
-    for blueprint in views.BLUEPRINTS:
+    for blueprint in views.BLUEPRINTS + catalogue.BLUEPRINTS:
         app.register_blueprint(blueprint)
     limiter = Limiter(client_key, app=app, strategy="moving-window", headers_enabled=False)
     app.view_functions["auth.login"] = limiter.limit(

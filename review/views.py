@@ -175,12 +175,15 @@ def show(testimony_id: int, contact: str | None = None) -> Any:
         assign = _assign_form(session)
         assign.reviewer.data = str(item.assigned_to or "")
         status = StatusForm(status=item.status)
+        from .catalogue import mapping_context
+
         return render_template(
             "testimony.html", view=view, item=item, contact=contact, status_form=status,
             assign_form=assign, note_form=TextForm(prefix="note"),
             reply_form=TextForm(prefix="reply"), action=ActionForm(),
             status_labels=STATUS_LABELS, relation_labels=RELATION_LABELS,
-            consent_labels=CONSENT_LABELS, place_name=place_name)
+            consent_labels=CONSENT_LABELS, place_name=place_name,
+            **mapping_context(session, item))
 
 
 @testimony.route("/<int:testimony_id>/contact", methods=["POST"])

@@ -1,4 +1,5 @@
-"""The ``testimony`` command's storage subcommands: ``init`` and ``audit verify``.
+"""The ``testimony`` command's storage subcommands: ``init``, ``audit verify`` and
+``incidents import|export``.
 
 The review side adds its own (reviewers, sharing) in ``review.cli``, which is the entry
 point; every administrative task has a subcommand.
@@ -41,6 +42,44 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _incidents_import(args: argparse.Namespace) -> int:
+    from .incidents import CatalogueError, load_file
+
+    db = Database(settings_module.load())
+    try:
+        for path in args.files:
+            with db.transaction() as session:
+                result = load_file(session, path, "operator")
+            print("%s: created %s; updated %s" % (
+                path, ", ".join("%d %s" % (n, k) for k, n in result.created.items()),
+                ", ".join("%d %s" % (n, k) for k, n in result.updated.items())))
+    except CatalogueError as exc:
+        print("error: %s" % exc, file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    return 0
+
+
+def _incidents_export(args: argparse.Namespace) -> int:
+    import json
+
+    from .incidents import export_document
+
+    db = Database(settings_module.load())
+    try:
+        with db.sessions() as session:
+            text = json.dumps(export_document(session), ensure_ascii=False, indent=2) + "\n"
+    finally:
+        db.dispose()
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     parser = argparse.ArgumentParser(
         prog="testimony",
@@ -54,6 +93,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     audit_sub = audit_parser.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", help="check the hash chain and say where it breaks"
                          ).set_defaults(handler=_audit_verify)
+    incidents = sub.add_parser("incidents", help="the incident catalogue")
+    incidents_sub = incidents.add_subparsers(dest="incidents_command", required=True)
+    load = incidents_sub.add_parser("import", help="create or update from catalogue files "
+                                    "(idempotent)")
+    load.add_argument("files", nargs="+", metavar="FILE")
+    load.set_defaults(handler=_incidents_import)
+    dump = incidents_sub.add_parser("export", help="write the catalogue as JSON")
+    dump.add_argument("--out", metavar="FILE")
+    dump.set_defaults(handler=_incidents_export)
     return parser, sub
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -204,6 +206,114 @@ class Note(Base):
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewer.id"))
     written_on: Mapped[dt.date] = mapped_column(Date)
     blob_id: Mapped[int] = mapped_column(ForeignKey("sealed_blob.id"))
+
+
+class Place(Base):
+    """A gazetteer entry: names in the three languages, district, coordinates."""
+
+    __tablename__ = "place"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    names: Mapped[dict] = mapped_column(JSON)  # {"en": …, "ru": …, "kk": …}
+    district: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(20), default="village")
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+
+
+class ViolationType(Base):
+    """An entry of the hierarchical violation vocabulary."""
+
+    __tablename__ = "violation_type"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("violation_type.id"))
+    labels: Mapped[dict] = mapped_column(JSON)
+
+
+class Incident(Base):
+    """A documented event (HURIDOCS: event), with its acts (violation types), figures and
+    sources. Public facts: stored in the clear."""
+
+    __tablename__ = "incident"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    title: Mapped[dict] = mapped_column(JSON)
+    description: Mapped[dict] = mapped_column(JSON)
+    start: Mapped[str] = mapped_column(String(20), index=True)  # ISO date, datetime or month
+    end: Mapped[str | None] = mapped_column(String(20))
+    precision: Mapped[str] = mapped_column(String(12))  # exact | approximate | day | month
+    figures: Mapped[dict] = mapped_column(JSON, default=dict)
+    figures_note: Mapped[str] = mapped_column(Text, default="")
+    places: Mapped[list[Place]] = relationship(secondary="incident_place", order_by="Place.slug")
+    violation_types: Mapped[list[ViolationType]] = relationship(
+        secondary="incident_violation", order_by="ViolationType.slug")
+    sources: Mapped[list[Source]] = relationship(
+        back_populates="incident", cascade="all, delete-orphan", order_by="Source.id")
+
+
+class IncidentPlace(Base):
+    __tablename__ = "incident_place"
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    place_id: Mapped[int] = mapped_column(ForeignKey("place.id"), primary_key=True)
+
+
+class IncidentViolation(Base):
+    __tablename__ = "incident_violation"
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    violation_type_id: Mapped[int] = mapped_column(ForeignKey("violation_type.id"),
+                                                   primary_key=True)
+
+
+class Source(Base):
+    __tablename__ = "source"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"),
+                                             index=True)
+    title: Mapped[str] = mapped_column(String(500))
+    publisher: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(8))
+    date: Mapped[str | None] = mapped_column(String(20))
+    incident: Mapped[Incident] = relationship(back_populates="sources")
+
+
+class IncidentRelation(Base):
+    """``incident`` is caused_by / part_of / follows ``related``."""
+
+    __tablename__ = "incident_relation"
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    related_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    relation: Mapped[str] = mapped_column(String(20))
+
+
+class TestimonyIncident(Base):
+    """A reviewer's link from a testimony to an incident it speaks about. The supporting
+    passage of the statement is sealed like the statement itself."""
+
+    __tablename__ = "testimony_incident"
+    __table_args__ = (UniqueConstraint("testimony_id", "incident_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    testimony_id: Mapped[int] = mapped_column(ForeignKey("testimony.id"), index=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))  # eyewitness | victim | relative | hearsay
+    confidence: Mapped[str] = mapped_column(String(10))  # low | medium | high
+    passage_blob_id: Mapped[int | None] = mapped_column(ForeignKey("sealed_blob.id"))
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("reviewer.id"))
+    linked_on: Mapped[dt.date] = mapped_column(Date)
+
+
+class TestimonyViolation(Base):
+    """A violation type a reviewer tagged on a testimony."""
+
+    __tablename__ = "testimony_violation"
+    testimony_id: Mapped[int] = mapped_column(ForeignKey("testimony.id"), primary_key=True)
+    violation_type_id: Mapped[int] = mapped_column(ForeignKey("violation_type.id"),
+                                                   primary_key=True, index=True)
 
 
 class AuditEvent(Base):
