@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 # Serve both faces on localhost with the embedded SQLite instance in ./instance.
 run: $(STAMP) translations
 	$(VENV)/bin/testimony init
+	$(VENV)/bin/testimony incidents import store/data/violation-types.json store/data/korday-2020.json
 	$(VENV)/bin/testimony reviewer demo
 	@echo "Witness face:  http://127.0.0.1:8080/"
 	@echo "Review face:   http://127.0.0.1:8081/"
@@ -29,6 +30,7 @@ test: $(STAMP) translations
 bench: $(STAMP)
 	$(PY) bench/seal.py $(BENCH_ARGS)
 	$(MAKE) --no-print-directory bench-intake
+	$(PY) bench/review.py $(BENCH_ARGS)
 
 # The witness face under load (gunicorn) against a bare Flask + SQLite app, and the
 # worker's peak RSS during a 200 MiB upload.

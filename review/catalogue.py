@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -30,7 +31,7 @@ from store.models import (
 )
 
 from . import mapping
-from .forms import ActionForm
+from .forms import STATUS_LABELS, ActionForm
 
 incidents = Blueprint("incidents", __name__, url_prefix="/incidents")
 links = Blueprint("mapping", __name__, url_prefix="/testimony")
@@ -94,7 +95,8 @@ def show(slug: str) -> Any:
             audit.append(session, _actor(), "incident.timeline", "incident:%s" % slug,
                          {"testimonies": len(view.timeline)})
         return render_template("incident.html", view=view, incident=incident, label=label,
-                               roles=mapping.ROLE_LABELS)
+                               roles=mapping.ROLE_LABELS, confidences=mapping.CONFIDENCE_LABELS,
+                               status_labels=STATUS_LABELS)
 
 
 # --- linking and tagging --------------------------------------------------------------------
@@ -106,17 +108,20 @@ def _testimony(session: Session, testimony_id: int) -> Testimony:
     return found
 
 
+MAPPING_ERRORS = {
+    "choices": _l("Choose the witness's role and your confidence."),
+    "incident": _l("Choose an incident."),
+    "passage": _l("The passage must be copied from the statement."),
+}
+
+
 def _back(testimony_id: int, error: str | None = None) -> Any:
-    target = url_for("testimony.show", testimony_id=testimony_id)
+    """Back to the testimony; ``error`` is a key of MAPPING_ERRORS, never free text, so a
+    crafted link cannot put words of its own on the page."""
     if error:
-        target += "?" + "&".join(["mapping_error=" + _quote(error)])
-    return redirect(target + "#mapping")
-
-
-def _quote(text: str) -> str:
-    from urllib.parse import quote
-
-    return quote(text)
+        return redirect(url_for("testimony.show", testimony_id=testimony_id,
+                                mapping_error=error) + "#mapping")
+    return redirect(url_for("testimony.show", testimony_id=testimony_id) + "#mapping")
 
 
 @links.route("/<int:testimony_id>/links", methods=["POST"])
@@ -125,16 +130,16 @@ def link(testimony_id: int) -> Any:
     role, confidence = request.form.get("role"), request.form.get("confidence")
     passage = request.form.get("passage", "").strip()[:5000]
     if role not in ROLES or confidence not in CONFIDENCES:
-        return _back(testimony_id, _("Choose the witness's role and your confidence."))
+        return _back(testimony_id, "choices")
     with _db().transaction() as session:
         testimony = _testimony(session, testimony_id)
         incident = session.scalar(select(Incident).where(
             Incident.slug == request.form.get("incident", "")))
         if incident is None:
-            return _back(testimony_id, _("Choose an incident."))
+            return _back(testimony_id, "incident")
         if passage and not mapping.passage_in_statements(session, testimony, g.identity,
                                                           passage):
-            return _back(testimony_id, _("The passage must be copied from the statement."))
+            return _back(testimony_id, "passage")
         existing = session.scalar(select(TestimonyIncident).where(
             TestimonyIncident.testimony_id == testimony.id,
             TestimonyIncident.incident_id == incident.id))
@@ -206,7 +211,7 @@ def mapping_context(session: Session, testimony: Testimony) -> dict[str, Any]:
         "roles": mapping.ROLE_LABELS,
         "confidences": mapping.CONFIDENCE_LABELS,
         "label": label,
-        "mapping_error": request.args.get("mapping_error"),
+        "mapping_error": MAPPING_ERRORS.get(request.args.get("mapping_error", "")),
     }
 
 
