@@ -11,15 +11,18 @@ only reveals a size bucket.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
-from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 import crypto
+from crypto.stream import NONCE_SIZE, StreamReader, payload_key
 
 from .models import BlobChunk, BlobRecipient, Recipient, SealedBlob
 
@@ -246,3 +249,83 @@ def blob_recipients(session: Session, blob_id: int) -> list[Recipient]:
     return list(session.scalars(
         select(Recipient).join(BlobRecipient, BlobRecipient.recipient_id == Recipient.id)
         .where(BlobRecipient.blob_id == blob_id).order_by(Recipient.id)))
+
+
+# --- many small items at once (search) ---------------------------------------------------
+
+READ_MANY_ROWS = 256  # rows fetched from the database at a time by read_sealed_many
+
+
+def read_sealed_many(session: Session, blob_id: ColumnElement[int],
+                     keys: Sequence[ColumnElement[Any]], *,
+                     where: Sequence[ColumnElement[bool]] = (),
+                     order_by: Sequence[ColumnElement[Any]] = (),
+                     recipient_id: int | None = None,
+                     ) -> Iterator[tuple[tuple[Any, ...], bytes, int | None]]:
+    """Many small blobs (statements) as age files, read with one streamed query instead
+    of queries per blob; each blob is held whole in memory, so not for uploads.
+
+    ``blob_id`` is a column of the table that owns the blobs (``Statement.blob_id``),
+    ``keys`` the columns of that table to return with each blob, ``where`` and
+    ``order_by`` select and order its rows. Yields ``(keys, sealed, first)`` per row in
+    that order: ``sealed`` is the header followed by the payload (what
+    :func:`open_sealed` opens), ``first`` the index of ``recipient_id``'s stanza in the
+    header if the stanzas follow the blob's registered recipients in id order, as
+    sealing lays them out (a hint for :func:`open_sealed`; None without a recipient).
+    Nothing is unsealed here.
+    """
+    columns: list[Any] = [*keys, SealedBlob.id, SealedBlob.header]
+    if recipient_id is not None:
+        columns.append(
+            select(func.count()).select_from(BlobRecipient)
+            .where(BlobRecipient.blob_id == SealedBlob.id,
+                   BlobRecipient.recipient_id < recipient_id)
+            .scalar_subquery())
+    query = (select(*columns, BlobChunk.data)
+             .join(SealedBlob, SealedBlob.id == blob_id)
+             .outerjoin(BlobChunk, BlobChunk.blob_id == SealedBlob.id)
+             .where(*where)
+             .order_by(*order_by, SealedBlob.id, BlobChunk.seq)
+             .execution_options(yield_per=READ_MANY_ROWS))
+    width = len(keys)
+    current: tuple[Any, ...] | None = None
+    parts: list[bytes] = []
+    first: int | None = None
+    result = session.execute(query)
+    try:
+        for row in result:
+            # Rows of one blob are adjacent (ordered by blob id, then chunk).
+            marker = (*row[:width], row[width])
+            if marker != current:
+                if current is not None:
+                    yield current[:width], b"".join(parts), first
+                current = marker
+                parts = [row[width + 1]]
+                first = row[width + 2] if recipient_id is not None else None
+            if row[-1] is not None:
+                parts.append(row[-1])
+        if current is not None:
+            yield current[:width], b"".join(parts), first
+    finally:
+        result.close()  # a search that stops early leaves no cursor open
+
+
+def open_sealed(sealed: bytes, identity: crypto.Identity, first: int | None = None) -> bytes:
+    """Unseal an age file held in memory (as :func:`read_sealed_many` yields) with one
+    identity; the plaintext stays in memory.
+
+    ``first`` only orders the attempts: the stanza at that index is tried before the
+    others, all of which are still tried, so the outcome is that of :func:`crypto.unseal`
+    (NoIdentityMatchError if none is ours), only quicker when the hint is right (each
+    hybrid stanza tried costs an ML-KEM decapsulation).
+    """
+    header, source = crypto.read_header(io.BytesIO(sealed), armor=False)
+    if first is not None and 0 < first < len(header.stanzas):
+        stanzas = header.stanzas
+        header = dataclasses.replace(
+            header, stanzas=[stanzas[first], *stanzas[:first], *stanzas[first + 1:]])
+    file_key = crypto.unwrap_file_key(header, [identity])
+    nonce = source.read(NONCE_SIZE)
+    if len(nonce) != NONCE_SIZE:
+        raise crypto.HeaderError("file is truncated: the payload nonce is missing")
+    return StreamReader(source, payload_key(file_key, nonce)).readall()
