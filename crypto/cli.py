@@ -34,6 +34,7 @@ from . import (
 from .armor import ArmorReader, is_armored
 from .format import Source
 from .keys import Identity, Recipient, identity_file_text, write_secret_file
+from .stream import StreamReader
 
 _BLOCK = 1024 * 1024
 
@@ -103,6 +104,9 @@ def _passphrase(env: str | None, confirm: bool) -> str:
 
 
 def _copy(src: BinaryIO, dst: BinaryIO) -> None:
+    if isinstance(src, StreamReader):
+        src.copy_to(dst)  # hands out authenticated plaintext without another copy
+        return
     while True:
         block = src.read(_BLOCK)
         if not block:

@@ -120,7 +120,9 @@ class Source:
     """A small read-ahead buffer over any binary reader (files, pipes, BytesIO, sockets).
 
     The header is read line by line, and the payload reader then continues from exactly
-    the first byte after it, so a plain ``read`` cannot be used for both.
+    the first byte after it, so a plain ``read`` cannot be used for both. ``readinto``
+    serves the payload: after the buffered bytes it reads straight into the caller's
+    buffer, without copying through this one.
     """
 
     def __init__(self, raw: BinaryIO, block: int = 64 * 1024) -> None:
@@ -128,6 +130,12 @@ class Source:
         self._buf = bytearray()
         self._eof = False
         self._block = block
+        self._readinto = getattr(raw, "readinto", None)
+
+    @property
+    def buffered(self) -> int:
+        """How many bytes can be read without reading from the underlying reader."""
+        return len(self._buf)
 
     def _fill(self, want: int) -> None:
         while len(self._buf) < want and not self._eof:
@@ -137,16 +145,54 @@ class Source:
             else:
                 self._buf += data
 
+    def _take(self, n: int) -> bytes:
+        with memoryview(self._buf) as view:
+            out = view[:n].tobytes()
+        del self._buf[:n]
+        return out
+
     def peek(self, n: int) -> bytes:
         self._fill(n)
-        return bytes(self._buf[:n])
+        with memoryview(self._buf) as view:
+            return view[:n].tobytes()
 
     def read(self, n: int) -> bytes:
         """Up to ``n`` bytes; fewer only at end of input."""
         self._fill(n)
-        out = bytes(self._buf[:n])
-        del self._buf[:n]
-        return out
+        return self._take(n)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Fill ``buffer``; fewer bytes only at end of input. Returns how many.
+
+        If the underlying reader fails part-way, the bytes this call had read stay
+        buffered here (see :attr:`buffered`) and the exception propagates.
+        """
+        view = memoryview(buffer).cast("B")
+        pos = min(len(self._buf), len(view))
+        if pos:
+            with memoryview(self._buf) as held:
+                view[:pos] = held[:pos]
+            del self._buf[:pos]
+        try:
+            while pos < len(view) and not self._eof:
+                got = self._raw_readinto(view[pos:])
+                if not got:
+                    self._eof = True
+                pos += got
+        except Exception:
+            self._buf[:0] = view[:pos]
+            raise
+        return pos
+
+    def _raw_readinto(self, view: memoryview) -> int:
+        if self._readinto is not None:
+            try:
+                return self._readinto(view) or 0
+            except NotImplementedError:  # a reader that only implements read()
+                self._readinto = None
+        data = self._raw.read(len(view)) or b""
+        view[: len(data)] = data
+        return len(data)
 
     def readline(self, limit: int = MAX_LINE) -> bytes:
         """One line including its LF, or what is left at end of input; at most ``limit``."""
