@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import re
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import BinaryIO
@@ -112,8 +113,12 @@ def build_header(stanzas: list[Stanza], file_key: bytes) -> Header:
     return Header(stanzas=list(stanzas), mac=header_mac(file_key, raw), raw=raw)
 
 
+_ARG = re.compile(rb"[\x21-\x7e]+")
+
+
 def _valid_arg(arg: bytes) -> bool:
-    return len(arg) > 0 and all(0x21 <= c <= 0x7E for c in arg)
+    """A stanza argument: one or more visible ASCII characters."""
+    return _ARG.fullmatch(arg) is not None
 
 
 class Source:
