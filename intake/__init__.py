@@ -138,7 +138,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         BABEL_DEFAULT_LOCALE=DEFAULT_LANGUAGE,
         BABEL_TRANSLATION_DIRECTORIES="translations",
         RATELIMIT_STORAGE_URI=settings.limiter_storage_uri,
-        RATELIMIT_KEY_PREFIX="intake",
+        RATELIMIT_KEY_PREFIX=settings.limiter_prefix + "-intake",
         RATELIMIT_SWALLOW_ERRORS=False,
     )
     app.extensions["testimony_db"] = db or Database(settings)

@@ -129,7 +129,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         WTF_I18N_ENABLED=True,
         BABEL_TRANSLATION_DIRECTORIES="translations",
         RATELIMIT_STORAGE_URI=settings.limiter_storage_uri,
-        RATELIMIT_KEY_PREFIX="review",
+        RATELIMIT_KEY_PREFIX=settings.limiter_prefix + "-review",
     )
     app.extensions["testimony_db"] = db or Database(settings)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -5,6 +5,7 @@
 | TESTIMONY_INSTANCE_PATH | ./instance |
 | TESTIMONY_DATABASE_URL | SQLite (WAL) at INSTANCE/testimony.sqlite3 |
 | TESTIMONY_LIMITER_STORAGE_URI | memory:// |
+| TESTIMONY_LIMITER_PREFIX | testimony (keys in a shared Redis start with it) |
 | TESTIMONY_SECRET_KEY | generated once into INSTANCE/secret_key |
 | TESTIMONY_MAX_FILE_MIB | 50 |
 | TESTIMONY_MAX_SUBMISSION_MIB | 200 |
@@ -47,6 +48,7 @@ class Settings:
     instance_path: Path
     database_url: str
     limiter_storage_uri: str = "memory://"
+    limiter_prefix: str = "testimony"
     secret_key: bytes = field(default=b"", repr=False)
     max_file_size: int = 50 * MIB
     max_submission_size: int = 200 * MIB
@@ -95,6 +97,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         instance_path=instance,
         database_url=database_url,
         limiter_storage_uri=env.get("TESTIMONY_LIMITER_STORAGE_URI") or "memory://",
+        limiter_prefix=env.get("TESTIMONY_LIMITER_PREFIX") or "testimony",
         secret_key=_secret_key(instance, env),
         max_file_size=_int(env, "TESTIMONY_MAX_FILE_MIB", 50) * MIB,
         max_submission_size=_int(env, "TESTIMONY_MAX_SUBMISSION_MIB", 200) * MIB,

@@ -379,9 +379,9 @@ def test_rate_limits_work_with_redis_storage(instance, redis_url):
 
     settings, _ = instance
     app = create_app(settings.with_changes(submissions_per_hour=1,
-                                           limiter_storage_uri=redis_url))
-    app.config.update(TESTING=True, WTF_CSRF_ENABLED=False,
-                      RATELIMIT_KEY_PREFIX="test-%s" % uuid.uuid4().hex)
+                                           limiter_storage_uri=redis_url,
+                                           limiter_prefix="test-%s" % uuid.uuid4().hex))
+    app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
     client = app.test_client()
     assert receipt_code(submit(client))
     assert submit(client).status_code == 429
