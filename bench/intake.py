@@ -105,7 +105,9 @@ PHOTO_MIB = 5
 START_SECONDS = 60
 MEMORY_SUBMISSIONS = 3  # the memory run: two warm-ups and the large upload
 
-FAST_ARGON2 = {"TESTIMONY_ARGON2_MEMORY_KIB": "1024", "TESTIMONY_ARGON2_TIME_COST": "1"}
+FAST_ARGON2 = {"TESTIMONY_ARGON2_MEMORY_KIB": "1024", "TESTIMONY_ARGON2_TIME_COST": "1",
+               "TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB": "1024",
+               "TESTIMONY_RECEIPT_ARGON2_TIME_COST": "1"}
 BOUNDARY = "----TestimonyBench7f3a9c1e"
 CONTENT_TYPE = "multipart/form-data; boundary=" + BOUNDARY
 FORM_PATH = "/ru/testimony/"
@@ -434,11 +436,11 @@ def stream_upload(port: int, cookie: str, token: str, size: int, seed: int, tag:
 
 # --- checking what was stored --------------------------------------------------------------
 
-def _lookup_hash(job: tuple[object, bytes, str]) -> str:
+def _lookup_hash(job: tuple[object, object, str]) -> str:
     from store import receipts
 
-    settings, salt, code = job
-    return receipts.ReceiptKeys(settings, salt, receipts.normalize(code) or "").lookup_hash  # type: ignore[arg-type]
+    settings, kdf, code = job
+    return receipts.ReceiptKeys(settings, kdf, receipts.normalize(code) or "").lookup_hash  # type: ignore[arg-type]
 
 
 def _sha256_of(stream: io.BufferedIOBase) -> str:
@@ -466,7 +468,7 @@ def check_intake(env: dict[str, str], outcomes: list[Outcome], photo_sha: str | 
     from store import settings as settings_module
     from store.blobs import open_blob, unpad_document
     from store.db import Database
-    from store.instance import instance_value
+    from store.instance import receipt_kdf
     from store.models import SealedBlob, Testimony, Witness
 
     settings = settings_module.load(env)
@@ -476,7 +478,7 @@ def check_intake(env: dict[str, str], outcomes: list[Outcome], photo_sha: str | 
     db = Database(settings)
     try:
         with db.sessions() as session:
-            salt = instance_value(session, "receipt_salt")
+            kdf = receipt_kdf(session)
             blobs = opened_blobs = 0
             for blob in session.scalars(select(SealedBlob).execution_options(yield_per=64)):
                 blobs += 1
@@ -491,7 +493,7 @@ def check_intake(env: dict[str, str], outcomes: list[Outcome], photo_sha: str | 
             with concurrent.futures.ProcessPoolExecutor(os.cpu_count() or 1,
                                                         mp_context=context) as pool:
                 hashes = list(pool.map(_lookup_hash,
-                                       [(settings, salt, o.code) for o in acknowledged],
+                                       [(settings, kdf, o.code) for o in acknowledged],
                                        chunksize=4))
             by_hash = dict(session.execute(
                 select(Witness.receipt_hash, Testimony)

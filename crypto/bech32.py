@@ -13,19 +13,40 @@ _REV = {c: i for i, c in enumerate(_CHARSET)}
 _GEN = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
 
 
+def _generator_xor(top: int) -> int:
+    out = 0
+    for i in range(5):
+        if (top >> i) & 1:
+            out ^= _GEN[i]
+    return out
+
+
+# The checksum step for each value of the top five bits, so each character costs one
+# table look-up (post-quantum keys are about 2,000 characters long).
+_STEP = [_generator_xor(top) for top in range(32)]
+
+
 def _polymod(values: list[int]) -> int:
     chk = 1
+    step = _STEP
     for v in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ v
-        for i in range(5):
-            if (top >> i) & 1:
-                chk ^= _GEN[i]
+        chk = ((chk & 0x1FFFFFF) << 5 ^ v) ^ step[chk >> 25]
     return chk
 
 
 def _hrp_expand(hrp: str) -> list[int]:
     return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+
+
+def _to_five_bits(data: bytes) -> list[int]:
+    """8-bit bytes to padded 5-bit groups, through one big integer."""
+    if not data:
+        return []
+    bits = len(data) * 8
+    groups = -(-bits // 5)
+    number = int.from_bytes(data, "big") << (groups * 5 - bits)
+    text = format(number, "b").zfill(groups * 5)
+    return [int(text[i : i + 5], 2) for i in range(0, groups * 5, 5)]
 
 
 def _convert_bits(data: bytes | list[int], frombits: int, tobits: int, pad: bool) -> list[int]:
@@ -50,7 +71,7 @@ def _convert_bits(data: bytes | list[int], frombits: int, tobits: int, pad: bool
 def encode(hrp: str, data: bytes) -> str:
     """Encode ``data`` under human-readable part ``hrp``; the case of ``hrp`` is kept."""
     lower = hrp.lower()
-    values = _convert_bits(data, 8, 5, True)
+    values = _to_five_bits(bytes(data))
     checksum_in = _hrp_expand(lower) + values + [0] * 6
     mod = _polymod(checksum_in) ^ 1
     checksum = [(mod >> 5 * (5 - i)) & 31 for i in range(6)]

@@ -16,7 +16,10 @@ from fractions import Fraction
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-MAX_PIXELS = 50_000_000
+MAX_PIXELS = 50_000_000  # JPEG: decoded at a reduced scale for the working copy
+# Other formats decode at full size (4 bytes a pixel and two working copies): a lower cap
+# keeps one upload's memory near 200 MiB however small the compressed file is.
+MAX_PIXELS_FULL_DECODE = 16_000_000
 WORKING_SIDE = 2560
 _EXIF_IFD = 0x8769
 _GPS_IFD = 0x8825
@@ -113,7 +116,8 @@ def process(data: bytes) -> ProcessedImage:
         try:
             image = Image.open(io.BytesIO(data))
             width, height = image.size
-            if width * height > MAX_PIXELS:
+            limit = MAX_PIXELS if image.format == "JPEG" else MAX_PIXELS_FULL_DECODE
+            if width * height > limit:
                 raise ImageRefused("image_too_many_pixels")
             exif = read_exif(image)
             if image.format == "JPEG":

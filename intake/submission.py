@@ -29,7 +29,7 @@ from store.blobs import (
     unpad_document,
 )
 from store.db import Database
-from store.instance import instance_value
+from store.instance import receipt_kdf
 from store.models import Attachment, Recipient, SealedBlob, Statement, Testimony, Witness
 from store.settings import Settings
 
@@ -154,15 +154,19 @@ def _seal_file(session: Session, recipients: list[Recipient], testimony: Testimo
     return attachment
 
 
-def _salt(db: Database) -> bytes:
-    with db.sessions() as session:
-        return instance_value(session, "receipt_salt")
+def _kdf(db: Database) -> receipts.ReceiptKdf:
+    """The receipt derivation never changes for an instance: read once per database."""
+    cached = getattr(db, "receipt_kdf", None)
+    if cached is None:
+        with db.sessions() as session:
+            cached = db.receipt_kdf = receipt_kdf(session)  # type: ignore[attr-defined]
+    return cached
 
 
 def receive(db: Database, settings: Settings, submission: Submission) -> str:
     """Store a new testimony; return its receipt code once everything is committed."""
     code = receipts.new_code()
-    keys = receipts.ReceiptKeys(settings, _salt(db), receipts.normalize(code) or "")
+    keys = receipts.ReceiptKeys(settings, _kdf(db), receipts.normalize(code) or "")
     try:
         with db.transaction() as session:
             recipients = _recipients(session)
@@ -215,7 +219,7 @@ class FollowUp:
 def find(db: Database, settings: Settings, code: str) -> tuple[receipts.ReceiptKeys, int] | None:
     """The receipt's keys and testimony id, or None. Always costs one Argon2id run."""
     digits = receipts.normalize(code) or "0" * receipts.DIGITS
-    keys = receipts.ReceiptKeys(settings, _salt(db), digits)
+    keys = receipts.ReceiptKeys(settings, _kdf(db), digits)
     with db.sessions() as session:
         testimony_id = session.scalar(
             select(Testimony.id).join(Witness).where(Witness.receipt_hash == keys.lookup_hash)

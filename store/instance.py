@@ -9,6 +9,7 @@ becomes a permanent recipient, so no forgotten password can lose evidence.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from crypto.keys import identity_file_text, write_secret_file
 from . import audit
 from .db import Database
 from .models import InstanceValue, Recipient
+from .receipts import ReceiptKdf
 from .settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -60,6 +62,28 @@ def new_identity(settings: Settings) -> crypto.X25519Identity | crypto.HybridIde
     return crypto.X25519Identity.generate()
 
 
+def _pin_receipt_cost(session: Session, settings: Settings) -> None:
+    """Record the receipt Argon2id cost once. Instances that already hold receipts made
+    before it was recorded used the password cost of the time."""
+    from .models import Witness
+
+    if session.get(InstanceValue, "receipt_kdf") is not None:
+        return
+    if session.scalar(select(Witness.id).limit(1)) is not None:
+        cost = (settings.argon2_memory_kib, settings.argon2_time_cost)
+    else:
+        cost = (settings.receipt_argon2_memory_kib, settings.receipt_argon2_time_cost)
+    instance_value(session, "receipt_kdf", make=json.dumps(
+        {"memory_kib": cost[0], "time_cost": cost[1]}).encode())
+
+
+def receipt_kdf(session: Session) -> ReceiptKdf:
+    """The instance's receipt salt and Argon2id cost (see :class:`ReceiptKdf`)."""
+    cost = json.loads(instance_value(session, "receipt_kdf"))
+    return ReceiptKdf(salt=instance_value(session, "receipt_salt"),
+                      memory_kib=int(cost["memory_kib"]), time_cost=int(cost["time_cost"]))
+
+
 def today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
@@ -72,6 +96,7 @@ def init(settings: Settings, out=print) -> Path | None:  # type: ignore[no-untyp
     try:
         with db.transaction() as session:
             instance_value(session, "receipt_salt", make=os.urandom(16))
+            _pin_receipt_cost(session, settings)
             has_recovery = session.scalars(
                 select(Recipient).where(Recipient.kind == "recovery")
             ).first()

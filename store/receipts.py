@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.hazmat.primitives import hashes
@@ -50,15 +51,31 @@ def _hkdf(master: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(master)
 
 
+@dataclass(frozen=True)
+class ReceiptKdf:
+    """The instance's receipt derivation: its salt and Argon2id cost. Fixed when the
+    instance is created (see :func:`store.instance.receipt_kdf`): changing it would make
+    every earlier receipt unrecognisable.
+
+    The cost is lower than for reviewer passwords on purpose: a password may be guessed
+    from a dictionary, a receipt cannot: it has 66 random bits, so even at the default
+    19 MiB and 2 passes (OWASP's minimum for Argon2id) trying them all would take longer
+    than the age of the universe on any hardware."""
+
+    salt: bytes
+    memory_kib: int
+    time_cost: int
+
+
 class ReceiptKeys:
     """What a receipt code derives: its lookup hash and the witness's reply identity."""
 
-    def __init__(self, settings: Settings, salt: bytes, digits: str) -> None:
+    def __init__(self, settings: Settings, kdf: ReceiptKdf, digits: str) -> None:
         master = hash_secret_raw(
             secret=digits.encode("ascii"),
-            salt=salt,
-            time_cost=settings.argon2_time_cost,
-            memory_cost=settings.argon2_memory_kib,
+            salt=kdf.salt,
+            time_cost=kdf.time_cost,
+            memory_cost=kdf.memory_kib,
             parallelism=1,
             hash_len=32,
             type=Type.ID,

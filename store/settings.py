@@ -11,7 +11,8 @@
 | TESTIMONY_MAX_SUBMISSION_MIB | 200 |
 | TESTIMONY_SUBMISSIONS_PER_HOUR | 600 (global budget over all witnesses) |
 | TESTIMONY_FOLLOW_UPS_PER_HOUR | 30 (per receipt) |
-| TESTIMONY_ARGON2_MEMORY_KIB / _TIME_COST | 65536 / 3 (receipts) |
+| TESTIMONY_ARGON2_MEMORY_KIB / _TIME_COST | 65536 / 3 (reviewer passwords) |
+| TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB / _TIME_COST | 19456 / 2 (receipts; fixed at creation) |
 | TESTIMONY_PAGE_TITLE | "Notes" (neutral title shown in browser history) |
 | TESTIMONY_SCRYPT_WORK_FACTOR | 18 (reviewer keys sealed to passwords) |
 | TESTIMONY_REVIEW_IDLE_MINUTES / _SESSION_HOURS | 30 / 12 |
@@ -56,6 +57,8 @@ class Settings:
     follow_ups_per_hour: int = 30
     argon2_memory_kib: int = 65536
     argon2_time_cost: int = 3
+    receipt_argon2_memory_kib: int = 19456
+    receipt_argon2_time_cost: int = 2
     page_title: str = "Notes"
     recipient_keys: str = "pq"
     cookie_secure: bool = False
@@ -105,6 +108,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         follow_ups_per_hour=_int(env, "TESTIMONY_FOLLOW_UPS_PER_HOUR", 30),
         argon2_memory_kib=_int(env, "TESTIMONY_ARGON2_MEMORY_KIB", 65536),
         argon2_time_cost=_int(env, "TESTIMONY_ARGON2_TIME_COST", 3),
+        receipt_argon2_memory_kib=_int(env, "TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB", 19456),
+        receipt_argon2_time_cost=_int(env, "TESTIMONY_RECEIPT_ARGON2_TIME_COST", 2),
         page_title=env.get("TESTIMONY_PAGE_TITLE") or "Notes",
         recipient_keys=keys,
         cookie_secure=env.get("TESTIMONY_COOKIE_SECURE", "") in ("1", "true", "yes"),

@@ -32,7 +32,9 @@ def age_binary() -> str:
 
 # --- instances and apps ------------------------------------------------------------------
 
-FAST_ARGON2 = {"TESTIMONY_ARGON2_MEMORY_KIB": "1024", "TESTIMONY_ARGON2_TIME_COST": "1"}
+FAST_ARGON2 = {"TESTIMONY_ARGON2_MEMORY_KIB": "1024", "TESTIMONY_ARGON2_TIME_COST": "1",
+               "TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB": "1024",
+               "TESTIMONY_RECEIPT_ARGON2_TIME_COST": "1"}
 
 
 def make_settings(instance: Path, database_url: str | None = None, **env: str):

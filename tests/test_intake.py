@@ -42,7 +42,7 @@ def test_every_page_is_in_the_chosen_language_with_links_to_the_others(client, l
         html = page.data.decode()
         assert '<html lang="%s">' % lang in html
         for other in {"ru", "kk", "en"} - {lang}:
-            assert 'href="%s"' % ((path % other)) in html
+            assert 'href="%s"' % (path % other) in html
 
 
 def test_pages_in_russian_and_kazakh_are_translated(client):
@@ -416,3 +416,25 @@ def test_no_address_or_user_agent_is_logged_or_stored(intake_app, client, caplog
     for path in database.parent.iterdir():
         data = path.read_bytes()
         assert b"203.0.113.77" not in data and b"InventedBrowser" not in data
+
+
+def test_receipts_keep_working_when_the_receipt_cost_setting_changes(instance):
+    """The receipt Argon2id cost is fixed when the instance is created: a later change
+    of the setting must not make earlier receipts unrecognisable."""
+    settings, _ = instance
+    first = create_app(settings)
+    first.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
+    code = receipt_code(submit(first.test_client()))
+    changed = create_app(settings.with_changes(receipt_argon2_memory_kib=2048,
+                                               receipt_argon2_time_cost=2))
+    changed.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
+    page = changed.test_client().post("/en/receipt/", data={"receipt": code})
+    assert page.status_code == 200 and "1 text from you" in page.data.decode()
+
+
+def test_a_large_png_that_would_decode_at_full_size_is_refused(client):
+    out = io.BytesIO()
+    Image.new("1", (4500, 4500)).save(out, "PNG")  # 20 MP, a few KB compressed
+    response = submit(client, lang="en", files=[("screen.png", out.getvalue())])
+    assert response.status_code == 400
+    assert "too big to open" in response.data.decode()
