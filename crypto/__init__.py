@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import io
 import os
-from typing import BinaryIO, Iterable
+from collections.abc import Iterable
+from typing import BinaryIO
 
 from .armor import ArmorReader, ArmorWriter, is_armored
 from .errors import (

@@ -16,7 +16,8 @@ import argparse
 import getpass
 import os
 import sys
-from typing import BinaryIO, Sequence
+from collections.abc import Sequence
+from typing import BinaryIO
 
 from . import (
     AgeError,

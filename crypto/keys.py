@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import datetime, timezone
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Protocol
 
 from .errors import KeyFormatError
 from .format import Stanza
@@ -90,7 +91,7 @@ def parse_identities_file(text: str) -> list[Identity]:
 
 def identity_file_text(identity: object, recipient: object) -> str:
     """The text of an identity file in age-keygen's layout."""
-    created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    created = datetime.now(UTC).replace(microsecond=0).isoformat()
     return "# created: %s\n# public key: %s\n%s\n" % (created, recipient, identity)
 
 
