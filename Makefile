@@ -25,6 +25,7 @@ run: $(STAMP) translations
 	wait
 
 test: $(STAMP) translations
+	$(PY) -m ruff check --quiet crypto store intake review tests bench migrations wsgi.py
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
