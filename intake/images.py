@@ -4,7 +4,7 @@ The original is kept bit for bit elsewhere (sealed); this module never changes i
 decodes the image under a pixel limit (a small file can expand to gigabytes: a
 decompression bomb), reads EXIF capture time, GPS position and device into a dict that is
 sealed beside the original, and makes a working copy for reviewers to look at: upright,
-at most 2560 pixels on its long side, re-encoded with no metadata at all.
+at most 2000 pixels on its long side, re-encoded with no metadata at all.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ MAX_PIXELS = 50_000_000  # JPEG: decoded at a reduced scale for the working copy
 # Other formats decode at full size (4 bytes a pixel and two working copies): a lower cap
 # keeps one upload's memory near 200 MiB however small the compressed file is.
 MAX_PIXELS_FULL_DECODE = 16_000_000
-WORKING_SIDE = 2560
+WORKING_SIDE = 2000
 _EXIF_IFD = 0x8769
 _GPS_IFD = 0x8825
 
@@ -121,7 +121,10 @@ def process(data: bytes) -> ProcessedImage:
                 raise ImageRefused("image_too_many_pixels")
             exif = read_exif(image)
             if image.format == "JPEG":
-                image.draft("RGB", (WORKING_SIDE, WORKING_SIDE))
+                # Ask for the working copy's own shape, so a 4000 x 3000 photo decodes
+                # at half scale (a square request would force the full decode).
+                factor = min(WORKING_SIDE / max(width, height), 1.0)
+                image.draft("RGB", (max(1, int(width * factor)), max(1, int(height * factor))))
             image.load()
         except ImageRefused:
             raise
