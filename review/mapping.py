@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,9 +27,9 @@ from store.models import (
 
 from .reading import unseal_json
 
-ROLE_LABELS = {"eyewitness": "Eyewitness", "victim": "Victim", "relative": "Relative of a victim",
-               "hearsay": "Hearsay"}
-CONFIDENCE_LABELS = {"low": "Low", "medium": "Medium", "high": "High"}
+ROLE_LABELS = {"eyewitness": _l("Eyewitness"), "victim": _l("Victim"),
+               "relative": _l("Relative of a victim"), "hearsay": _l("Hearsay")}
+CONFIDENCE_LABELS = {"low": _l("Low"), "medium": _l("Medium"), "high": _l("High")}
 _SPACE = re.compile(r"\s+")
 
 
