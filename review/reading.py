@@ -23,6 +23,7 @@ import crypto
 from store.blobs import open_sealed, read_blob, read_sealed_many, unpad_document
 from store.models import (
     Attachment,
+    Incident,
     Message,
     Note,
     Recipient,
@@ -30,6 +31,9 @@ from store.models import (
     SealedBlob,
     Statement,
     Testimony,
+    TestimonyIncident,
+    TestimonyViolation,
+    ViolationType,
 )
 
 
@@ -120,6 +124,7 @@ class InboxRow:
     statements: int
     files: int
     messages: int
+    links: int = 0
 
 
 def _count_for_row(model):  # type: ignore[no-untyped-def]
@@ -144,6 +149,14 @@ def inbox(session: Session, filters: dict[str, str], page: int, per_page: int = 
         conditions.append(Testimony.assigned_to.is_(None))
     elif filters.get("assigned", "").isdigit():
         conditions.append(Testimony.assigned_to == int(filters["assigned"]))
+    if filters.get("incident"):
+        conditions.append(Testimony.id.in_(
+            select(TestimonyIncident.testimony_id).join(Incident)
+            .where(Incident.slug == filters["incident"])))
+    if filters.get("tag"):
+        conditions.append(Testimony.id.in_(
+            select(TestimonyViolation.testimony_id).join(ViolationType)
+            .where(ViolationType.slug == filters["tag"])))
     for name, op in (("from", "__ge__"), ("to", "__le__")):
         value = filters.get(name)
         if value:
@@ -158,11 +171,11 @@ def inbox(session: Session, filters: dict[str, str], page: int, per_page: int = 
                 .limit(per_page).offset(max(page - 1, 0) * per_page).subquery("page"))
     rows = session.execute(
         select(Testimony, _count_for_row(Statement), _count_for_row(Attachment),
-               _count_for_row(Message))
+               _count_for_row(Message), _count_for_row(TestimonyIncident))
         .join(page_ids, page_ids.c.id == Testimony.id)
         .order_by(*order)
     ).all()
-    return [InboxRow(t, s, f, m) for t, s, f, m in rows], total
+    return [InboxRow(t, s, f, m, n) for t, s, f, m, n in rows], total
 
 
 @dataclass

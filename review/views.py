@@ -33,11 +33,21 @@ import crypto
 from store import audit
 from store.blobs import active_recipients, open_blob, pad_document, seal_blob
 from store.db import Database
-from store.models import Attachment, Message, Note, Reviewer, SealedBlob, Testimony
+from store.models import (
+    Attachment,
+    Incident,
+    Message,
+    Note,
+    Reviewer,
+    SealedBlob,
+    Testimony,
+    ViolationType,
+)
 from store.settings import Settings
 from store.vocabulary import LANGUAGES, PLACES, RELATIONS, STATUSES, place_name
 
 from . import SESSION_COOKIE, accounts, reading, sharing
+from .catalogue import label
 from .forms import (
     CONSENT_LABELS,
     RELATION_LABELS,
@@ -128,7 +138,8 @@ def logout() -> Any:
 
 # --- inbox ---------------------------------------------------------------------------------
 
-FILTERS = ("status", "place", "language", "relation", "assigned", "from", "to")
+FILTERS = ("status", "place", "language", "relation", "assigned", "incident", "tag", "from",
+           "to")
 
 
 @inbox.route("/")
@@ -138,11 +149,16 @@ def index() -> Any:
     with _db().sessions() as session:
         rows, total = reading.inbox(session, filters, page, PER_PAGE)
         names = dict(session.execute(select(Reviewer.id, Reviewer.name)).all())
+        incidents = list(session.execute(select(Incident.slug, Incident.title, Incident.start)
+                                         .order_by(Incident.start)).all())
+        tags = list(session.execute(select(ViolationType.slug, ViolationType.labels)
+                                    .order_by(ViolationType.slug)).all())
     pages = max((total + PER_PAGE - 1) // PER_PAGE, 1)
     return render_template(
         "inbox.html", rows=rows, total=total, page=page, pages=pages, filters=filters,
         statuses=STATUSES, status_labels=STATUS_LABELS, places=PLACES, languages=LANGUAGES,
-        relations=RELATIONS, names=names, place_name=place_name,
+        relations=RELATIONS, names=names, place_name=place_name, incidents=incidents,
+        tags=tags, label=label,
         page_url=lambda n: url_for("inbox.index", **{**{k: v for k, v in filters.items() if v},
                                                     "page": n}),
     )

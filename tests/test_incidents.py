@@ -266,3 +266,23 @@ def test_only_admins_edit_the_catalogue_and_edits_keep_the_previous_value(tmp_pa
     assert details["previous"]["figures"] == {"killed": 2, "injured": 5}
     assert details["new"]["figures"] == {"killed": 3}
     desk.close()
+
+
+def test_the_inbox_filters_by_incident_and_violation_and_counts_links(tmp_path, monkeypatch):
+    desk, client = _linked_desk(tmp_path, monkeypatch)
+    _link(client, 1)
+    _link(client, 3, incident="unrest")
+    _link(client, 3)
+    client.post("/testimony/2/tags", data={"tag": ["arson"]})
+
+    def listed(query: str) -> list[int]:
+        html = client.get("/?" + query).data.decode()
+        return sorted(int(n) for n in __import__("re").findall(r'/testimony/(\d+)"', html))
+
+    assert listed("incident=night-attack") == [1, 3]
+    assert listed("incident=unrest") == [3]
+    assert listed("tag=arson") == [2]
+    assert listed("incident=night-attack&tag=arson") == []
+    row = client.get("/?incident=unrest").data.decode()
+    assert "<td>0</td><td>2</td><td></td></tr>" in row.replace("\n", "")  # two links
+    desk.close()
