@@ -7,9 +7,6 @@ witness's own receipt key, and only while that witness is on the page.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import logging
 from typing import Any
 
 from flask import Flask, Request, g, redirect, render_template, request, url_for
@@ -21,6 +18,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from store import settings as settings_module
+from store import web
 from store.db import Database
 from store.settings import Settings
 from store.vocabulary import DEFAULT_LANGUAGE, LANGUAGES
@@ -59,15 +57,11 @@ class IntakeRequest(Request):
 
 
 def client_key() -> str:
-    """A keyed hash of the client address, rotating daily; the address is never kept."""
-    import datetime as dt
-
+    """A keyed hash of the client address (see :mod:`store.web`)."""
     from flask import current_app
 
     secret = current_app.config["TESTIMONY_SETTINGS"].secret_key
-    day = dt.datetime.now(dt.UTC).date().isoformat().encode()
-    address = (request.remote_addr or "").encode()
-    return hmac.new(secret + b"|" + day, address, hashlib.sha256).hexdigest()[:32]
+    return web.client_key(secret, "intake", request.remote_addr)
 
 
 def limited(limit: Any, *, key_func: Any = None, scope: str) -> Any:
@@ -98,54 +92,21 @@ def choose_language() -> str:
     return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
 
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": (
-        "camera=(), microphone=(), geolocation=(), interest-cohort=(), payment=(), usb=()"
-    ),
-}
-
-
 def create_app(settings: Settings | None = None, db: Database | None = None) -> Flask:
     settings = settings or settings_module.load()
     app = Flask(__name__)
     app.request_class = IntakeRequest
+    app.config.update(web.face_config(settings, "intake"))
     app.config.update(
-        TESTIMONY_SETTINGS=settings,
-        SECRET_KEY=hashlib.sha256(b"intake|" + settings.secret_key).hexdigest(),
         # The hard ceiling: the submission cap plus room for the text fields. Below it,
         # caps are enforced while receiving so the form comes back with what was typed.
         MAX_CONTENT_LENGTH=settings.max_submission_size + 64 * 1024 * 1024,
         SESSION_COOKIE_NAME="s",
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Strict",
-        SESSION_COOKIE_SECURE=settings.cookie_secure,
-        # A slow upload over Tor can take an hour or more: tokens last the browser session.
-        WTF_CSRF_TIME_LIMIT=None,
         WTF_CSRF_CHECK_DEFAULT=False,
-        WTF_CSRF_SSL_STRICT=False,
-        WTF_I18N_ENABLED=True,
         BABEL_DEFAULT_LOCALE=DEFAULT_LANGUAGE,
-        BABEL_TRANSLATION_DIRECTORIES="translations",
-        RATELIMIT_STORAGE_URI=settings.limiter_storage_uri,
-        RATELIMIT_KEY_PREFIX=settings.limiter_prefix + "-intake",
         RATELIMIT_SWALLOW_ERRORS=False,
     )
     app.extensions["testimony_db"] = db or Database(settings)
-    # Access logs would record addresses; the development server's logger is silenced.
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    # Pillow's debug messages quote EXIF values (camera, GPS) of the photos it reads.
-    logging.getLogger("PIL").setLevel(logging.INFO)
 
     Babel(app, locale_selector=choose_language)
     CSRFProtect(app)
@@ -166,12 +127,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     def root() -> Any:
         return redirect(url_for("welcome.index", lang=choose_language()))
 
-    @app.after_request
-    def headers(response: Any) -> Any:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers[name] = value
-        response.headers.pop("Server", None)
-        return response
+    app.after_request(web.add_security_headers)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:

@@ -9,10 +9,7 @@ every request, so a route added later cannot forget it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
-import logging
 from typing import Any
 
 from flask import Flask, Request, abort, g, redirect, render_template, request, url_for
@@ -24,6 +21,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from store import settings as settings_module
+from store import web
 from store.db import Database
 from store.settings import Settings
 
@@ -33,32 +31,12 @@ SESSION_COOKIE = "review_session"
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
 LANGUAGES = ("en", "ru")
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
-}
-
-
 def client_key() -> str:
-    """A keyed hash of the client address, rotating daily; the address is never kept."""
-    import datetime as dt
-
+    """A keyed hash of the client address (see :mod:`store.web`)."""
     from flask import current_app
 
     secret = current_app.config["TESTIMONY_SETTINGS"].secret_key
-    day = dt.datetime.now(dt.UTC).date().isoformat().encode()
-    return hmac.new(secret + b"|review|" + day, (request.remote_addr or "").encode(),
-                    hashlib.sha256).hexdigest()[:32]
+    return web.client_key(secret, "review", request.remote_addr)
 
 
 def choose_language() -> str:
@@ -116,23 +94,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     settings = settings or settings_module.load()
     app = Flask(__name__)
     app.request_class = ReviewRequest
-    app.config.update(
-        TESTIMONY_SETTINGS=settings,
-        SECRET_KEY=hashlib.sha256(b"review|" + settings.secret_key).hexdigest(),
-        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
-        SESSION_COOKIE_NAME="review_csrf",
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Strict",
-        SESSION_COOKIE_SECURE=settings.cookie_secure,
-        WTF_CSRF_TIME_LIMIT=None,
-        WTF_CSRF_SSL_STRICT=False,
-        WTF_I18N_ENABLED=True,
-        BABEL_TRANSLATION_DIRECTORIES="translations",
-        RATELIMIT_STORAGE_URI=settings.limiter_storage_uri,
-        RATELIMIT_KEY_PREFIX=settings.limiter_prefix + "-review",
-    )
+    app.config.update(web.face_config(settings, "review"))
+    app.config.update(MAX_CONTENT_LENGTH=2 * 1024 * 1024, SESSION_COOKIE_NAME="review_csrf")
     app.extensions["testimony_db"] = db or Database(settings)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     Babel(app, locale_selector=choose_language)
     CSRFProtect(app)
 
@@ -167,8 +131,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @app.after_request
     def headers(response: Any) -> Any:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers[name] = value
+        web.add_security_headers(response)
         if request.args.get("lang") in LANGUAGES:
             response.set_cookie("review_lang", request.args["lang"], httponly=True,
                                 samesite="Strict", secure=settings.cookie_secure)

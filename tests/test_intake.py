@@ -11,10 +11,11 @@ from PIL import Image
 from sqlalchemy import func, select, update
 
 import crypto
-from intake import SECURITY_HEADERS, create_app
+from intake import create_app
 from store import audit
 from store.blobs import read_blob, seal_blob, unpad_document
 from store.models import Attachment, Message, Recipient, SealedBlob, Statement, Testimony
+from store.web import SECURITY_HEADERS
 
 from .intake_helpers import form, jpeg, receipt_code, submit
 

@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy import delete, func, select
 
 import crypto
-from review import SECURITY_HEADERS, accounts
+from review import accounts
 from store.models import Reviewer, ReviewSession, Testimony
+from store.web import SECURITY_HEADERS
 
 from .conftest import FAST_ARGON2, ROOT
 from .intake_helpers import submit

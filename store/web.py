@@ -1,0 +1,72 @@
+"""What both faces share about HTTP, in one place: the strict response headers, the
+keyed hash that stands in for a client address in rate limits, and the Flask settings
+that keep cookies, CSRF tokens and access logs safe.
+
+Guarantee: no page loads anything from elsewhere, is cached, sends a referrer, or can be
+framed; no client address is ever kept, not even as a rate-limit key (only an HMAC of it
+under the instance secret and the current day, so yesterday's keys cannot be matched to
+today's, and a seized limiter store reveals no address).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+from typing import Any
+
+from .settings import Settings
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": (
+        "camera=(), microphone=(), geolocation=(), interest-cohort=(), payment=(), usb=()"
+    ),
+}
+
+
+def add_security_headers(response: Any) -> Any:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    response.headers.pop("Server", None)
+    return response
+
+
+def client_key(secret: bytes, face: str, address: str | None) -> str:
+    """A keyed, daily-rotating hash of a client address for one face."""
+    day = dt.datetime.now(dt.UTC).date().isoformat().encode()
+    key = secret + b"|" + face.encode() + b"|" + day
+    return hmac.new(key, (address or "").encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def face_config(settings: Settings, face: str) -> dict[str, Any]:
+    """Flask configuration common to both faces; each face adds its own."""
+    # Access logs would record addresses: the development server's logger is silenced
+    # (gunicorn keeps no access log unless told to). Pillow's debug messages quote EXIF.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("PIL").setLevel(logging.INFO)
+    return {
+        "TESTIMONY_SETTINGS": settings,
+        "SECRET_KEY": hashlib.sha256(face.encode() + b"|" + settings.secret_key).hexdigest(),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Strict",
+        "SESSION_COOKIE_SECURE": settings.cookie_secure,
+        # A slow upload over Tor can take an hour or more: tokens last the browser session.
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_SSL_STRICT": False,
+        "WTF_I18N_ENABLED": True,
+        "BABEL_TRANSLATION_DIRECTORIES": "translations",
+        "RATELIMIT_STORAGE_URI": settings.limiter_storage_uri,
+        "RATELIMIT_KEY_PREFIX": settings.limiter_prefix + "-" + face,
+    }
