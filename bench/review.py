@@ -82,6 +82,8 @@ FILTERED = {"status": "in_review", "language": "ru", "page": "2"}
 SETUP_ENV = {
     "TESTIMONY_ARGON2_MEMORY_KIB": "1024",
     "TESTIMONY_ARGON2_TIME_COST": "1",
+    "TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB": "1024",
+    "TESTIMONY_RECEIPT_ARGON2_TIME_COST": "1",
     "TESTIMONY_SCRYPT_WORK_FACTOR": "10",
 }
 PASSWORD = "Invented benchmark passphrase 7431"
@@ -233,7 +235,7 @@ class SealedTestimony:
 _WORKER: dict[str, object] = {}
 
 
-def _worker_init(settings: object, salt: bytes, recipient_rows: list[dict]) -> None:
+def _worker_init(settings: object, salt: object, recipient_rows: list[dict]) -> None:
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
@@ -395,7 +397,7 @@ def build(label: str, folder: Path, database_url: str | None, count: int, worker
     from store import settings as settings_module
     from store.blobs import active_recipients
     from store.db import Database
-    from store.instance import instance_value
+    from store.instance import receipt_kdf
     from store.models import Testimony
 
     env = {"TESTIMONY_INSTANCE_PATH": str(folder / "instance"), **SETUP_ENV}
@@ -416,7 +418,7 @@ def build(label: str, folder: Path, database_url: str | None, count: int, worker
         person = accounts.create_reviewer(session, setup_settings, REVIEWER, PASSWORD)
         reviewer_id, totp_secret = person.reviewer.id, person.totp_secret
         recipients = active_recipients(session)
-        salt = instance_value(session, "receipt_salt")
+        salt = receipt_kdf(session)
         rows = [{c: getattr(r, c) for c in ("id", "public_key", "kind", "label", "active",
                                             "created_on")} for r in recipients]
         session.expunge_all()
