@@ -157,7 +157,7 @@ def _demo(args: argparse.Namespace) -> int:
             return 0
         import secrets
 
-        password = "demo-" + secrets.token_urlsafe(12)
+        password = secrets.token_urlsafe(15)
         created = accounts.create_reviewer(session, settings, "demo", password, is_admin=True)
     print("=" * 72)
     print("LOCAL DEMO ONLY: a reviewer account for trying Testimony on this machine.")

@@ -410,3 +410,41 @@ def test_the_reviewer_commands(desk):
     for action in ("reviewer.add", "reviewer.grant", "reviewer.password", "reviewer.disable"):
         assert action in actions
     assert desk.audit_ok()
+
+
+def test_the_local_demo_reviewer_is_created_once_and_can_log_in(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    import pyotp
+
+    from review import create_app
+    from store.instance import init
+
+    from .conftest import FAST_ARGON2, make_settings
+
+    settings = make_settings(tmp_path / "instance", TESTIMONY_SCRYPT_WORK_FACTOR="4")
+    init(settings, out=lambda *_: None)
+    env = {**FAST_ARGON2, "TESTIMONY_INSTANCE_PATH": str(settings.instance_path),
+           "TESTIMONY_SCRYPT_WORK_FACTOR": "4", "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-m", "review.cli", "reviewer", "demo"]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+    assert first.returncode == 0, first.stderr
+    assert "LOCAL DEMO ONLY" in first.stdout
+    password = re.search(r"password: (\S+)", first.stdout).group(1)
+    secret = re.search(r"TOTP secret: (\S+)", first.stdout).group(1)
+    again = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 0 and "LOCAL DEMO" not in again.stdout
+    other = make_settings(tmp_path / "other")
+    init(other, out=lambda *_: None)
+    exposed = subprocess.run(command, env={**env, "TESTIMONY_BIND": "0.0.0.0",
+                                           "TESTIMONY_INSTANCE_PATH": str(other.instance_path)},
+                             capture_output=True, text=True, cwd=ROOT)
+    assert exposed.returncode == 0 and "LOCAL DEMO" not in exposed.stdout
+    assert "not bound to localhost" in exposed.stderr
+    app = create_app(settings)
+    app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
+    response = app.test_client().post("/login", data={
+        "name": "demo", "password": password, "code": pyotp.TOTP(secret).now()})
+    assert response.status_code == 302
