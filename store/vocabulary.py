@@ -10,15 +10,17 @@ from __future__ import annotations
 LANGUAGES = ("ru", "kk", "en")
 DEFAULT_LANGUAGE = "ru"
 
-# Places of the February 2020 events in Korday District, Zhambyl Region, Kazakhstan.
+# Places of the February 2020 events in Korday District, Zhambyl Region, Kazakhstan, as
+# the witness form offers them. Codes are the gazetteer's slugs (store/data/korday-2020.json),
+# so a testimony's place and an incident's place are the same code.
 PLACES: dict[str, dict[str, str]] = {
     "masanchi": {"en": "Masanchi", "ru": "Масанчи", "kk": "Масаншы"},
     "sortobe": {"en": "Sortobe", "ru": "Сортобе", "kk": "Сортөбе"},
-    "bular_batyr": {"en": "Bular Batyr", "ru": "Булар-Батыр", "kk": "Бұлар батыр"},
+    "bular-batyr": {"en": "Bular Batyr", "ru": "Булар-Батыр", "kk": "Бұлар батыр"},
     "aukhatty": {"en": "Aukhatty", "ru": "Аухатты", "kk": "Ауқатты"},
     "korday": {"en": "Korday", "ru": "Кордай", "kk": "Қордай"},
     "otar": {"en": "Otar", "ru": "Отар", "kk": "Отар"},
-    "korday_district": {
+    "korday-district": {
         "en": "Elsewhere in Korday District",
         "ru": "Другое место в Кордайском районе",
         "kk": "Қордай ауданындағы басқа жер",

@@ -286,3 +286,10 @@ def test_the_inbox_filters_by_incident_and_violation_and_counts_links(tmp_path, 
     row = client.get("/?incident=unrest").data.decode()
     assert "<td>0</td><td>2</td><td></td></tr>" in row.replace("\n", "")  # two links
     desk.close()
+
+
+def test_the_witness_form_places_are_gazetteer_places():
+    from store.vocabulary import PLACES
+
+    gazetteer = {p["slug"] for p in json.loads(KORDAY.read_text())["places"]}
+    assert set(PLACES) - {"other"} <= gazetteer
