@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,15 +56,46 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _answers(port: int) -> bool:
+def _answers(port: int, path: str) -> bool:
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        conn.request("GET", "/ru/")
+        conn.request("GET", path)
         status = conn.getresponse().status
         conn.close()
         return status == 200
     except OSError:
         return False
+
+
+@contextmanager
+def gunicorn(app: str, ready_path: str, env: dict[str, str], log_path: Path,
+             workers: int = 2) -> Iterator[str]:
+    """gunicorn serving ``wsgi:<app>`` on a free loopback port, stopped afterwards."""
+    port = _free_port()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:%d" % port,
+             "--workers", str(workers), "--timeout", "120", "wsgi:%s" % app],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + SERVER_START_SECONDS
+            while not _answers(port, ready_path):
+                if proc.poll() is not None:
+                    pytest.fail("gunicorn (%s) exited with %s: %s" % (
+                        app, proc.returncode, log_path.read_text(errors="replace")))
+                if time.monotonic() > deadline:
+                    pytest.fail("gunicorn (%s) did not answer within %d s"
+                                % (app, SERVER_START_SECONDS))
+                time.sleep(0.1)
+            yield "http://127.0.0.1:%d" % port
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 @pytest.fixture
@@ -83,33 +115,8 @@ def instance_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def server(instance_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """gunicorn with two workers serving the intake on a free loopback port."""
-    port = _free_port()
-    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:%d" % port, "--workers", "2",
-         "--timeout", "120", "wsgi:intake_app"],
-        cwd=ROOT, env=instance_env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while not _answers(port):
-            if proc.poll() is not None:
-                pytest.fail("gunicorn exited with %s: %s" % (
-                    proc.returncode, (tmp_path / "gunicorn.log").read_text(errors="replace")))
-            if time.monotonic() > deadline:
-                pytest.fail("gunicorn did not answer within %d s" % SERVER_START_SECONDS)
-            time.sleep(0.1)
-        yield "http://127.0.0.1:%d" % port
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
+    with gunicorn("intake_app", "/ru/", instance_env, tmp_path / "gunicorn.log") as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,13 +10,11 @@ comes back with the receipt code and reads it. Everything here is invented.
 
 from __future__ import annotations
 
-import http.client
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pyotp
@@ -24,13 +22,7 @@ import pytest
 
 from . import test_browser_intake as witness_side
 from .conftest import ROOT
-from .test_browser_intake import (
-    RECEIPT_CODE,
-    SERVER_START_SECONDS,
-    STEP_TIMEOUT_MS,
-    _free_port,
-    _photo,
-)
+from .test_browser_intake import RECEIPT_CODE, STEP_TIMEOUT_MS, _photo, gunicorn
 
 pytestmark = pytest.mark.browser
 
@@ -45,54 +37,14 @@ REPLY = "Invented question: do you remember the colour of the trucks?"
 PASSWORD = "Invented reviewer passphrase 2020"
 
 
-def _answers(port: int, path: str) -> bool:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        conn.request("GET", path)
-        status = conn.getresponse().status
-        conn.close()
-        return status == 200
-    except OSError:
-        return False
-
-
-@contextmanager
-def _gunicorn(app: str, ready_path: str, env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """gunicorn serving ``wsgi:<app>`` on a free loopback port, stopped afterwards."""
-    port = _free_port()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:%d" % port,
-             "--workers", "1", "--timeout", "120", "wsgi:%s" % app],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            deadline = time.monotonic() + SERVER_START_SECONDS
-            while not _answers(port, ready_path):
-                if proc.poll() is not None:
-                    pytest.fail("gunicorn (%s) exited: %s" % (app, log_path.read_text()))
-                if time.monotonic() > deadline:
-                    pytest.fail("gunicorn (%s) did not answer within %d s"
-                                % (app, SERVER_START_SECONDS))
-                time.sleep(0.1)
-            yield "http://127.0.0.1:%d" % port
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
 @pytest.fixture
 def faces(instance_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, str, dict]]:
     env = {**instance_env, "TESTIMONY_SCRYPT_WORK_FACTOR": "4"}
     with ExitStack() as stack:
-        intake = stack.enter_context(_gunicorn("intake_app", "/en/", env,
-                                               tmp_path / "intake.log"))
-        review = stack.enter_context(_gunicorn("review_app", "/login", env,
-                                               tmp_path / "review.log"))
+        intake = stack.enter_context(gunicorn("intake_app", "/en/", env,
+                                              tmp_path / "intake.log", workers=1))
+        review = stack.enter_context(gunicorn("review_app", "/login", env,
+                                              tmp_path / "review.log", workers=1))
         yield intake, review, env
 
 
