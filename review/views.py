@@ -13,6 +13,7 @@ from flask import (
     Blueprint,
     abort,
     current_app,
+    flash,
     g,
     make_response,
     redirect,
@@ -333,7 +334,7 @@ def listing() -> Any:
         people = list(session.scalars(select(Reviewer).order_by(Reviewer.name)))
         recipients = len(active_recipients(session))
     return render_template("reviewers.html", people=people, action=ActionForm(),
-                           recipients=recipients, result=request.args.get("result"))
+                           recipients=recipients)
 
 
 def _reviewer(session: Session, reviewer_id: int) -> Reviewer:
@@ -358,7 +359,8 @@ def grant(reviewer_id: int) -> Any:
         message += " " + ngettext(
             "%(num)d item could not be shared: you cannot open it yourself.",
             "%(num)d items could not be shared: you cannot open them yourself.", done.skipped)
-    return redirect(url_for("reviewers.listing", result=message))
+    flash(message)
+    return redirect(url_for("reviewers.listing"))
 
 
 @reviewers.route("/<int:reviewer_id>/disable", methods=["POST"])
@@ -380,4 +382,5 @@ def disable(reviewer_id: int) -> Any:
             "“testimony reviewer disable” with the recovery key.",
             "%(num)d items still name them: an administrator must run "
             "“testimony reviewer disable” with the recovery key.", done.skipped)
-    return redirect(url_for("reviewers.listing", result=message))
+    flash(message)
+    return redirect(url_for("reviewers.listing"))

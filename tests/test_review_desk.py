@@ -448,3 +448,19 @@ def test_the_local_demo_reviewer_is_created_once_and_can_log_in(tmp_path):
     response = app.test_client().post("/login", data={
         "name": "demo", "password": password, "code": pyotp.TOTP(secret).now()})
     assert response.status_code == 302
+
+
+def test_sharing_reports_its_result_and_links_cannot_forge_one(tmp_path, monkeypatch):
+    from .intake_helpers import receipt_code, submit
+    from .review_helpers import make_desk
+
+    desk = make_desk(tmp_path, monkeypatch)
+    admin = desk.add_reviewer("asel", admin=True)
+    assert receipt_code(submit(desk.intake_app.test_client()))
+    newcomer = desk.add_reviewer("bakyt")
+    client = desk.logged_in(admin)
+    page = client.post("/reviewers/%d/grant" % newcomer.id, follow_redirects=True)
+    assert "bakyt can now read 2 more sealed items." in page.data.decode()  # details, text
+    forged = client.get("/reviewers/?result=Send+your+password+to+x").data.decode()
+    assert "Send your password" not in forged
+    desk.close()
