@@ -10,7 +10,17 @@ import json
 import re
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select
@@ -19,7 +29,8 @@ from sqlalchemy.orm import Session
 from store import audit
 from store.blobs import active_recipients, pad_document, seal_blob
 from store.db import Database
-from store.incidents import CONFIDENCES, ROLES, corroboration, incident_doc
+from store.incidents import CONFIDENCES, ROLES, corroboration, incident_doc, place_doc
+from store.instance import today
 from store.models import (
     Incident,
     Place,
@@ -146,7 +157,7 @@ def link(testimony_id: int) -> Any:
         previous = None
         if existing is None:
             existing = TestimonyIncident(testimony_id=testimony.id, incident_id=incident.id,
-                                         linked_on=mapping.today())
+                                         linked_on=today())
             session.add(existing)
         else:
             previous = {"role": existing.role, "confidence": existing.confidence}
@@ -351,8 +362,7 @@ def overview() -> Any:
     with _db().sessions() as session:
         return render_template(
             "catalogue.html", places=list(session.scalars(select(Place).order_by(Place.slug))),
-            vocabulary=mapping.vocabulary_tree(session), label=label, action=ActionForm(),
-            error=request.args.get("error"))
+            vocabulary=mapping.vocabulary_tree(session), label=label, action=ActionForm())
 
 
 def _labels_from(form: Any, prefix: str) -> dict[str, str]:
@@ -371,10 +381,12 @@ def save_place() -> Any:
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise ValueError
     except ValueError:
-        return redirect(url_for("catalogue.overview", error=_("Give coordinates in degrees.")))
+        flash(_("Give coordinates in degrees."), "error")
+        return redirect(url_for("catalogue.overview"))
     if not _SLUG.match(slug) or not all(names.values()) or not form.get("district", "").strip():
-        return redirect(url_for("catalogue.overview", error=_(
-            "A place needs a short name, names in three languages and a district.")))
+        flash(_(
+            "A place needs a short name, names in three languages and a district."), "error")
+        return redirect(url_for("catalogue.overview"))
     new = {"slug": slug, "names": names, "district": form["district"].strip()[:120],
            "kind": form.get("kind", "village")[:20], "lat": lat, "lon": lon}
     with _db().transaction() as session:
@@ -384,8 +396,7 @@ def save_place() -> Any:
             place = Place(**new)
             session.add(place)
         else:
-            previous = {"names": place.names, "district": place.district, "kind": place.kind,
-                        "lat": place.lat, "lon": place.lon}
+            previous = place_doc(place)
             for key, value in new.items():
                 setattr(place, key, value)
         audit.append(session, _actor(), "place.update" if previous else "place.create",
@@ -401,8 +412,9 @@ def save_type() -> Any:
     slug = form.get("slug", "").strip()
     labels = _labels_from(form, "label_")
     if not _SLUG.match(slug) or not all(labels.values()):
-        return redirect(url_for("catalogue.overview", error=_(
-            "A vocabulary entry needs a short name and labels in three languages.")))
+        flash(_(
+            "A vocabulary entry needs a short name and labels in three languages."), "error")
+        return redirect(url_for("catalogue.overview"))
     with _db().transaction() as session:
         parent = session.scalar(select(ViolationType).where(
             ViolationType.slug == form.get("parent", "")))

@@ -91,7 +91,7 @@ class ImportResult:
         return any(self.created.values()) or any(self.updated.values())
 
 
-def _place_doc(place: Place) -> dict[str, Any]:
+def place_doc(place: Place) -> dict[str, Any]:
     return {"slug": place.slug, "names": place.names, "district": place.district,
             "kind": place.kind, "lat": place.lat, "lon": place.lon}
 
@@ -150,8 +150,8 @@ def import_document(session: Session, document: dict[str, Any], actor: str) -> I
             session.add(Place(**new))
             result.created["place"] += 1
             audit.append(session, actor, "place.create", "place:%s" % entry["slug"], new)
-        elif _normalized(_place_doc(place)) != _normalized(new):
-            previous = _place_doc(place)
+        elif _normalized(place_doc(place)) != _normalized(new):
+            previous = place_doc(place)
             for key, value in new.items():
                 setattr(place, key, value)
             result.updated["place"] += 1
@@ -247,7 +247,7 @@ def export_document(session: Session) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "violation_types": [_type_doc(t, slugs) for t in types],
-        "places": [_place_doc(p) for p in session.scalars(select(Place).order_by(Place.slug))],
+        "places": [place_doc(p) for p in session.scalars(select(Place).order_by(Place.slug))],
         "incidents": [incident_doc(i, _related(session, i)) for i in session.scalars(
             select(Incident).order_by(Incident.start, Incident.slug))],
     }

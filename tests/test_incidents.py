@@ -293,3 +293,21 @@ def test_the_witness_form_places_are_gazetteer_places():
 
     gazetteer = {p["slug"] for p in json.loads(KORDAY.read_text())["places"]}
     assert set(PLACES) - {"other"} <= gazetteer
+
+
+def test_catalogue_errors_are_shown_but_links_cannot_forge_one(tmp_path, monkeypatch):
+    desk, admin = _linked_desk(tmp_path, monkeypatch)
+    page = admin.post("/catalogue/places", data={"slug": "x-y", "lat": "north", "lon": "1"},
+                      follow_redirects=True).data.decode()
+    assert "Give coordinates in degrees." in page
+    forged = admin.get("/catalogue/?error=Call+this+number").data.decode()
+    assert "Call this number" not in forged
+    ok = admin.post("/catalogue/places", data={
+        "slug": "village-a", "name_en": "Village A", "name_ru": "Село А", "name_kk": "А ауылы",
+        "district": "Other District", "kind": "village", "lat": "43.1", "lon": "75.1"})
+    assert ok.status_code == 302
+    with desk.db.sessions() as session:
+        event = session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "place.update")).one()
+    assert json.loads(event.details)["previous"]["district"] == "Invented District"
+    desk.close()
