@@ -29,7 +29,7 @@ from store.blobs import (
     unpad_document,
 )
 from store.db import Database
-from store.instance import receipt_kdf
+from store.instance import receipt_kdf, today
 from store.models import Attachment, Recipient, SealedBlob, Statement, Testimony, Witness
 from store.settings import Settings
 
@@ -117,10 +117,6 @@ class Submission:
             "consent": self.consent,
             "language": self.language,
         }
-
-
-def today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
 
 
 def _recipients(session: Session) -> list[Recipient]:

@@ -5,7 +5,6 @@ happened, and the corroboration count)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -154,7 +153,3 @@ def incident_view(session: Session, incident: Incident,
         incident, timeline, corroboration(session, [incident.id]).get(incident.id, 0),
         sorted(((types[i], n) for i, n in tagged.items()), key=lambda x: (-x[1], x[0].slug)),
         related, unreadable)
-
-
-def today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()

@@ -48,7 +48,7 @@ from store.settings import Settings
 from store.vocabulary import LANGUAGES, PLACES, RELATIONS, STATUSES, place_name
 
 from . import SESSION_COOKIE, accounts, reading, sharing
-from .catalogue import label
+from .catalogue import label, mapping_context
 from .forms import (
     CONSENT_LABELS,
     RELATION_LABELS,
@@ -192,8 +192,6 @@ def show(testimony_id: int, contact: str | None = None) -> Any:
         assign = _assign_form(session)
         assign.reviewer.data = str(item.assigned_to or "")
         status = StatusForm(status=item.status)
-        from .catalogue import mapping_context
-
         return render_template(
             "testimony.html", view=view, item=item, contact=contact, status_form=status,
             assign_form=assign, note_form=TextForm(prefix="note"),
