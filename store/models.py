@@ -338,3 +338,20 @@ class InstanceValue(Base):
     __tablename__ = "instance_value"
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Excerpt(Base):
+    """A passage of a statement a reviewer edited for publication, sealed like a note
+    (text, and the reasons for any personal-data finding left unmasked). Only an
+    ``approved`` excerpt of a testimony whose witness consented to quotes leaves the
+    system, in an export, under an id fresh to that export."""
+
+    __tablename__ = "excerpt"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    testimony_id: Mapped[int] = mapped_column(ForeignKey("testimony.id"), index=True)
+    blob_id: Mapped[int] = mapped_column(ForeignKey("sealed_blob.id"))
+    status: Mapped[str] = mapped_column(String(12), default="draft", index=True)
+    written_by: Mapped[int | None] = mapped_column(ForeignKey("reviewer.id"))
+    written_on: Mapped[dt.date] = mapped_column(Date)
+    approved_by: Mapped[int | None] = mapped_column(ForeignKey("reviewer.id"))
+    approved_on: Mapped[dt.date | None] = mapped_column(Date)
