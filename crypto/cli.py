@@ -125,10 +125,10 @@ def _keygen(args: argparse.Namespace) -> None:
     )
     text = identity_file_text(identity, identity.recipient)
     if args.output:
-        if os.path.exists(args.output):
-            raise _Failure("%s exists; refusing to overwrite an identity" % args.output)
         try:
             write_secret_file(args.output, text)
+        except FileExistsError:
+            raise _Failure("%s exists; refusing to overwrite an identity" % args.output) from None
         except OSError as exc:
             raise _Failure("cannot write %s: %s" % (args.output, exc.strerror)) from None
         print("Public key: %s" % identity.recipient, file=sys.stderr)

@@ -96,7 +96,12 @@ def identity_file_text(identity: object, recipient: object) -> str:
 
 
 def write_secret_file(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` readable by the owner only, atomically."""
+    """Write ``text`` to a new file ``path`` readable by the owner only, atomically.
+
+    Never replaces an existing file, even one created a moment ago by another process:
+    the finished file is hard-linked into place, which fails if the name is taken
+    (``FileExistsError``). An identity is never overwritten by mistake.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".key-")
     try:
@@ -105,8 +110,6 @@ def write_secret_file(path: str, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)

@@ -103,7 +103,16 @@ def init(settings: Settings, out=print) -> Path | None:  # type: ignore[no-untyp
             if not has_recovery:
                 identity = new_identity(settings)
                 created = settings.instance_path / RECOVERY_FILE
-                write_secret_file(str(created), identity_file_text(identity, identity.recipient))
+                try:
+                    write_secret_file(str(created),
+                                      identity_file_text(identity, identity.recipient))
+                except FileExistsError:
+                    created = None
+                    raise SystemExit(
+                        "error: %s exists but the database has no recovery key; move that "
+                        "file somewhere safe (it may be the only key to older testimony) "
+                        "and run init again" % (settings.instance_path / RECOVERY_FILE)
+                    ) from None
                 recipient = Recipient(public_key=str(identity.recipient), kind="recovery",
                                       label="organisation recovery key", active=True,
                                       created_on=today())

@@ -103,6 +103,19 @@ def test_keygen_refuses_to_overwrite_an_identity(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_a_key_file_created_by_another_process_is_never_replaced(tmp_path: Path) -> None:
+    # The name is taken between any check and the write: the writer must still refuse,
+    # keep the other file byte for byte, and leave no temporary file behind.
+    from crypto.keys import write_secret_file
+
+    path = tmp_path / "recovery-key.txt"
+    path.write_text("someone else's identity\n")
+    with pytest.raises(FileExistsError):
+        write_secret_file(str(path), "new identity\n")
+    assert path.read_text() == "someone else's identity\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recovery-key.txt"]
+
+
 def test_keygen_into_a_missing_folder_fails_cleanly(tmp_path: Path) -> None:
     failed(cli("keygen", "-o", tmp_path / "no-such-folder" / "key.txt"), "cannot write")
 

@@ -88,6 +88,20 @@ def run_testimony(instance: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+def test_init_on_a_fresh_database_never_overwrites_an_old_recovery_key(tmp_path):
+    # The database was lost or moved, but the old recovery key file is still there: it may
+    # be the only key to older testimony, so init refuses instead of replacing it.
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    key_file = instance / "recovery-key.txt"
+    key_file.write_text("# the only copy of an older key\n")
+    result = run_testimony(instance, "init")
+    assert result.returncode != 0
+    assert "recovery-key.txt exists" in result.stderr and "Traceback" not in result.stderr
+    assert key_file.read_text() == "# the only copy of an older key\n"
+    assert "RECOVERY KEY" not in result.stdout
+
+
 def test_init_twice_makes_one_recovery_key_and_audit_verify_catches_an_edit(tmp_path):
     from store import audit
     from store.db import Database
