@@ -143,9 +143,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @app.errorhandler(Exception)
     def crash(error: Exception) -> Any:
+        # Log the kind of failure only: never request data, which may be testimony.
+        if web.unavailable(error):
+            app.logger.error("backend unavailable: %s", type(error).__name__)
+            return _error_page(503, "unavailable")
         if app.testing:
             raise error
-        # Log the kind of failure only: never request data, which may be testimony.
         app.logger.error("internal error: %s", type(error).__name__)
         return _error_page(500)
 
@@ -180,8 +183,8 @@ ERROR_TEXT = {
 }
 
 
-def _error_page(code: int) -> Any:
-    kind = ERROR_TEXT.get(code, "server_error" if code >= 500 else "bad_request")
+def _error_page(code: int, kind: str | None = None) -> Any:
+    kind = kind or ERROR_TEXT.get(code, "server_error" if code >= 500 else "bad_request")
     return render_template("error.html", kind=kind), code
 
 

@@ -56,6 +56,8 @@ ERROR_MESSAGES: dict[object, Any] = {
     413: _l("This is too large."),
     429: _l("Too many attempts. Wait a while and try again."),
     500: _l("Something went wrong. Nothing was changed."),
+    503: _l("The database or session store cannot be reached just now. Nothing was "
+            "changed. Try again in a few minutes."),
 }
 
 
@@ -152,6 +154,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @app.errorhandler(Exception)
     def crash(error: Exception) -> Any:
+        if web.unavailable(error):
+            app.logger.error("backend unavailable: %s", type(error).__name__)
+            return _error(503, ERROR_MESSAGES[503])
         if app.testing:
             raise error
         app.logger.error("internal error: %s", type(error).__name__)

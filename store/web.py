@@ -5,7 +5,9 @@ that keep cookies, CSRF tokens and access logs safe.
 Guarantee: no page loads anything from elsewhere, is cached, sends a referrer, or can be
 framed; no client address is ever kept, not even as a rate-limit key (only an HMAC of it
 under the instance secret and the current day, so yesterday's keys cannot be matched to
-today's, and a seized limiter store reveals no address).
+today's, and a seized limiter store reveals no address). When the database or Redis
+cannot be reached, both faces answer 503 with a "try again" page, never a 500 (see
+:func:`unavailable`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,22 @@ def add_security_headers(response: Any) -> Any:
         response.headers[name] = value
     response.headers.pop("Server", None)
     return response
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means a backend (the database or Redis) is briefly out of reach:
+    down, restarting, refusing connections, or too busy. Nothing was committed then, so
+    the honest answer is 503 and "try again", not a crash."""
+    from limits.errors import StorageError
+    from redis.exceptions import BusyLoadingError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy import exc
+
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, (exc.OperationalError, exc.TimeoutError, StorageError,
+                              RedisConnectionError, RedisTimeoutError, BusyLoadingError))
 
 
 def client_key(secret: bytes, face: str, address: str | None) -> str:
