@@ -43,6 +43,7 @@ from store.models import (
 
 from . import mapping
 from .forms import STATUS_LABELS, ActionForm
+from .roles import admin_only
 
 incidents = Blueprint("incidents", __name__, url_prefix="/incidents")
 links = Blueprint("mapping", __name__, url_prefix="/testimony")
@@ -64,11 +65,6 @@ def _actor() -> str:
 def _checked() -> None:
     if not ActionForm().validate_on_submit():
         abort(400)
-
-
-def _admin() -> None:
-    if not g.reviewer.is_admin:
-        abort(403)
 
 
 def label(value: dict[str, str] | None, lang: str) -> str:
@@ -304,8 +300,8 @@ def _editor(session: Session, incident: Incident | None, errors: list[str] | Non
 
 
 @incidents.route("/new", methods=["GET", "POST"])
+@admin_only
 def create() -> Any:
-    _admin()
     with _db().transaction() as session:
         if request.method == "GET":
             return _editor(session, None)
@@ -328,8 +324,8 @@ def create() -> Any:
 
 
 @incidents.route("/<slug>/edit", methods=["GET", "POST"])
+@admin_only
 def edit(slug: str) -> Any:
-    _admin()
     with _db().transaction() as session:
         incident = _incident(session, slug)
         if request.method == "GET":
@@ -370,8 +366,8 @@ def _labels_from(form: Any, prefix: str) -> dict[str, str]:
 
 
 @catalogue.route("/places", methods=["POST"])
+@admin_only
 def save_place() -> Any:
-    _admin()
     _checked()
     form = request.form
     slug = form.get("slug", "").strip()
@@ -405,8 +401,8 @@ def save_place() -> Any:
 
 
 @catalogue.route("/vocabulary", methods=["POST"])
+@admin_only
 def save_type() -> Any:
-    _admin()
     _checked()
     form = request.form
     slug = form.get("slug", "").strip()

@@ -59,6 +59,7 @@ from .forms import (
     StatusForm,
     TextForm,
 )
+from .roles import admin_only
 
 auth = Blueprint("auth", __name__)
 inbox = Blueprint("inbox", __name__)
@@ -362,10 +363,9 @@ def grant(reviewer_id: int) -> Any:
 
 
 @reviewers.route("/<int:reviewer_id>/disable", methods=["POST"])
+@admin_only
 def disable(reviewer_id: int) -> Any:
     ActionForm().validate_on_submit() or abort(400)
-    if not g.reviewer.is_admin:
-        abort(403)
     with _db().transaction() as session:
         person = _reviewer(session, reviewer_id)
         if person.id == g.reviewer.id:

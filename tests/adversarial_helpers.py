@@ -1,0 +1,93 @@
+"""What the adversarial tests share: a desk where every route has something real to
+show, URLs built from both apps' URL maps, and a count of every table's rows to prove
+that a refused request wrote nothing.
+
+Everything here is invented: names, statements, contacts, photos.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from store.incidents import load_file
+from store.models import Base, Incident
+
+from .intake_helpers import receipt_code, submit
+from .review_helpers import Desk, Person, make_desk, photo_with_exif
+
+DATA = Path(__file__).resolve().parent.parent / "store" / "data"
+STATEMENT = "Invented statement: the Syvanov family saw a grey van near the Masanchi mosque."
+CONTACT = "invented-contact-4410@example.org"
+NOTE = "Invented note: compare with the Ma Dzhun-test account."
+REPLY = "Invented question: which evening was it?"
+
+
+@dataclass
+class Seeded:
+    """A desk with an administrator, a reviewer, the Korday catalogue and one testimony
+    (a photo, a contact, a note, a reply, a link to an incident) so that a route's
+    arguments can all name something that exists."""
+
+    desk: Desk
+    admin: Person
+    reviewer: Person
+    receipt: str
+    incident: str
+
+    @property
+    def arguments(self) -> dict[str, str]:
+        return {"testimony_id": "1", "attachment_id": "1", "reviewer_id": str(self.reviewer.id),
+                "slug": self.incident}
+
+    def secrets(self) -> list[str]:
+        """What must never appear in an answer to someone not logged in."""
+        return [STATEMENT, CONTACT, NOTE, REPLY, "TestCam", "43.208333", "Inbox"]
+
+
+def seeded_desk(tmp_path: Path, monkeypatch, **env: str) -> Seeded:
+    desk = make_desk(tmp_path, monkeypatch, **env)
+    admin = desk.add_reviewer("alma", admin=True)
+    reviewer = desk.add_reviewer("bolat")
+    with desk.db.transaction() as session:
+        for name in ("violation-types.json", "korday-2020.json"):
+            load_file(session, DATA / name, "operator")
+        incident = session.scalars(select(Incident.slug).order_by(Incident.id)).first()
+    response = submit(desk.intake_app.test_client(), lang="en", statement=STATEMENT,
+                      contact=CONTACT, files=[("photo.jpg", photo_with_exif())])
+    receipt = receipt_code(response)
+    assert receipt, response.data
+    client = desk.logged_in(admin)
+    assert client.post("/testimony/1/note", data={"note-text": NOTE}).status_code == 302
+    assert client.post("/testimony/1/reply", data={"reply-text": REPLY}).status_code == 302
+    linked = client.post("/testimony/1/links", data={
+        "incident": incident, "role": "eyewitness", "confidence": "high",
+        "passage": "grey van"})
+    assert linked.status_code == 302 and "mapping_error" not in linked.location
+    return Seeded(desk, admin, reviewer, receipt, incident)
+
+
+def url_for_rule(rule, arguments: dict[str, str], default: str = "1") -> str:
+    """The rule's path with each argument filled from ``arguments`` (else ``default``)."""
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1).split(":")[-1]
+        return arguments.get(name, default)
+
+    return re.sub(r"<([^>]+)>", fill, rule.rule)
+
+
+def static_files(app) -> list[str]:
+    """Every file the app serves from its static folder, as URL paths."""
+    folder = Path(app.static_folder)
+    return sorted("%s/%s" % (app.static_url_path, p.relative_to(folder).as_posix())
+                  for p in folder.rglob("*") if p.is_file())
+
+
+def table_counts(db) -> dict[str, int]:
+    """Rows in every table of the schema."""
+    with db.sessions() as session:
+        return {table.name: session.scalar(select(func.count()).select_from(table))
+                for table in Base.metadata.sorted_tables}
