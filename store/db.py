@@ -36,12 +36,16 @@ def make_engine(settings: Settings) -> Engine:
 
 
 class Database:
-    """One engine and its session factory for an app or a command."""
+    """One engine and its session factory for an app or a command. Every session carries
+    the instance's settings in ``session.info["settings"]``, so code that holds only a
+    session (ending a reviewer's sessions when they are disabled) reaches the same
+    stores as the app."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = make_engine(settings)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False,
+                                     info={"settings": settings})
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -5,7 +5,8 @@
 | TESTIMONY_INSTANCE_PATH | ./instance |
 | TESTIMONY_DATABASE_URL | SQLite (WAL) at INSTANCE/testimony.sqlite3 |
 | TESTIMONY_LIMITER_STORAGE_URI | memory:// |
-| TESTIMONY_LIMITER_PREFIX | testimony (keys in a shared Redis start with it) |
+| TESTIMONY_LIMITER_PREFIX | testimony (rate-limit and session keys in Redis start with it) |
+| TESTIMONY_SESSION_STORAGE_URI | the database, or redis://… (reviewers' sealed sessions) |
 | TESTIMONY_SECRET_KEY | generated once into INSTANCE/secret_key |
 | TESTIMONY_MAX_FILE_MIB | 50 |
 | TESTIMONY_MAX_SUBMISSION_MIB | 200 |
@@ -18,6 +19,8 @@
 | TESTIMONY_REVIEW_IDLE_MINUTES / _SESSION_HOURS | 30 / 12 |
 | TESTIMONY_COOKIE_SECURE | off (set to 1 when served over HTTPS) |
 | TESTIMONY_RECIPIENT_KEYS | pq (hybrid ML-KEM-768 + X25519 keys), or x25519 |
+| TESTIMONY_RETENTION_DAYS | 0: off (else days in a final status before `testimony purge`) |
+| TESTIMONY_RETENTION_STATUSES | withdrawn,not_credible (the final statuses) |
 
 With ``pq``, new reviewer, recovery and witness reply keys are post-quantum hybrids
 (opened offline with age 1.3 or newer, or ``python -m crypto``); ``x25519`` makes keys
@@ -65,6 +68,9 @@ class Settings:
     scrypt_work_factor: int = 18
     review_idle_minutes: int = 30
     review_session_hours: int = 12
+    session_storage_uri: str = ""
+    retention_days: int = 0
+    retention_statuses: tuple[str, ...] = ("withdrawn", "not_credible")
 
     @property
     def is_sqlite(self) -> bool:
@@ -84,6 +90,26 @@ def _secret_key(instance: Path, env: dict[str, str]) -> bytes:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
     return path.read_text().strip().encode()
+
+
+def _session_storage(env: dict[str, str]) -> str:
+    uri = env.get("TESTIMONY_SESSION_STORAGE_URI", "")
+    if uri and not uri.startswith(("redis://", "rediss://", "unix://")):
+        raise SystemExit("TESTIMONY_SESSION_STORAGE_URI must be empty (the database) or a "
+                         "redis:// address")
+    return uri
+
+
+def _retention_statuses(env: dict[str, str]) -> tuple[str, ...]:
+    from .vocabulary import STATUSES
+
+    raw = env.get("TESTIMONY_RETENTION_STATUSES") or "withdrawn,not_credible"
+    chosen = tuple(s.strip() for s in raw.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in STATUSES]
+    if unknown or not chosen:
+        raise SystemExit("TESTIMONY_RETENTION_STATUSES must list statuses among %s, not %r"
+                         % (", ".join(STATUSES), raw))
+    return chosen
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
@@ -116,4 +142,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         scrypt_work_factor=_int(env, "TESTIMONY_SCRYPT_WORK_FACTOR", 18),
         review_idle_minutes=_int(env, "TESTIMONY_REVIEW_IDLE_MINUTES", 30),
         review_session_hours=_int(env, "TESTIMONY_REVIEW_SESSION_HOURS", 12),
+        session_storage_uri=_session_storage(env),
+        retention_days=_int(env, "TESTIMONY_RETENTION_DAYS", 0),
+        retention_statuses=_retention_statuses(env),
     )
