@@ -1,0 +1,175 @@
+"""The instance's export key and the signed manifest of an export.
+
+Threat: an export is published and then altered (a count changed, an excerpt edited) or
+forged in the organisation's name. Guarantee: ``manifest.json`` lists the SHA-256 of
+every file of the export and is signed with the instance's Ed25519 export key
+(``manifest.sig``); :func:`verify` names every file that is missing, extra or changed,
+and a signature that does not match.
+
+The private key is made at the first export and kept only as a sealed item to the
+active recipients, like testimony, so only someone holding a reviewer's or the
+recovery identity can sign, and sharing (header rewrites) covers it like any other
+item. Its public key is an instance value (not secret) and is written into every
+manifest; publish it beside the exports so readers can check it is the organisation's.
+
+Misuse: a signature only proves the manifest was made with this key; checking against
+the key inside the manifest alone proves nothing about who made it. Pass the
+organisation's published key to :func:`verify` whenever it is known.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy.orm import Session
+
+import crypto
+from store import audit
+from store.blobs import active_recipients, read_blob, seal_blob
+from store.models import InstanceValue, SealedBlob
+
+KEY_VALUE = "export_key"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+FORMAT = "testimony-export-manifest/1"
+
+
+class ExportKeyError(RuntimeError):
+    """The export key cannot be opened with the identity at hand."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def public_key_text(key: Ed25519PublicKey) -> str:
+    return _b64(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
+def fingerprint(public_key: str) -> str:
+    """A short form to read aloud or print: SHA-256 of the raw key, 4-hex groups."""
+    digest = hashlib.sha256(base64.b64decode(public_key)).hexdigest()[:32]
+    return " ".join(digest[i:i + 4] for i in range(0, 32, 4))
+
+
+def instance_public_key(session: Session) -> str | None:
+    row = session.get(InstanceValue, KEY_VALUE)
+    return json.loads(row.value)["public"] if row else None
+
+
+def signing_key(session: Session, identity: crypto.Identity, actor: str) -> Ed25519PrivateKey:
+    """The export key, made and sealed at first use."""
+    row = session.get(InstanceValue, KEY_VALUE)
+    if row is None:
+        private = Ed25519PrivateKey.generate()
+        raw = private.private_bytes_raw()
+        blob = seal_blob(session, active_recipients(session),
+                         json.dumps({"ed25519_private_key": _b64(raw)}).encode())
+        public = public_key_text(private.public_key())
+        session.add(InstanceValue(name=KEY_VALUE, value=json.dumps(
+            {"public": public, "blob": blob.id}).encode()))
+        session.flush()
+        audit.append(session, actor, "export.key_create", "export_key",
+                     {"public_key": public})
+        return private
+    stored = json.loads(row.value)
+    blob = session.get(SealedBlob, stored["blob"])
+    assert blob is not None
+    try:
+        document = json.loads(read_blob(session, blob, [identity]))
+    except crypto.NoIdentityMatchError:
+        raise ExportKeyError(
+            "the export key is not shared with this identity: ask a reviewer who can read "
+            "older testimony to share it, or use the recovery key") from None
+    return Ed25519PrivateKey.from_private_bytes(
+        base64.b64decode(document["ed25519_private_key"]))
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path, names: list[str], key: Ed25519PrivateKey,
+                   generated_on: str) -> str:
+    """Write manifest.json and manifest.sig for ``names``; returns the manifest's SHA-256."""
+    manifest = {
+        "format": FORMAT,
+        "generated_on": generated_on,
+        "public_key": public_key_text(key.public_key()),
+        "signature_algorithm": "Ed25519 over the bytes of manifest.json",
+        "files": [{"name": name, "size": (folder / name).stat().st_size,
+                   "sha256": file_digest(folder / name)} for name in sorted(names)],
+    }
+    body = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode()
+    (folder / MANIFEST).write_bytes(body)
+    (folder / SIGNATURE).write_text(_b64(key.sign(body)) + "\n", encoding="ascii")
+    return hashlib.sha256(body).hexdigest()
+
+
+@dataclass
+class Verification:
+    public_key: str | None = None
+    files: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(folder: Path, expected_key: str | None = None) -> Verification:
+    """Check an export folder: the signature, then every file against the manifest."""
+    result = Verification()
+    try:
+        body = (folder / MANIFEST).read_bytes()
+        manifest = json.loads(body)
+        result.public_key = manifest["public_key"]
+        files = manifest["files"]
+    except FileNotFoundError:
+        result.problems.append("%s is missing" % MANIFEST)
+        return result
+    except (ValueError, KeyError, TypeError):
+        result.problems.append("%s is not a manifest" % MANIFEST)
+        return result
+    if expected_key and expected_key != result.public_key:
+        result.problems.append("signed with another key (%s), not the expected one (%s)"
+                               % (fingerprint(result.public_key or ""),
+                                  fingerprint(expected_key)))
+    try:
+        signature = base64.b64decode((folder / SIGNATURE).read_text(encoding="ascii"),
+                                     validate=True)
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(result.public_key or ""))
+        key.verify(signature, body)
+    except FileNotFoundError:
+        result.problems.append("%s is missing" % SIGNATURE)
+    except (InvalidSignature, ValueError):
+        result.problems.append("bad signature: %s does not match %s" % (SIGNATURE, MANIFEST))
+    listed = set()
+    for entry in files:
+        name = str(entry.get("name", ""))
+        listed.add(name)
+        path = folder / name
+        if "/" in name or name.startswith(".") or not path.is_file():
+            result.problems.append("%s: listed in the manifest but missing" % name)
+            continue
+        if file_digest(path) != entry.get("sha256"):
+            result.problems.append("%s: changed (SHA-256 differs from the manifest)" % name)
+        result.files += 1
+    for path in sorted(folder.iterdir()):
+        if path.name not in listed | {MANIFEST, SIGNATURE}:
+            result.problems.append("%s: not listed in the manifest" % path.name)
+    return result
