@@ -7,6 +7,7 @@
     testimony reviewer grant NAME --identity FILE
     testimony reviewer demo                     local demo account (localhost only)
     testimony keys upgrade --identity FILE      post-quantum recovery key (reviewers: at login)
+    testimony export --out DIR --identity FILE  anonymized, signed export (see review.export.cli)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from store.db import Database
 from store.models import Reviewer
 
 from . import accounts, sharing
+from .export import cli as export_cli
 
 
 def _database() -> tuple[settings_module.Settings, Database]:
@@ -234,6 +236,7 @@ def _review_commands(sub: argparse._SubParsersAction) -> None:
     grant.set_defaults(handler=_grant)
     commands.add_parser("demo", help="create the local demo reviewer if none exists"
                         ).set_defaults(handler=_demo)
+    export_cli.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

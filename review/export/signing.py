@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,29 +96,21 @@ def signing_key(session: Session, identity: crypto.Identity, actor: str) -> Ed25
         base64.b64decode(document["ed25519_private_key"]))
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_manifest(folder: Path, names: list[str], key: Ed25519PrivateKey,
-                   generated_on: str) -> str:
-    """Write manifest.json and manifest.sig for ``names``; returns the manifest's SHA-256."""
-    manifest = {
+def manifest(files: dict[str, bytes], key: Ed25519PrivateKey,
+             generated_on: str) -> tuple[bytes, bytes, str]:
+    """manifest.json and manifest.sig for ``files``, and the manifest's SHA-256."""
+    document = {
         "format": FORMAT,
         "generated_on": generated_on,
         "public_key": public_key_text(key.public_key()),
-        "signature_algorithm": "Ed25519 over the bytes of manifest.json",
-        "files": [{"name": name, "size": (folder / name).stat().st_size,
-                   "sha256": file_digest(folder / name)} for name in sorted(names)],
+        "signature": "Ed25519 over the bytes of manifest.json, base64 in manifest.sig",
+        "files": [{"name": name, "size": len(files[name]),
+                   "sha256": hashlib.sha256(files[name]).hexdigest()}
+                  for name in sorted(files)],
     }
-    body = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode()
-    (folder / MANIFEST).write_bytes(body)
-    (folder / SIGNATURE).write_text(_b64(key.sign(body)) + "\n", encoding="ascii")
-    return hashlib.sha256(body).hexdigest()
+    body = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()
+    signature = (_b64(key.sign(body)) + "\n").encode("ascii")
+    return body, signature, hashlib.sha256(body).hexdigest()
 
 
 @dataclass
@@ -131,45 +124,55 @@ class Verification:
         return not self.problems
 
 
-def verify(folder: Path, expected_key: str | None = None) -> Verification:
-    """Check an export folder: the signature, then every file against the manifest."""
+def read_export(path: Path) -> dict[str, bytes]:
+    """Every file of an export folder or ZIP (flat: exports have no subfolders)."""
+    if path.is_dir():
+        return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
+    with zipfile.ZipFile(path) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()
+                if not info.is_dir()}
+
+
+def verify(path: Path, expected_key: str | None = None) -> Verification:
+    """Check an export (folder or ZIP): the signature, then every file against the
+    manifest, naming each problem."""
     result = Verification()
     try:
-        body = (folder / MANIFEST).read_bytes()
-        manifest = json.loads(body)
-        result.public_key = manifest["public_key"]
-        files = manifest["files"]
-    except FileNotFoundError:
+        files = read_export(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        result.problems.append("cannot read %s: %s" % (path, exc))
+        return result
+    body = files.get(MANIFEST)
+    if body is None:
         result.problems.append("%s is missing" % MANIFEST)
         return result
+    try:
+        document = json.loads(body)
+        result.public_key = str(document["public_key"])
+        listed = {str(e["name"]): str(e["sha256"]) for e in document["files"]}
     except (ValueError, KeyError, TypeError):
         result.problems.append("%s is not a manifest" % MANIFEST)
         return result
     if expected_key and expected_key != result.public_key:
         result.problems.append("signed with another key (%s), not the expected one (%s)"
-                               % (fingerprint(result.public_key or ""),
-                                  fingerprint(expected_key)))
-    try:
-        signature = base64.b64decode((folder / SIGNATURE).read_text(encoding="ascii"),
-                                     validate=True)
-        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(result.public_key or ""))
-        key.verify(signature, body)
-    except FileNotFoundError:
+                               % (fingerprint(result.public_key), fingerprint(expected_key)))
+    signature = files.get(SIGNATURE)
+    if signature is None:
         result.problems.append("%s is missing" % SIGNATURE)
-    except (InvalidSignature, ValueError):
-        result.problems.append("bad signature: %s does not match %s" % (SIGNATURE, MANIFEST))
-    listed = set()
-    for entry in files:
-        name = str(entry.get("name", ""))
-        listed.add(name)
-        path = folder / name
-        if "/" in name or name.startswith(".") or not path.is_file():
+    else:
+        try:
+            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(result.public_key))
+            key.verify(base64.b64decode(signature.strip(), validate=True), body)
+        except (InvalidSignature, ValueError):
+            result.problems.append("bad signature: %s does not match %s"
+                                   % (SIGNATURE, MANIFEST))
+    for name, digest in sorted(listed.items()):
+        if name not in files:
             result.problems.append("%s: listed in the manifest but missing" % name)
-            continue
-        if file_digest(path) != entry.get("sha256"):
-            result.problems.append("%s: changed (SHA-256 differs from the manifest)" % name)
-        result.files += 1
-    for path in sorted(folder.iterdir()):
-        if path.name not in listed | {MANIFEST, SIGNATURE}:
-            result.problems.append("%s: not listed in the manifest" % path.name)
+        elif hashlib.sha256(files[name]).hexdigest() != digest:
+            result.problems.append("%s: changed (its SHA-256 differs from the manifest)" % name)
+        else:
+            result.files += 1
+    for name in sorted(set(files) - set(listed) - {MANIFEST, SIGNATURE}):
+        result.problems.append("%s: not listed in the manifest" % name)
     return result
