@@ -59,43 +59,48 @@ def place_choices(language: str) -> list[tuple[str, str]]:
 class TestimonyForm(FlaskForm):
     statement = TextAreaField(
         _l("What happened?"),
-        description=_l("Write in your own words: what you saw or lived through, when and "
-                       "where. Do not write your name. Up to 100,000 characters."),
+        description=_l("Write in your own words what you saw or lived through. Do not write "
+                       "your name. If you would rather speak, attach an audio recording "
+                       "below: then you do not need to write here."),
         validators=[Length(max=STATEMENT_MAX), readable_text],
     )
-    when_date = DateField(_l("When did it happen?"), validators=[Optional(), plausible_date],
+    when_date = DateField(_l("When did it happen? (optional)"),
+                          validators=[Optional(), plausible_date],
                           description=_l("The date, if you know it."))
     when_approx = StringField(
-        _l("Or say roughly when"),
+        _l("Or say roughly when (optional)"),
         description=_l("For example: the night of 7 February 2020."),
         validators=[Optional(), Length(max=200), readable_text],
     )
-    place = SelectField(_l("Where did it happen?"), choices=[], validate_choice=True, default="",
+    place = SelectField(_l("Where did it happen? (optional)"), choices=[],
+                        validate_choice=True, default="",
                         description=_l("Choose the village or town."))
     place_other = StringField(
-        _l("Or name the place"),
+        _l("Or name the place (optional)"),
         description=_l("A street, a building, or another village."),
         validators=[Optional(), Length(max=200), readable_text],
     )
     relation = RadioField(
         _l("How do you know what happened?"),
         choices=[(code, RELATION_LABELS[code]) for code in RELATIONS],
+        description=_l("Choose the answer that fits best."),
         validators=[InputRequired(message=_l("Please choose one answer."))],
     )
     files = MultipleFileField(
-        _l("Photos, audio, video or PDF files"),
-        description=_l("Optional. You can choose several files. Up to %(file)s MB each, "
+        _l("Audio recording, photos, video or PDF (optional)"),
+        description=_l("You can choose several files. Up to %(file)s MB each, "
                        "%(total)s MB in all."),
     )
     contact = TextAreaField(
         _l("How can we contact you? (optional)"),
-        description=_l("Only if you want us to contact you. Kept locked separately. "
-                       "You can also come back with your receipt code instead."),
+        description=_l("Only if you want us to contact you. It is locked like everything "
+                       "else. You can also come back with your code instead."),
         validators=[Optional(), Length(max=1000), readable_text],
     )
     consent = RadioField(
         _l("How may we use your testimony?"),
         choices=[(code, CONSENT_LABELS[code]) for code in CONSENTS],
+        description=_l("Choose one. Either way, what you send stays locked."),
         validators=[InputRequired(message=_l("Please choose one answer."))],
     )
     # Honeypot: hidden from people by CSS, filled in by naive bots.
@@ -118,4 +123,5 @@ class AddForm(FlaskForm):
         description=_l("Anything you want to add or correct, or an answer to a question."),
         validators=[Length(max=STATEMENT_MAX), readable_text],
     )
-    files = MultipleFileField(_l("More files"), description=_l("Optional."))
+    files = MultipleFileField(_l("More files (optional)"),
+                              description=_l("Up to %(file)s MB each."))

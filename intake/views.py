@@ -8,13 +8,16 @@ import hashlib
 import hmac
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, render_template, request
+from flask import Blueprint, abort, current_app, g, make_response, render_template, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_limiter.errors import RateLimitExceeded
 from werkzeug.datastructures import FileStorage
 
+from store import receipts
 from store.db import Database
 from store.settings import MIB, Settings
-from store.vocabulary import LANGUAGES
+from store.vocabulary import DEFAULT_LANGUAGE, LANGUAGES
 
 from . import limited, submission
 from .forms import AddForm, ReceiptForm, TestimonyForm, place_choices
@@ -76,9 +79,35 @@ def _not_ready() -> Any:
     return render_template("error.html", kind="not_ready"), 503
 
 
+@welcome.before_app_request
+def language_from_path() -> None:
+    """A URL that matches no page (a 404 under /kk/) still answers in its language."""
+    first = request.path.lstrip("/").split("/", 1)[0]
+    if first in LANGUAGES and "lang" not in g:
+        g.lang = first
+
+
+@welcome.app_context_processor
+def page_language() -> dict[str, str]:
+    """The language the page is written in (for ``<html lang>`` and links), also on
+    pages outside the language prefixes, such as a 404 chosen by Accept-Language."""
+    lang = str(get_locale() or DEFAULT_LANGUAGE)
+    return {"page_lang": lang if lang in LANGUAGES else DEFAULT_LANGUAGE}
+
+
 @welcome.route("/")
 def index() -> Any:
     return render_template("welcome.html")
+
+
+@welcome.route("/notes")
+def leave() -> Any:
+    """Where "Leave quickly" goes: a page that says nothing about this service, under the
+    same neutral title, with no link back. It also drops the session cookie (it holds
+    only a CSRF token), so nothing on the device ties the browser to the form."""
+    response = make_response(render_template("leave.html"))
+    response.headers["Clear-Site-Data"] = '"cookies", "storage"'
+    return response
 
 
 def _files(field_files: list[Any], errors: list[str]) -> list[submission.ReceivedFile]:
@@ -114,8 +143,9 @@ def _check(form: Any) -> tuple[bool, bool]:
     return not form.errors, expired
 
 
-EXPIRED = N_("This page was open for a long time, so we could not accept it yet. Everything "
-             "you typed is still here: please attach any files again and send it once more.")
+EXPIRED = N_("This page was open for a long time, so it was not sent yet. Your text is still "
+             "here: please attach any files again and press Send.")
+FILES_AGAIN = N_("Files are not kept when the form comes back: please attach them again.")
 
 
 def _submit_limit() -> str:
@@ -150,8 +180,7 @@ def form() -> Any:
         valid = False
     if not valid or file_errors:
         if file_errors or files:
-            notices.append(_("Files are not kept when the form comes back: please attach "
-                             "them again."))
+            notices.append(_(FILES_AGAIN))
         return _render_form(form, file_errors=file_errors, notices=notices), 400
     sub = submission.Submission(
         statement=form.statement.data or "",
@@ -175,11 +204,41 @@ def form() -> Any:
 def _render_form(form: TestimonyForm, file_errors: list[str] | None = None,
                  notices: list[str] | None = None) -> str:
     settings = _settings()
-    return render_template(
-        "submit.html", form=form, file_errors=file_errors or [], notices=notices or [],
-        max_file_mib=settings.max_file_size // MIB,
-        max_total_mib=settings.max_submission_size // MIB,
-    )
+    form.files.description = _(
+        "You can choose several files. Up to %(file)s MB each, %(total)s MB in all.",
+        file=settings.max_file_size // MIB, total=settings.max_submission_size // MIB)
+    form.files.errors = [*form.files.errors, *(file_errors or [])]
+    return render_template("submit.html", form=form, notices=notices or [])
+
+
+@submit.errorhandler(RateLimitExceeded)
+def form_too_many(error: RateLimitExceeded) -> Any:
+    """Too many submissions this hour: the form comes back with what was typed, never a
+    page that would send the witness Back to an empty form (nothing is kept in the
+    browser's history, see ``autocomplete="off"``)."""
+    if request.method != "POST":
+        return render_template("error.html", kind="too_many"), 429
+    form = TestimonyForm()
+    form.place.choices = place_choices(g.lang)
+    notices = [_("Many people are sending right now, so it was not sent yet. Your text is "
+                 "still here: please wait an hour and press Send again.")]
+    if any(f.filename for f in request.files.getlist(form.files.name)):
+        notices.append(_(FILES_AGAIN))
+    return _render_form(form, notices=notices), 429
+
+
+@welcome.route("/print", methods=["POST"])
+def printable() -> Any:
+    """The code again, on a page made for paper that does not say what the code is for
+    (a found sheet must not give the witness away). The code comes back from the receipt
+    page's own form: nothing on the server remembers it, and only a well-formed code is
+    shown."""
+    digits = receipts.normalize(request.form.get("code", ""))
+    if digits is None:
+        abort(400)
+    code = " ".join(digits[i:i + receipts.GROUP] for i in range(0, receipts.DIGITS,
+                                                                 receipts.GROUP))
+    return render_template("receipt_print.html", code=code)
 
 
 def _receipt_key() -> str:
@@ -212,13 +271,15 @@ def lookup() -> Any:
 
 
 def _thread(code: str, keys: Any, testimony_id: int, add_form: AddForm,
-            file_errors: list[str] | None = None, added: bool = False, status: int = 200
-            ) -> Any:
+            file_errors: list[str] | None = None, added: bool = False, status: int = 200,
+            notices: list[str] | None = None) -> Any:
     add_form.receipt.data = code
+    add_form.files.description = _("Up to %(file)s MB each.",
+                                   file=_settings().max_file_size // MIB)
+    add_form.files.errors = [*add_form.files.errors, *(file_errors or [])]
     view = submission.follow_up(_db(), keys, testimony_id)
-    return render_template("thread.html", view=view, form=add_form,
-                           file_errors=file_errors or [], added=added,
-                           max_file_mib=_settings().max_file_size // MIB), status
+    return render_template("thread.html", view=view, form=add_form, notices=notices or [],
+                           added=added), status
 
 
 @follow_up.route("/add", methods=["POST"])
@@ -234,10 +295,12 @@ def add() -> Any:
     file_errors: list[str] = []
     files = _files(request.files.getlist(form.files.name), file_errors)
     valid, expired = _check(form)
-    if expired:
-        file_errors.insert(0, _(EXPIRED))
     if expired or not valid or file_errors:
-        return _thread(form.receipt.data, keys, testimony_id, form, file_errors, status=400)
+        notices = [_(EXPIRED)] if expired else []
+        if (files or file_errors) and not expired:
+            notices.append(_(FILES_AGAIN))
+        return _thread(form.receipt.data, keys, testimony_id, form, file_errors, status=400,
+                       notices=notices)
     if not (form.statement.data or "").strip() and not files:
         form.statement.errors = [_("Please write something or attach a file.")]
         return _thread(form.receipt.data, keys, testimony_id, form, status=400)
