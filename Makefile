@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench bench-intake lint run clean translations messages
+.PHONY: test bench bench-intake lint run clean translations messages axe-core
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,9 +24,17 @@ run: $(STAMP) translations
 	$(VENV)/bin/gunicorn --bind 127.0.0.1:8081 --workers 2 wsgi:review_app & \
 	wait
 
-test: $(STAMP) translations
+test: $(STAMP) translations axe-core
 	$(PY) -m ruff check --quiet crypto store intake review tests bench migrations wsgi.py
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# axe-core, the accessibility checker the browser tests inject, from the npm registry into
+# tests/.node (not committed). Without npm the accessibility tests skip and say why.
+AXE := tests/.node/node_modules/axe-core/axe.min.js
+axe-core:
+	@test -f $(AXE) || ! command -v npm >/dev/null || \
+		npm install --silent --no-audit --no-fund --no-save --prefix tests/.node axe-core@4 \
+		|| echo "axe-core could not be installed: the accessibility tests will skip"
 
 bench: $(STAMP)
 	$(PY) bench/seal.py $(BENCH_ARGS)
