@@ -21,7 +21,7 @@ from review import accounts
 from store import audit
 from store.models import AuditEvent
 
-from .conftest import make_settings
+from .conftest import database_bytes, make_settings, table_rows
 
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
@@ -108,12 +108,14 @@ class Desk:
         return report.ok and report.events > 0
 
     def database_bytes(self) -> bytes:
-        """Every file of the SQLite database (main file, WAL and shared memory)."""
-        folder = Path(self.settings.instance_path)
-        return b"".join(p.read_bytes() for p in sorted(folder.glob("testimony.sqlite3*")))
+        """Every file of the SQLite database (main file, WAL and shared memory); on
+        PostgreSQL every value of every row."""
+        return database_bytes(self.settings)
 
     def dump(self) -> list[str]:
         """The whole database as SQL text, to show that nothing changed."""
+        if not self.settings.is_sqlite:
+            return [repr(item) for item in table_rows(self.settings).items()]
         connection = sqlite3.connect(Path(self.settings.instance_path) / "testimony.sqlite3")
         try:
             return list(connection.iterdump())

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FAST_ARGON2, ROOT
+from .conftest import FAST_ARGON2, ROOT, database_env
 
 pytestmark = pytest.mark.browser
 
@@ -102,7 +102,8 @@ def gunicorn(app: str, ready_path: str, env: dict[str, str], log_path: Path,
 def instance_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a fresh instance initialised with ``testimony init``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESTIMONY_")}
-    env.update(FAST_ARGON2, TESTIMONY_INSTANCE_PATH=str(tmp_path / "instance"))
+    env.update(FAST_ARGON2, TESTIMONY_INSTANCE_PATH=str(tmp_path / "instance"),
+               **database_env(tmp_path / "instance"))
     command = Path(sys.executable).parent / "testimony"
     argv = [str(command)] if command.exists() else [sys.executable, "-m", "review.cli"]
     result = subprocess.run([*argv, "init"], cwd=ROOT, env=env, capture_output=True,

@@ -24,6 +24,7 @@ from store.incidents import (
 )
 from store.models import AuditEvent, Incident, Testimony
 
+from .conftest import database_env
 from .intake_helpers import receipt_code, submit
 from .review_helpers import make_desk
 
@@ -113,7 +114,7 @@ def test_the_cli_imports_and_exports(tmp_path, monkeypatch):
     source.write_text(json.dumps(MINI))
     env = {"TESTIMONY_INSTANCE_PATH": str(desk.settings.instance_path),
            "TESTIMONY_ARGON2_MEMORY_KIB": "1024", "TESTIMONY_ARGON2_TIME_COST": "1",
-           "PATH": "/usr/bin:/bin"}
+           "PATH": "/usr/bin:/bin", **database_env(desk.settings.instance_path)}
     command = [sys.executable, "-m", "review.cli", "incidents"]
     done = subprocess.run(command + ["import", str(source)], env=env, capture_output=True,
                           text=True, cwd=ROOT)

@@ -17,6 +17,7 @@ from store.blobs import read_blob, seal_blob, unpad_document
 from store.models import Attachment, Message, Recipient, SealedBlob, Statement, Testimony
 from store.web import SECURITY_HEADERS
 
+from .conftest import database_bytes
 from .intake_helpers import form, jpeg, receipt_code, submit
 
 
@@ -413,9 +414,10 @@ def test_no_address_or_user_agent_is_logged_or_stored(intake_app, client, caplog
                            headers={"User-Agent": "InventedBrowser/9.9"})
     assert receipt_code(response)
     assert "203.0.113.77" not in caplog.text and "InventedBrowser" not in caplog.text
-    database = intake_app.config["TESTIMONY_SETTINGS"].instance_path / "testimony.sqlite3"
-    for path in database.parent.iterdir():
-        data = path.read_bytes()
+    settings = intake_app.config["TESTIMONY_SETTINGS"]
+    stored = [database_bytes(settings)] + [p.read_bytes() for p in
+                                           settings.instance_path.iterdir() if p.is_file()]
+    for data in stored:
         assert b"203.0.113.77" not in data and b"InventedBrowser" not in data
 
 

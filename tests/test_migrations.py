@@ -18,7 +18,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from tests.conftest import FAST_ARGON2, make_settings, reset_postgres
+from tests.conftest import FAST_ARGON2, database_env, make_settings, reset_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,6 +84,7 @@ def test_upgrade_downgrade_upgrade(settings):
 def run_testimony(instance: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **FAST_ARGON2, "TESTIMONY_INSTANCE_PATH": str(instance)}
     env.pop("TESTIMONY_DATABASE_URL", None)
+    env.update(database_env(instance))
     return subprocess.run([sys.executable, "-m", "review.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 

@@ -195,6 +195,7 @@ def post_testimony(client, texts: dict[str, str], files: list[tuple[str, bytes, 
 
 # --- the tests ------------------------------------------------------------------------------
 
+@pytest.mark.sqlite
 def test_nothing_a_witness_sends_is_on_disk_in_the_clear(instance, intake_app, client,
                                                          temp_folder, caplog):
     from store.blobs import read_blob, unpad_document

@@ -21,7 +21,7 @@ from store.db import Database
 from store.instance import init
 from store.models import AuditEvent, Message, Recipient, Reviewer, SealedBlob, Witness
 
-from .conftest import make_settings
+from .conftest import database_env, make_settings
 from .intake_helpers import receipt_code, submit
 
 PASSWORD = "invented passphrase 7"
@@ -98,7 +98,7 @@ def test_an_x25519_instance_moves_to_hybrid_keys_without_losing_anything(tmp_pat
          str(recovery_file), "--out", str(new_file)],
         env={"TESTIMONY_INSTANCE_PATH": str(classic.instance_path),
              "TESTIMONY_ARGON2_MEMORY_KIB": "1024", "TESTIMONY_ARGON2_TIME_COST": "1",
-             "PATH": "/usr/bin:/bin"},
+             "PATH": "/usr/bin:/bin", **database_env(classic.instance_path)},
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "amina" in result.stdout  # told whose keys move at next login

@@ -22,7 +22,7 @@ from review import accounts
 from store.models import Reviewer, ReviewSession, Testimony
 from store.web import SECURITY_HEADERS
 
-from .conftest import FAST_ARGON2, ROOT
+from .conftest import FAST_ARGON2, ROOT, database_env
 from .intake_helpers import submit
 from .review_helpers import Person, csrf_token, make_desk, photo_with_exif, session_cookie
 
@@ -135,7 +135,8 @@ def test_the_intake_serves_nothing_of_the_review_side(desk):
 
 def test_the_intake_process_never_imports_the_review_side(desk):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESTIMONY_")}
-    env.update(FAST_ARGON2, TESTIMONY_INSTANCE_PATH=str(desk.settings.instance_path))
+    env.update(FAST_ARGON2, TESTIMONY_INSTANCE_PATH=str(desk.settings.instance_path),
+               **database_env(desk.settings.instance_path))
     program = ("import sys, wsgi; wsgi.intake_app; "
                "print(sorted(m for m in sys.modules if m.split('.')[0] == 'review'))")
     result = subprocess.run([sys.executable, "-c", program], cwd=ROOT, env=env,

@@ -32,7 +32,7 @@ from store.models import (
     Testimony,
 )
 
-from .conftest import FAST_ARGON2, ROOT
+from .conftest import FAST_ARGON2, ROOT, database_env
 from .intake_helpers import receipt_code, submit
 from .review_helpers import Person, make_desk, photo_with_exif
 
@@ -327,7 +327,7 @@ def _command(desk, *args: str, password: str | None = None,
              current: str | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESTIMONY_")}
     env.update(FAST_ARGON2, TESTIMONY_INSTANCE_PATH=str(desk.settings.instance_path),
-               TESTIMONY_SCRYPT_WORK_FACTOR="4")
+               TESTIMONY_SCRYPT_WORK_FACTOR="4", **database_env(desk.settings.instance_path))
     if password is not None:
         env["TESTIMONY_PASSWORD"] = password
     if current is not None:
@@ -427,7 +427,8 @@ def test_the_local_demo_reviewer_is_created_once_and_can_log_in(tmp_path):
     settings = make_settings(tmp_path / "instance", TESTIMONY_SCRYPT_WORK_FACTOR="4")
     init(settings, out=lambda *_: None)
     env = {**FAST_ARGON2, "TESTIMONY_INSTANCE_PATH": str(settings.instance_path),
-           "TESTIMONY_SCRYPT_WORK_FACTOR": "4", "PATH": "/usr/bin:/bin"}
+           "TESTIMONY_SCRYPT_WORK_FACTOR": "4", "PATH": "/usr/bin:/bin",
+           **database_env(settings.instance_path)}
     command = [sys.executable, "-m", "review.cli", "reviewer", "demo"]
     first = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
     assert first.returncode == 0, first.stderr
@@ -439,7 +440,8 @@ def test_the_local_demo_reviewer_is_created_once_and_can_log_in(tmp_path):
     other = make_settings(tmp_path / "other")
     init(other, out=lambda *_: None)
     exposed = subprocess.run(command, env={**env, "TESTIMONY_BIND": "0.0.0.0",
-                                           "TESTIMONY_INSTANCE_PATH": str(other.instance_path)},
+                                           "TESTIMONY_INSTANCE_PATH": str(other.instance_path),
+                                           **database_env(other.instance_path)},
                              capture_output=True, text=True, cwd=ROOT)
     assert exposed.returncode == 0 and "LOCAL DEMO" not in exposed.stdout
     assert "not bound to localhost" in exposed.stderr
