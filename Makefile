@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench bench-intake lint run clean translations messages axe-core
+.PHONY: test bench bench-intake lint run clean translations messages axe-core fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,11 +46,27 @@ bench: $(STAMP)
 bench-intake: $(STAMP)
 	$(PY) bench/intake.py $(BENCH_INTAKE_ARGS)
 
+# Longer fuzzing than `make test` does: each atheris harness in tests/fuzz for FUZZ_SECONDS
+# (new inputs and any crash-* file go to .fuzz/), then the hypothesis form fuzzing with
+# FUZZ_EXAMPLES bodies per form.
+FUZZ_SECONDS ?= 300
+FUZZ_EXAMPLES ?= 2000
+fuzz: $(STAMP) translations
+	@mkdir -p .fuzz
+	for harness in age uploads; do \
+		mkdir -p .fuzz/$$harness && \
+		$(PY) tests/fuzz/fuzz_$$harness.py -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
+			-rss_limit_mb=3072 -artifact_prefix=.fuzz/ .fuzz/$$harness \
+			tests/fuzz/corpus/$$harness || exit 1; \
+	done
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
+		tests/test_adversarial_fuzz_forms.py
+
 lint: $(STAMP)
 	$(PY) -m ruff check crypto store intake review tests bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .fuzz
 
 # Message catalogues: compiled from the .po files whenever they change.
 CATALOGS := $(patsubst %.po,%.mo,$(wildcard intake/translations/*/LC_MESSAGES/messages.po \
