@@ -103,8 +103,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     CSRFProtect(app)
 
     from . import catalogue, views
+    from .export import views as export_views
 
-    for blueprint in views.BLUEPRINTS + catalogue.BLUEPRINTS:
+    for blueprint in views.BLUEPRINTS + catalogue.BLUEPRINTS + export_views.BLUEPRINTS:
         app.register_blueprint(blueprint)
     limiter = Limiter(client_key, app=app, strategy="moving-window", headers_enabled=False)
     app.view_functions["auth.login"] = limiter.limit(
