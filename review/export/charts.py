@@ -43,7 +43,10 @@ def timeline(incidents: list[dict[str, Any]], k: int) -> Chart:
         x = left + (right - left) * (day - first).days / span + slot * 9
         x = min(x, right)
         cell = incident["testimonies"]
-        if isinstance(cell, int):
+        if cell == 0:
+            chart.shapes.append({"kind": "zero", "x": x - 1, "y": bottom - 3, "w": 3, "h": 3,
+                                 "title": "%d. %s: 0" % (number, incident["title"])})
+        elif isinstance(cell, int):
             height = (bottom - top) * cell / highest
             chart.shapes.append({"kind": "bar", "x": x - 3, "y": bottom - height, "w": 7,
                                  "h": height, "title": "%d. %s: %d" % (
