@@ -282,6 +282,24 @@ def _thread(code: str, keys: Any, testimony_id: int, add_form: AddForm,
                            added=added), status
 
 
+@follow_up.errorhandler(RateLimitExceeded)
+def follow_up_too_many(error: RateLimitExceeded) -> Any:
+    """Too many look-ups or additions this hour. An addition comes back with what was
+    typed (without the thread: opening it would take the receipt's key derivation, which
+    the limit is there to ration)."""
+    if request.endpoint != "follow_up.add":
+        return render_template("error.html", kind="too_many"), 429
+    form = AddForm()
+    form.files.description = _("Up to %(file)s MB each.",
+                               file=_settings().max_file_size // MIB)
+    notices = [_("Many people are sending right now, so it was not sent yet. Your text is "
+                 "still here: please wait an hour and press Send again.")]
+    if any(f.filename for f in request.files.getlist(form.files.name)):
+        notices.append(_(FILES_AGAIN))
+    return render_template("thread.html", view=None, form=form, notices=notices,
+                           added=False), 429
+
+
 @follow_up.route("/add", methods=["POST"])
 @limited(_follow_up_limit, key_func=_receipt_key, scope="receipt-add")
 @limited("30/hour", scope="add-client")
