@@ -38,7 +38,9 @@ def append(session: Session, actor: str, action: str, subject: str = "",
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
-    last = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    # Only the head's number and hash: the intake's role may read no more of the chain.
+    last = session.execute(select(AuditEvent.seq, AuditEvent.hash)
+                           .order_by(AuditEvent.seq.desc()).limit(1)).first()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     if day_only:
         now = now.replace(hour=0, minute=0, second=0)

@@ -1,5 +1,6 @@
-"""The ``testimony`` command's storage subcommands: ``init``, ``audit verify`` and
-``incidents import|export``.
+"""The ``testimony`` command's storage subcommands: ``init``, ``audit verify``,
+``incidents import|export``, and the production ones in :mod:`store.ops` (``db roles``,
+``purge``, ``check``).
 
 The review side adds its own (reviewers, sharing) in ``review.cli``, which is the entry
 point; every administrative task has a subcommand.
@@ -11,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import audit, instance
+from . import audit, instance, ops
 from . import settings as settings_module
 from .db import Database
 
@@ -102,6 +103,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     dump = incidents_sub.add_parser("export", help="write the catalogue as JSON")
     dump.add_argument("--out", metavar="FILE")
     dump.set_defaults(handler=_incidents_export)
+    ops.register(sub)
     return parser, sub
 
 

@@ -1,0 +1,132 @@
+"""The intake's own PostgreSQL role: it can add testimony, and little else.
+
+Threat: the witness face is the part of the service the whole internet can reach. If it
+is taken over, the attacker holds its database credentials.
+
+Guarantee (``testimony db roles`` prints this SQL, ``--apply`` runs it as the owner):
+
+* The intake role reads only what the intake needs: the recipients' public keys, the
+  instance's receipt salt and cost, witnesses by receipt hash, their own testimony's rows
+  (statement, attachment, message) and sealed items (ciphertext it holds no key to), and
+  the audit chain's head (sequence number and hash, not what reviewers did).
+* It cannot read reviewer tables: ``reviewer``, ``review_session``, ``note``, incident
+  links and tags, excerpts, or anything added later (privileges are listed, never
+  "all tables").
+* It adds rows (witness, testimony, statement, attachment, sealed items, chunks, audit
+  events) but never deletes testimony, and updates only three narrow things the witness
+  face does: ``testimony.updated_on`` (a witness adding to their testimony),
+  ``witness.reply_public_key`` and the header of a reply (a witness's reply key moved to
+  a post-quantum key at follow-up, rewriting only the age header: the payload is never
+  touched). Row-level security limits header updates to items created in the same
+  transaction (sealing writes the header after the row) and to replies, and the removal of
+  ``blob_recipient`` rows to replies.
+
+Misuse to avoid: running the review face or migrations as this role (they need the
+owner, which row-level security does not restrict); forgetting to re-apply after an
+upgrade that adds tables the intake writes (the intake then fails closed, with 503s).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+READS = ("recipient", "instance_value", "witness", "testimony", "statement", "attachment",
+         "message", "sealed_blob", "blob_chunk", "blob_recipient")
+AUDIT_HEAD = ("id", "seq", "hash")  # what appending to the chain needs to read
+ADDS = ("witness", "testimony", "statement", "attachment", "sealed_blob", "blob_chunk",
+        "blob_recipient", "audit_event")
+SEQUENCES = ("witness", "testimony", "statement", "attachment", "sealed_blob", "audit_event")
+UPDATES = {
+    "testimony": ("updated_on",),
+    "witness": ("reply_public_key",),
+    "sealed_blob": ("header", "payload_size", "chunk_count"),
+}
+REPLIES = "SELECT blob_id FROM message"
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class RolePlan:
+    role: str
+    database: str
+    schema: str
+    password: str | None = None
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError("role names are lower-case letters, digits and _ (at most 63), "
+                         "not %r" % name)
+    return name
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _ident(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def intake_role_sql(plan: RolePlan) -> list[str]:
+    """The statements, in order, that create or reconcile the intake role."""
+    role = check_name(plan.role)
+    schema = _ident(plan.schema)
+
+    def q(table: str) -> str:
+        return "%s.%s" % (schema, _ident(table))
+
+    password = " PASSWORD %s" % _literal(plan.password) if plan.password else ""
+    out = [
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = %s) THEN "
+        "CREATE ROLE %s LOGIN; END IF; END $$" % (_literal(role), role),
+        "ALTER ROLE %s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS%s"
+        % (role, password),
+        "GRANT CONNECT ON DATABASE %s TO %s" % (_ident(plan.database), role),
+        "GRANT USAGE ON SCHEMA %s TO %s" % (schema, role),
+        "REVOKE CREATE ON SCHEMA %s FROM %s" % (schema, role),
+        # Start from nothing, so re-applying after an upgrade leaves exactly this list.
+        "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s" % (schema, role),
+        "REVOKE ALL ON ALL SEQUENCES IN SCHEMA %s FROM %s" % (schema, role),
+        "GRANT SELECT ON %s TO %s" % (", ".join(q(t) for t in READS), role),
+        "GRANT SELECT (%s) ON %s TO %s" % (", ".join(AUDIT_HEAD), q("audit_event"), role),
+        "GRANT INSERT ON %s TO %s" % (", ".join(q(t) for t in ADDS), role),
+        "GRANT USAGE ON SEQUENCE %s TO %s" % (
+            ", ".join("%s.%s" % (schema, _ident(t + "_id_seq")) for t in SEQUENCES), role),
+    ]
+    for table, columns in UPDATES.items():
+        out.append("GRANT UPDATE (%s) ON %s TO %s" % (", ".join(columns), q(table), role))
+    out.append("GRANT DELETE ON %s TO %s" % (q("blob_recipient"), role))
+    # Row-level security binds the intake role only: the owner (review face, commands,
+    # migrations) is not subject to it.
+    policies = {
+        "sealed_blob": [
+            ("read", "SELECT", "USING (true)"),
+            ("add", "INSERT", "WITH CHECK (true)"),
+            # Which rows may change is USING's to say; the new row version has no xmin
+            # yet, so the check on it is only that it is a row.
+            ("finish", "UPDATE", "USING (xmin = pg_current_xact_id()::xid OR id IN (%s)) "
+             "WITH CHECK (true)" % REPLIES),
+        ],
+        "blob_recipient": [
+            ("read", "SELECT", "USING (true)"),
+            ("add", "INSERT", "WITH CHECK (true)"),
+            ("rekey", "DELETE", "USING (blob_id IN (%s))" % REPLIES),
+        ],
+    }
+    for table, rules in policies.items():
+        out.append("ALTER TABLE %s ENABLE ROW LEVEL SECURITY" % q(table))
+        for name, command, clause in rules:
+            policy = _ident("%s_%s" % (role, name))
+            out.append("DROP POLICY IF EXISTS %s ON %s" % (policy, q(table)))
+            out.append("CREATE POLICY %s ON %s FOR %s TO %s %s"
+                       % (policy, q(table), command, role, clause))
+    return out
+
+
+def drop_role_sql(plan: RolePlan) -> list[str]:
+    """Statements that remove the role and everything granted to it (for tests and for
+    operators retiring a role)."""
+    role = check_name(plan.role)
+    return ["DROP OWNED BY %s" % role, "DROP ROLE IF EXISTS %s" % role]
