@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench bench-intake lint run clean translations messages axe-core fuzz
+.PHONY: test bench bench-intake bench-export lint run clean translations messages axe-core fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench: $(STAMP)
 # worker's peak RSS during a 200 MiB upload.
 bench-intake: $(STAMP)
 	$(PY) bench/intake.py $(BENCH_INTAKE_ARGS)
+
+# A full anonymized export of 100,000 testimonies and 1,000 excerpts: time and peak RSS.
+bench-export: $(STAMP)
+	$(PY) bench/export.py $(BENCH_EXPORT_ARGS)
 
 # Longer fuzzing than `make test` does: each atheris harness in tests/fuzz for FUZZ_SECONDS
 # (new inputs and any crash-* file go to .fuzz/), then the hypothesis form fuzzing with
