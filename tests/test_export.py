@@ -28,7 +28,7 @@ from sqlalchemy import select
 from review.export import build, excerpts, signing
 from store.models import AuditEvent, Excerpt, Testimony
 
-from .conftest import FAST_ARGON2, ROOT
+from .conftest import FAST_ARGON2, ROOT, database_env
 from .export_helpers import add_testimonies, background, load_catalogue, numbers
 from .intake_helpers import receipt_code, submit
 from .review_helpers import make_desk
@@ -254,6 +254,7 @@ def _testimony(desk, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **FAST_ARGON2,
            "TESTIMONY_INSTANCE_PATH": str(desk.settings.instance_path)}
     env.pop("TESTIMONY_DATABASE_URL", None)
+    env.update(database_env(desk.settings.instance_path))
     return subprocess.run([sys.executable, "-m", "review.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 
