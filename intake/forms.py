@@ -1,12 +1,19 @@
-"""The witness's forms. Labels and messages are translated lazily per request."""
+"""The witness's forms. Labels and messages are translated lazily per request.
+
+Fields are filled from the form's text parts only; files are read by the views from
+``request.files``. Flask-WTF would otherwise also fill text fields from file parts and
+from a JSON body, handing validators objects that are not text, and a crafted request
+crashed the page instead of getting the form back with a message."""
 
 from __future__ import annotations
 
 import datetime as dt
 import unicodedata
+from typing import Any
 
+from flask import request
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from flask_wtf import FlaskForm as _FlaskForm
 from wtforms import (
     DateField,
     MultipleFileField,
@@ -18,6 +25,19 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from store.vocabulary import CONSENTS, PLACES, RELATIONS, place_name
+
+_FROM_REQUEST = object()
+
+
+class FlaskForm(_FlaskForm):
+    """A form filled from the request's text fields when submitted (or from
+    ``formdata`` when given, ``None`` for an empty form)."""
+
+    def __init__(self, formdata: Any = _FROM_REQUEST, **kwargs: Any) -> None:
+        if formdata is _FROM_REQUEST:
+            formdata = request.form if request.method == "POST" else None
+        super().__init__(formdata=formdata, **kwargs)
+
 
 STATEMENT_MAX = 100_000
 _ALLOWED_CONTROLS = {"\n", "\r", "\t"}

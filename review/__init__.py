@@ -19,6 +19,7 @@ from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from store import settings as settings_module
 from store import web
@@ -84,6 +85,14 @@ class _Discard(io.RawIOBase):
         return 0
 
 
+class RowId(IntegerConverter):
+    """An id in a URL: a number a database row id can be (a 32-bit integer). A larger
+    one is not found, rather than overflowing the database driver."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(map, *args, **{"max": 2**31 - 1, **kwargs})
+
+
 class ReviewRequest(Request):
     """A request that never spools a file part to disk (Werkzeug would, in plaintext,
     for parts over 500 KiB, even before the login check runs)."""
@@ -96,6 +105,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     settings = settings or settings_module.load()
     app = Flask(__name__)
     app.request_class = ReviewRequest
+    app.url_map.converters["int"] = RowId
     app.config.update(web.face_config(settings, "review"))
     app.config.update(MAX_CONTENT_LENGTH=2 * 1024 * 1024, SESSION_COOKIE_NAME="review_csrf")
     app.extensions["testimony_db"] = db or Database(settings)

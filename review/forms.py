@@ -1,13 +1,34 @@
-"""The reviewer's forms (all with CSRF tokens)."""
+"""The reviewer's forms (all with CSRF tokens).
+
+They read the form's text fields only. Flask-WTF would otherwise also fill fields from
+file parts and from a JSON body, handing validators objects that are not text (a file, a
+number, a list): a crafted request then crashed the page instead of being refused."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import request
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from flask_wtf import FlaskForm as _FlaskForm
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
 from store.vocabulary import STATUSES
+
+_FROM_REQUEST = object()
+
+
+class FlaskForm(_FlaskForm):
+    """A form filled from the request's text fields when submitted (or from
+    ``formdata`` when given, ``None`` for an empty form)."""
+
+    def __init__(self, formdata: Any = _FROM_REQUEST, **kwargs: Any) -> None:
+        if formdata is _FROM_REQUEST:
+            formdata = request.form if request.method in ("POST", "PUT", "PATCH",
+                                                          "DELETE") else None
+        super().__init__(formdata=formdata, **kwargs)
+
 
 STATUS_LABELS = {
     "new": _l("New"),

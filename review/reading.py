@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import multiprocessing
 import os
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -147,7 +148,8 @@ def inbox(session: Session, filters: dict[str, str], page: int, per_page: int = 
             conditions.append(getattr(Testimony, name) == filters[name])
     if filters.get("assigned") == "none":
         conditions.append(Testimony.assigned_to.is_(None))
-    elif filters.get("assigned", "").isdigit():
+    elif re.fullmatch(r"[0-9]{1,9}", filters.get("assigned", "")):
+        # ASCII digits only: "²".isdigit() is true, and int() refuses it.
         conditions.append(Testimony.assigned_to == int(filters["assigned"]))
     if filters.get("incident"):
         conditions.append(Testimony.id.in_(

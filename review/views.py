@@ -147,7 +147,8 @@ FILTERS = ("status", "place", "language", "relation", "assigned", "incident", "t
 @inbox.route("/")
 def index() -> Any:
     filters = {name: request.args.get(name, "").strip() for name in FILTERS}
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    # Past the last page the inbox is empty; a huge number would overflow the database.
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), 2**31 // PER_PAGE)
     with _db().sessions() as session:
         rows, total = reading.inbox(session, filters, page, PER_PAGE)
         names = dict(session.execute(select(Reviewer.id, Reviewer.name)).all())

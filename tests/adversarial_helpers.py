@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -29,7 +30,7 @@ REPLY = "Invented question: which evening was it?"
 @dataclass
 class Seeded:
     """A desk with an administrator, a reviewer, the Korday catalogue and one testimony
-    (a photo, a contact, a note, a reply, a link to an incident) so that a route's
+    (a photo, a contact, a note, a reply, a link to an incident, an excerpt) so that a route's
     arguments can all name something that exists."""
 
     desk: Desk
@@ -41,7 +42,7 @@ class Seeded:
     @property
     def arguments(self) -> dict[str, str]:
         return {"testimony_id": "1", "attachment_id": "1", "reviewer_id": str(self.reviewer.id),
-                "slug": self.incident}
+                "slug": self.incident, "excerpt_id": "1"}
 
     def secrets(self) -> list[str]:
         """What must never appear in an answer to someone not logged in."""
@@ -57,7 +58,8 @@ def seeded_desk(tmp_path: Path, monkeypatch, **env: str) -> Seeded:
             load_file(session, DATA / name, "operator")
         incident = session.scalars(select(Incident.slug).order_by(Incident.id)).first()
     response = submit(desk.intake_app.test_client(), lang="en", statement=STATEMENT,
-                      contact=CONTACT, files=[("photo.jpg", photo_with_exif())])
+                      contact=CONTACT, consent="quotes",
+                      files=[("photo.jpg", photo_with_exif())])
     receipt = receipt_code(response)
     assert receipt, response.data
     client = desk.logged_in(admin)
@@ -67,6 +69,8 @@ def seeded_desk(tmp_path: Path, monkeypatch, **env: str) -> Seeded:
         "incident": incident, "role": "eyewitness", "confidence": "high",
         "passage": "grey van"})
     assert linked.status_code == 302 and "mapping_error" not in linked.location
+    excerpt = client.post("/testimony/1/excerpts/new", data={"text": "saw a grey van"})
+    assert excerpt.status_code == 302 and excerpt.location.endswith("/excerpts/1"), excerpt
     return Seeded(desk, admin, reviewer, receipt, incident)
 
 
@@ -91,3 +95,45 @@ def table_counts(db) -> dict[str, int]:
     with db.sessions() as session:
         return {table.name: session.scalar(select(func.count()).select_from(table))
                 for table in Base.metadata.sorted_tables}
+
+
+class _Forms(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: dict[str, set[str]] = {}
+        self._action: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "form" and (values.get("method") or "get").lower() == "post":
+            self._action = values.get("action") or ""
+            self.forms.setdefault(self._action, set())
+        elif tag in ("input", "textarea", "select") and self._action is not None:
+            if values.get("name"):
+                self.forms[self._action].add(values["name"])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._action = None
+
+
+def post_forms(html: str, here: str = "") -> dict[str, set[str]]:
+    """Every POST form in ``html``: its action (``here`` when it has none) and the names
+    of its fields."""
+    parser = _Forms()
+    parser.feed(html)
+    return {action or here: names for action, names in parser.forms.items()}
+
+
+def every_form(app, pages: dict[str, str], arguments: dict[str, str]) -> dict[str, list[str]]:
+    """The POST forms on ``pages`` (path: html) and every POST route of the URL map that
+    no page links to (with every field name seen anywhere): action -> field names."""
+    found: dict[str, set[str]] = {}
+    for path, html in pages.items():
+        for action, names in post_forms(html, path).items():
+            found.setdefault(action, set()).update(names)
+    seen = set().union(*found.values()) if found else set()
+    for rule in app.url_map.iter_rules():
+        if "POST" in rule.methods:
+            found.setdefault(url_for_rule(rule, arguments), set(seen))
+    return {action: sorted(names) for action, names in found.items()}
