@@ -31,6 +31,7 @@ from store.models import Excerpt, Incident, Testimony
 
 from ..catalogue import label
 from ..forms import ActionForm
+from ..roles import admin_only
 from . import build, excerpts, pii, signing
 from .cli import ZIP_TIME
 
@@ -211,6 +212,7 @@ def admins_only() -> None:
 
 
 @export_page.route("/", methods=["GET", "POST"])
+@admin_only
 def page() -> Any:
     with _db().sessions() as session:
         incidents = list(session.execute(select(Incident.slug, Incident.title, Incident.start)
