@@ -249,13 +249,13 @@ def publishable(session: Session, identity: crypto.Identity, scope: list[Any],
         select(Testimony.id, Testimony.language).join(Excerpt, Excerpt.testimony_id
                                                        == Testimony.id).where(*where)).all())
     links: dict[int, list[str]] = {}
-    link_query = (select(TestimonyIncident.testimony_id, Incident.slug)
+    link_query = (select(TestimonyIncident.testimony_id, Incident.slug, Incident.start)
                   .join(Incident, Incident.id == TestimonyIncident.incident_id)
                   .join(Excerpt, Excerpt.testimony_id == TestimonyIncident.testimony_id)
                   .where(*where).order_by(Incident.start, Incident.slug).distinct())
     if incidents:
         link_query = link_query.where(Incident.slug.in_(incidents))
-    for testimony_id, slug in session.execute(link_query):
+    for testimony_id, slug, _start in session.execute(link_query):
         links.setdefault(testimony_id, []).append(slug)
     recipient = getattr(identity, "recipient", None)
     mine = session.scalar(select(Recipient.id).where(
