@@ -211,20 +211,45 @@ def _render_form(form: TestimonyForm, file_errors: list[str] | None = None,
     return render_template("submit.html", form=form, notices=notices or [])
 
 
-@submit.errorhandler(RateLimitExceeded)
-def form_too_many(error: RateLimitExceeded) -> Any:
-    """Too many submissions this hour: the form comes back with what was typed, never a
-    page that would send the witness Back to an empty form (nothing is kept in the
-    browser's history, see ``autocomplete="off"``)."""
-    if request.method != "POST":
-        return render_template("error.html", kind="too_many"), 429
+BUSY = N_("Many people are sending right now, so it was not sent yet. Your text is still "
+          "here: please wait an hour and press Send again.")
+
+
+def _unavailable_notice() -> str:
+    return "%s. %s" % (_("Please try again in a few minutes"),
+                       _("Nothing was sent: this is a short problem on our side, not yours. "
+                         "Your text is still here."))
+
+
+def _sent_files() -> bool:
+    return any(f.filename for f in request.files.getlist("files"))
+
+
+def _form_back(notice: str, status: int) -> Any:
+    """The testimony form with what was typed and one notice; never a page that would
+    send the witness Back to an empty form (nothing is kept in the browser's history,
+    see ``autocomplete="off"``)."""
     form = TestimonyForm()
     form.place.choices = place_choices(g.lang)
-    notices = [_("Many people are sending right now, so it was not sent yet. Your text is "
-                 "still here: please wait an hour and press Send again.")]
-    if any(f.filename for f in request.files.getlist(form.files.name)):
-        notices.append(_(FILES_AGAIN))
-    return _render_form(form, notices=notices), 429
+    notices = [notice, _(FILES_AGAIN)] if _sent_files() else [notice]
+    return _render_form(form, notices=notices), status
+
+
+@submit.errorhandler(RateLimitExceeded)
+def form_too_many(error: RateLimitExceeded) -> Any:
+    """Too many submissions this hour: the form comes back with what was typed."""
+    if request.method != "POST":
+        return render_template("error.html", kind="too_many"), 429
+    return _form_back(_(BUSY), 429)
+
+
+def form_unavailable(error: Exception) -> Any:
+    """The database or Redis is briefly out of reach (see :func:`store.web.unavailable`):
+    nothing was stored; a sent form comes back with what was typed."""
+    current_app.logger.error("backend unavailable: %s", type(error).__name__)
+    if request.method != "POST" or request.endpoint != "submit.form":
+        return render_template("error.html", kind="unavailable"), 503
+    return _form_back(_unavailable_notice(), 503)
 
 
 @welcome.route("/print", methods=["POST"])
@@ -282,22 +307,49 @@ def _thread(code: str, keys: Any, testimony_id: int, add_form: AddForm,
                            added=added), status
 
 
-@follow_up.errorhandler(RateLimitExceeded)
-def follow_up_too_many(error: RateLimitExceeded) -> Any:
-    """Too many look-ups or additions this hour. An addition comes back with what was
-    typed (without the thread: opening it would take the receipt's key derivation, which
-    the limit is there to ration)."""
-    if request.endpoint != "follow_up.add":
-        return render_template("error.html", kind="too_many"), 429
+def _addition_back(notice: str, status: int) -> Any:
+    """The addition form with what was typed, without the thread (opening it takes the
+    receipt's key derivation, which the rate limits ration and which needs the database)."""
     form = AddForm()
     form.files.description = _("Up to %(file)s MB each.",
                                file=_settings().max_file_size // MIB)
-    notices = [_("Many people are sending right now, so it was not sent yet. Your text is "
-                 "still here: please wait an hour and press Send again.")]
-    if any(f.filename for f in request.files.getlist(form.files.name)):
-        notices.append(_(FILES_AGAIN))
+    notices = [notice, _(FILES_AGAIN)] if _sent_files() else [notice]
     return render_template("thread.html", view=None, form=form, notices=notices,
-                           added=False), 429
+                           added=False), status
+
+
+@follow_up.errorhandler(RateLimitExceeded)
+def follow_up_too_many(error: RateLimitExceeded) -> Any:
+    """Too many look-ups or additions this hour; an addition comes back with its text."""
+    if request.endpoint != "follow_up.add":
+        return render_template("error.html", kind="too_many"), 429
+    return _addition_back(_(BUSY), 429)
+
+
+def addition_unavailable(error: Exception) -> Any:
+    """As :func:`form_unavailable`, for the follow-up pages."""
+    current_app.logger.error("backend unavailable: %s", type(error).__name__)
+    if request.endpoint != "follow_up.add":
+        return render_template("error.html", kind="unavailable"), 503
+    return _addition_back(_unavailable_notice(), 503)
+
+
+def _unavailable_errors() -> tuple[type[Exception], ...]:
+    """The failures :func:`store.web.unavailable` names (its rarer case, a connection
+    invalidated under another database error, still gets the app's own 503 page)."""
+    from limits.errors import StorageError
+    from redis.exceptions import BusyLoadingError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy import exc
+
+    return (exc.OperationalError, exc.TimeoutError, StorageError, RedisConnectionError,
+            RedisTimeoutError, BusyLoadingError)
+
+
+for _kind in _unavailable_errors():
+    submit.register_error_handler(_kind, form_unavailable)
+    follow_up.register_error_handler(_kind, addition_unavailable)
 
 
 @follow_up.route("/add", methods=["POST"])

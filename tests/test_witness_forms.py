@@ -1,14 +1,16 @@
-"""A busy hour never loses what a witness typed.
+"""A busy hour, or a backend briefly out of reach, never loses what a witness typed.
 
 When the hour's budget of submissions (over all witnesses) or of additions (per receipt)
-is spent, the form comes back with the text still in it and a one-line explanation,
-because nothing typed is kept in the browser's history (the forms say
-``autocomplete="off"``), so Back would show an empty form. Nothing of it is stored.
+is spent, or the database or Redis cannot be reached, the form comes back with the text
+still in it and a one-line explanation: nothing typed is kept in the browser's history
+(the forms say ``autocomplete="off"``), so Back would show an empty form. Nothing of it
+is stored.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 
 from sqlalchemy import func, select
 
@@ -74,3 +76,33 @@ def test_a_busy_hour_gives_an_addition_back_with_its_text(instance) -> None:
     finally:
         open_app.extensions["testimony_db"].dispose()
         busy_app.extensions["testimony_db"].dispose()
+
+
+def test_a_database_out_of_reach_gives_the_forms_back_with_their_text(instance) -> None:
+    settings, _ = instance
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    nowhere = "postgresql+psycopg://postgres@127.0.0.1:%d/testimony" % port
+    app = create_app(settings.with_changes(database_url=nowhere))
+    app.config.update(WTF_CSRF_ENABLED=False)  # TESTING off, as deployed
+    try:
+        client = app.test_client()
+        sent = submit(client, lang="kk", statement=TYPED, contact="Вымышленный контакт 7")
+        html = sent.data.decode()
+        assert sent.status_code == 503
+        assert TYPED in html and "Вымышленный контакт 7" in html
+        assert "Бірнеше минуттан кейін қайта көріңіз" in html and "Мәтініңіз осында қалды" in html
+        assert receipt_code(sent) is None
+
+        added = client.post("/en/receipt/add", data={"receipt": "1234 5678 9012 3456 7890",
+                                                     "statement": TYPED},
+                            content_type="multipart/form-data")
+        assert added.status_code == 503
+        assert TYPED in added.data.decode() and "Your text is still here" in added.data.decode()
+
+        page = client.get("/en/testimony/")  # nothing typed yet: the short page
+        assert page.status_code == 503 and "Please try again in a few minutes" in page.data.decode()
+        assert "Back button" not in page.data.decode()
+    finally:
+        app.extensions["testimony_db"].dispose()
