@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         RATELIMIT_SWALLOW_ERRORS=False,
     )
     app.extensions["testimony_db"] = db or Database(settings)
+    web.behind_proxies(app, settings)
 
     Babel(app, locale_selector=choose_language)
     CSRFProtect(app)

@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.config.update(web.face_config(settings, "review"))
     app.config.update(MAX_CONTENT_LENGTH=2 * 1024 * 1024, SESSION_COOKIE_NAME="review_csrf")
     app.extensions["testimony_db"] = db or Database(settings)
+    web.behind_proxies(app, settings)
     Babel(app, locale_selector=choose_language)
     CSRFProtect(app)
 

@@ -18,6 +18,8 @@
 | TESTIMONY_SCRYPT_WORK_FACTOR | 18 (reviewer keys sealed to passwords) |
 | TESTIMONY_REVIEW_IDLE_MINUTES / _SESSION_HOURS | 30 / 12 |
 | TESTIMONY_COOKIE_SECURE | off (set to 1 when served over HTTPS) |
+| TESTIMONY_TRUSTED_PROXIES | 0 (1 behind the nginx of docs/deploy: rate limits then key on the
+  X-Forwarded-For it sets, for the intake Tor's circuit id) |
 | TESTIMONY_RECIPIENT_KEYS | pq (hybrid ML-KEM-768 + X25519 keys), or x25519 |
 | TESTIMONY_RETENTION_DAYS | 0: off (else days in a final status before `testimony purge`) |
 | TESTIMONY_RETENTION_STATUSES | withdrawn,not_credible (the final statuses) |
@@ -69,6 +71,7 @@ class Settings:
     review_idle_minutes: int = 30
     review_session_hours: int = 12
     session_storage_uri: str = ""
+    trusted_proxies: int = 0
     retention_days: int = 0
     retention_statuses: tuple[str, ...] = ("withdrawn", "not_credible")
 
@@ -143,6 +146,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         review_idle_minutes=_int(env, "TESTIMONY_REVIEW_IDLE_MINUTES", 30),
         review_session_hours=_int(env, "TESTIMONY_REVIEW_SESSION_HOURS", 12),
         session_storage_uri=_session_storage(env),
+        trusted_proxies=_int(env, "TESTIMONY_TRUSTED_PROXIES", 0),
         retention_days=_int(env, "TESTIMONY_RETENTION_DAYS", 0),
         retention_statuses=_retention_statuses(env),
     )

@@ -68,6 +68,18 @@ def client_key(secret: bytes, face: str, address: str | None) -> str:
     return hmac.new(key, (address or "").encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def behind_proxies(app: Any, settings: Settings) -> None:
+    """Trust the X-Forwarded-For set by ``settings.trusted_proxies`` proxies in front, for
+    rate-limit keys only (it is hashed like any address, and never kept). Behind Tor every
+    client is 127.0.0.1; the nginx of docs/deploy passes Tor's circuit id instead, so the
+    per-client budgets count circuits, not the whole service as one client."""
+    if settings.trusted_proxies > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0,
+                                x_host=0, x_port=0, x_prefix=0)
+
+
 def face_config(settings: Settings, face: str) -> dict[str, Any]:
     """Flask configuration common to both faces; each face adds its own."""
     # Access logs would record addresses: the development server's logger is silenced
