@@ -31,8 +31,9 @@ def prefix() -> str:
 def store(redis_url, prefix):
     client = redis_module.Redis.from_url(redis_url)
     yield client
-    for key in client.scan_iter(prefix + "*"):
-        client.delete(key)
+    for pattern in (prefix + "*", "LIMITS:LIMITER/" + prefix + "*"):
+        for key in client.scan_iter(pattern):
+            client.delete(key)
     client.close()
 
 
