@@ -3,11 +3,12 @@
 Both faces run with the root logger, Werkzeug, Flask and SQLAlchemy at DEBUG and the
 SQLAlchemy engine echoing every statement, as an operator chasing a problem might set
 them. (Pillow's own loggers stay at INFO, where the apps put them: at DEBUG Pillow quotes
-EXIF tags; see the residual risks in docs/threat-model.md.) Canary text goes through everything a witness and a reviewer do: a submission with
-a contact, a file name and a photo's EXIF, a follow-up, a login, reading, a note, a
-reply, a search, revealing the contact, a download, logging out. Then every captured
-record is scanned for the canaries, the receipt, the password, the TOTP code, the session
-cookie, the reviewer's key, the client address and the User-Agent. Everything is invented.
+EXIF tags; see the residual risks in docs/threat-model.md.) Canary text goes through
+everything a witness and a reviewer do: a submission with a contact, a file name and a
+photo's EXIF, a follow-up, a login, reading, a note, a reply, a search, revealing the
+contact, a download, logging out. Then every captured record is scanned for the
+canaries, the receipt, the password, the TOTP code, the session cookie, the reviewer's
+key, the client address and the User-Agent. Everything is invented.
 """
 
 from __future__ import annotations
