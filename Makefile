@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench bench-intake bench-export lint run clean translations messages axe-core fuzz
+.PHONY: test soak bench bench-intake bench-export lint run clean translations messages axe-core fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,9 +24,23 @@ run: $(STAMP) translations
 	$(VENV)/bin/gunicorn --bind 127.0.0.1:8081 --workers 2 wsgi:review_app & \
 	wait
 
+# The whole suite on SQLite; then, when TEST_DATABASE_URL names a PostgreSQL server, again
+# with every instance on PostgreSQL (tests of SQLite's own files, and those that open no
+# instance database, run in the first pass only: see tests/conftest.py).
 test: $(STAMP) translations axe-core
 	$(PY) -m ruff check --quiet crypto store intake review tests bench migrations wsgi.py
 	$(PY) -m pytest $(PYTEST_ARGS)
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== the suite again, every instance on PostgreSQL =="; \
+		TESTIMONY_TEST_BACKEND=postgres $(PY) -m pytest -m "not sqlite" $(PYTEST_ARGS); \
+	else \
+		echo "TEST_DATABASE_URL is not set: no PostgreSQL pass"; \
+	fi
+
+# Reliability under load and faults (bench/soak.py): own PostgreSQL and Redis, 4 workers per
+# face, 32 witnesses, 2,000 submissions, workers killed, PostgreSQL and Redis restarted.
+soak: $(STAMP) translations
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 # axe-core, the accessibility checker the browser tests inject, from the npm registry into
 # tests/.node (not committed). Without npm the accessibility tests skip and say why.

@@ -7,8 +7,8 @@ an explicit database gets its own schema in a database of this run's own
 (``testimony_suite_PID``, dropped at the end): one schema per instance folder, so a test
 with two instances has two databases, and the same folder opened twice is the same
 database. Tests marked ``sqlite`` read SQLite's own files and keep SQLite; ``make test``
-runs them in the first pass only. Modules in :data:`DATABASE_FREE` never open a database
-and are not run again on PostgreSQL.
+runs them in the first pass only. Modules in :data:`ONCE` never open an instance database
+(or bring PostgreSQL servers of their own) and are not run again on the second pass.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def make_settings(instance: Path, database_url: str | None = None, **env: str):
 
 # --- the PostgreSQL pass ----------------------------------------------------------------------
 
-DATABASE_FREE = {"test_age_vectors", "test_age_interop", "test_crypto_cli",
-                 "test_seal_properties", "test_hybrid"}
+ONCE = {"test_age_vectors", "test_age_interop", "test_crypto_cli", "test_seal_properties",
+        "test_hybrid", "test_soak"}
 _SUITE: dict[str, object] = {"force_sqlite": False, "base": None}
 
 
@@ -171,7 +171,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     kept, dropped = [], []
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
-        (dropped if module in DATABASE_FREE else kept).append(item)
+        (dropped if module in ONCE else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

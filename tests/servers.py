@@ -3,8 +3,9 @@ the soak benchmark that stop, restart or kill them. The machine's shared servers
 touched: each one here lives in its own temporary folder and dies with the test.
 
 PostgreSQL refuses to run as root, so as root the cluster belongs to the ``postgres``
-user (``runuser``); otherwise it runs as the current user. Neither keeps anything after
-``stop()`` beyond the folder, which the caller removes.
+user (``runuser``) and lives in a folder of its own under the system's temporary folder
+(the caller's folder may not be reachable by that user); otherwise it runs as the current
+user in the folder given. ``remove()`` deletes the cluster's files.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,14 +66,15 @@ class PostgresCluster:
         if binaries is None:
             raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
         self.bin = binaries
-        self.folder = folder
-        self.data = folder / "data"
         self.port = free_port()
         self.as_root = os.geteuid() == 0
-        folder.mkdir(parents=True, exist_ok=True)
         if self.as_root:
+            folder = Path(tempfile.mkdtemp(prefix="testimony-pg-"))
             shutil.chown(folder, "postgres", "postgres")
-            folder.chmod(0o700)
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.data = folder / "data"
         self.user = "postgres" if self.as_root else os.environ.get("USER", "postgres")
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
                   "--no-sync", "-E", "UTF8")
@@ -111,15 +114,19 @@ class PostgresCluster:
     def tool(self, name: str) -> str:
         return str(self.bin / name)
 
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
 
 @contextlib.contextmanager
 def postgres_cluster(folder: Path) -> Iterator[PostgresCluster]:
     cluster = PostgresCluster(folder)
-    cluster.start()
     try:
+        cluster.start()
         yield cluster
     finally:
-        cluster.stop("immediate")
+        cluster.remove()
 
 
 class RedisServer:
