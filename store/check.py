@@ -106,21 +106,28 @@ def _check_chunks(session: Session, report: CheckReport) -> None:
 def _check_headers(session: Session, report: CheckReport) -> None:
     recipients = {r.id: r for r in session.scalars(select(Recipient))}
     recovery = {r.id for r in recipients.values() if r.kind == "recovery" and r.active}
-    named: dict[int, list[int]] = {}
-    for blob_id, recipient_id in session.execute(
-            select(BlobRecipient.blob_id, BlobRecipient.recipient_id)):
-        named.setdefault(blob_id, []).append(recipient_id)
     replies = set(session.scalars(select(Message.blob_id)))
+    # Both streams in blob order, walked side by side: memory stays flat however many
+    # items there are.
+    pairs = iter(session.execute(
+        select(BlobRecipient.blob_id, BlobRecipient.recipient_id)
+        .order_by(BlobRecipient.blob_id, BlobRecipient.recipient_id)
+        .execution_options(yield_per=5000)))
+    pending = next(pairs, None)
     query = select(SealedBlob.id, SealedBlob.header).order_by(SealedBlob.id) \
         .execution_options(yield_per=500)
     for blob_id, raw in session.execute(query):
+        ids = []
+        while pending is not None and pending[0] <= blob_id:
+            if pending[0] == blob_id:
+                ids.append(pending[1])
+            pending = next(pairs, None)
         try:
             header, _source = crypto.read_header(io.BytesIO(raw), armor=False)
         except crypto.AgeError as exc:
             report.problems.append("sealed item %d: the age header does not parse: %s"
                                    % (blob_id, exc))
             continue
-        ids = named.get(blob_id, [])
         expected = Counter(stanza_type(recipients[i].public_key) for i in ids)
         found = Counter(s.type for s in header.stanzas)
         if blob_id in replies:

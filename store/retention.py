@@ -68,11 +68,20 @@ def due(session: Session, settings: Settings, today: dt.date) -> list[int]:
     if not candidates:
         return []
     # A status changed after the cutoff restarts the count.
-    recent = set(session.scalars(select(AuditEvent.subject).where(
-        AuditEvent.action == "testimony.status",
-        AuditEvent.at >= dt.datetime.combine(cutoff + dt.timedelta(days=1), dt.time()),
-        AuditEvent.subject.in_(["testimony:%d" % i for i in candidates]))))
+    recent: set[str] = set()
+    for batch in _batches(candidates):
+        recent.update(session.scalars(select(AuditEvent.subject).where(
+            AuditEvent.action == "testimony.status",
+            AuditEvent.at >= dt.datetime.combine(cutoff + dt.timedelta(days=1), dt.time()),
+            AuditEvent.subject.in_(["testimony:%d" % i for i in batch]))))
     return [i for i in candidates if "testimony:%d" % i not in recent]
+
+
+BATCH = 500  # ids per IN (...) list: SQLite caps the parameters of one statement
+
+
+def _batches(ids: list[int]) -> list[list[int]]:
+    return [ids[i:i + BATCH] for i in range(0, len(ids), BATCH)]
 
 
 def delete_testimonies(session: Session, ids: list[int]) -> Purge:
@@ -144,7 +153,12 @@ def purge(db: Database, settings: Settings, today: dt.date, *, dry_run: bool = F
             ids = due(session, settings, today)
         if dry_run or not ids:
             return Purge(testimonies=ids)
-        result = delete_testimonies(session, ids)
+        result = Purge(testimonies=ids)
+        for batch in _batches(ids):
+            done = delete_testimonies(session, batch)
+            result.blobs += done.blobs
+            for table, count in done.rows.items():
+                result.rows[table] = result.rows.get(table, 0) + count
         audit.append(session, actor, "testimony.purge",
                      "retention" if requested is None else "request",
                      {"count": len(ids), "testimonies": ids, "sealed_items": result.blobs,
