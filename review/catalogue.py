@@ -13,7 +13,6 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     g,
     redirect,
@@ -28,7 +27,6 @@ from sqlalchemy.orm import Session
 
 from store import audit
 from store.blobs import active_recipients, pad_document, seal_blob
-from store.db import Database
 from store.incidents import CONFIDENCES, ROLES, corroboration, incident_doc, place_doc
 from store.instance import today
 from store.models import (
@@ -42,6 +40,9 @@ from store.models import (
 )
 
 from . import mapping
+from .current import actor as _actor
+from .current import checked as _checked
+from .current import db as _db
 from .forms import STATUS_LABELS, ActionForm
 from .roles import admin_only
 
@@ -52,19 +53,6 @@ BLUEPRINTS = [incidents, links, catalogue]
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-_]{1,79}$")
 _WHEN = re.compile(r"^\d{4}-\d{2}(-\d{2}(T\d{2}:\d{2})?)?$")
 PRECISIONS = ("exact", "approximate", "day", "month")
-
-
-def _db() -> Database:
-    return current_app.extensions["testimony_db"]  # type: ignore[no-any-return]
-
-
-def _actor() -> str:
-    return "reviewer:%s" % g.reviewer.name
-
-
-def _checked() -> None:
-    if not ActionForm().validate_on_submit():
-        abort(400)
 
 
 def label(value: dict[str, str] | None, lang: str) -> str:

@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     g,
     make_response,
@@ -33,7 +32,6 @@ from sqlalchemy.orm import Session
 import crypto
 from store import audit
 from store.blobs import active_recipients, open_blob, pad_document, seal_blob
-from store.db import Database
 from store.models import (
     Attachment,
     Incident,
@@ -44,11 +42,13 @@ from store.models import (
     Testimony,
     ViolationType,
 )
-from store.settings import Settings
 from store.vocabulary import LANGUAGES, PLACES, RELATIONS, STATUSES, place_name
 
 from . import SESSION_COOKIE, accounts, reading, sharing
 from .catalogue import label, mapping_context
+from .current import actor as _actor
+from .current import db as _db
+from .current import settings as _settings
 from .forms import (
     CONSENT_LABELS,
     RELATION_LABELS,
@@ -68,18 +68,6 @@ search = Blueprint("search", __name__, url_prefix="/search")
 reviewers = Blueprint("reviewers", __name__, url_prefix="/reviewers")
 BLUEPRINTS = [auth, inbox, testimony, search, reviewers]
 PER_PAGE = 50
-
-
-def _db() -> Database:
-    return current_app.extensions["testimony_db"]  # type: ignore[no-any-return]
-
-
-def _settings() -> Settings:
-    return current_app.config["TESTIMONY_SETTINGS"]  # type: ignore[no-any-return]
-
-
-def _actor() -> str:
-    return "reviewer:%s" % g.reviewer.name
 
 
 def _record(session: Session, action: str, subject: str, **details: object) -> None:

@@ -12,7 +12,6 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     g,
     redirect,
@@ -26,10 +25,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.db import Database
 from store.models import Excerpt, Incident, Testimony
 
 from ..catalogue import label
+from ..current import actor as _actor
+from ..current import checked as _checked
+from ..current import db as _db
 from ..forms import ActionForm
 from ..roles import admin_only
 from . import build, excerpts, pii, signing
@@ -50,19 +51,6 @@ REFUSALS = {
     "finding": _l("That finding is no longer in the excerpt."),
     "unresolved": _l("Mask or keep (with a reason) every finding before approving."),
 }
-
-
-def _db() -> Database:
-    return current_app.extensions["testimony_db"]  # type: ignore[no-any-return]
-
-
-def _actor() -> str:
-    return "reviewer:%s" % g.reviewer.name
-
-
-def _checked() -> None:
-    if not ActionForm().validate_on_submit():
-        abort(400)
 
 
 def _testimony(session: Session, testimony_id: int) -> Testimony:
