@@ -69,13 +69,14 @@ def _answers(port: int, path: str) -> bool:
 
 @contextmanager
 def gunicorn(app: str, ready_path: str, env: dict[str, str], log_path: Path,
-             workers: int = 2) -> Iterator[str]:
-    """gunicorn serving ``wsgi:<app>`` on a free loopback port, stopped afterwards."""
+             workers: int = 2, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
+    """gunicorn serving ``wsgi:<app>`` on a free loopback port, stopped afterwards;
+    ``extra_args`` go to gunicorn's command line."""
     port = _free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:%d" % port,
-             "--workers", str(workers), "--timeout", "120", "wsgi:%s" % app],
+             "--workers", str(workers), "--timeout", "120", *extra_args, "wsgi:%s" % app],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             deadline = time.monotonic() + SERVER_START_SECONDS
@@ -120,9 +121,9 @@ def server(instance_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def browser_page(tmp_path: Path) -> Iterator[object]:
-    """A page in a fresh headless chromium context with JavaScript disabled."""
+@contextmanager
+def open_browser() -> Iterator[object]:
+    """Debian's chromium under Playwright, or a skip that says what is missing."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed at %s (apt-get install chromium)"
                     % CHROMIUM)
@@ -134,12 +135,19 @@ def browser_page(tmp_path: Path) -> Iterator[object]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                              args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(java_script_enabled=False, locale="ru-RU")
-            context.set_default_timeout(STEP_TIMEOUT_MS)
-            yield context.new_page()
-            context.close()
+            yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path) -> Iterator[object]:
+    """A page in a fresh headless chromium context with JavaScript disabled."""
+    with open_browser() as browser:
+        context = browser.new_context(java_script_enabled=False, locale="ru-RU")
+        context.set_default_timeout(STEP_TIMEOUT_MS)
+        yield context.new_page()
+        context.close()
 
 
 def _photo(path: Path, colour: tuple[int, int, int], with_exif: bool) -> bytes:

@@ -26,7 +26,7 @@ import pytest
 from .conftest import FAST_ARGON2, ROOT
 from .intake_helpers import receipt_code, submit
 from .review_helpers import make_desk
-from .test_browser_intake import CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT_MS, gunicorn
+from .test_browser_intake import STEP_TIMEOUT_MS, gunicorn, open_browser  # noqa: F401
 
 LANGUAGES = ("ru", "kk", "en")
 AXE = ROOT / "tests" / ".node" / "node_modules" / "axe-core" / "axe.min.js"
@@ -113,25 +113,6 @@ def _spend_lookups(busy_url: str) -> None:
     for _ in range(LOOKUPS_PER_HOUR):
         status, _headers, _body = _post(busy_url, "/ru/receipt/")
         assert status == 400, status
-
-
-@contextmanager
-def open_browser() -> Iterator[object]:
-    """Debian's chromium under Playwright, or a skip that says what is missing."""
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at %s (apt-get install chromium)"
-                    % CHROMIUM)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright package is not installed (pip install -e '.[test]')")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def new_page(browser, **options):
