@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+import pkgutil
 from typing import Any
 
 from .settings import Settings
@@ -80,12 +81,57 @@ def behind_proxies(app: Any, settings: Settings) -> None:
                                 x_host=0, x_port=0, x_prefix=0)
 
 
+class _Below(logging.Filter):
+    """Drops the records of one logger below ``level``, whatever level an operator's
+    logging configuration gives that logger or its handlers."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level
+
+
+def _pillow_loggers() -> list[str]:
+    """Pillow's loggers: one per module, named after it (listed without importing them)."""
+    try:
+        import PIL
+    except ImportError:
+        return []
+    return ["PIL"] + ["PIL." + module.name for module in pkgutil.iter_modules(PIL.__path__)]
+
+
+QUIETED = {
+    # Access lines hold the client's address, User-Agent and the exact time: the
+    # development server's, and gunicorn's, which any --log-config file turns on.
+    "werkzeug": logging.ERROR,
+    "gunicorn.access": logging.CRITICAL + 1,
+}
+
+
+def quiet_logs() -> None:
+    """Keep request metadata and EXIF out of the logs even at DEBUG.
+
+    Threat: an operator chasing a problem sets every logger to DEBUG (or passes gunicorn
+    a logging configuration file); Pillow then quotes EXIF tags (a camera's name, a GPS
+    position) and access lines record addresses and User-Agents. Guarantee: a filter on
+    each of those loggers drops the records, whatever level the configuration sets; the
+    loggers' levels are lowered too, so no message is even formatted. Misuse: a record
+    logged under another name is not covered; code here logs no request data at all.
+    """
+    quieted = dict.fromkeys(_pillow_loggers(), logging.INFO)
+    quieted.update(QUIETED)
+    for name, level in quieted.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), level))
+        if not any(isinstance(f, _Below) for f in logger.filters):
+            logger.addFilter(_Below(level))
+
+
 def face_config(settings: Settings, face: str) -> dict[str, Any]:
     """Flask configuration common to both faces; each face adds its own."""
-    # Access logs would record addresses: the development server's logger is silenced
-    # (gunicorn keeps no access log unless told to). Pillow's debug messages quote EXIF.
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    logging.getLogger("PIL").setLevel(logging.INFO)
+    quiet_logs()
     return {
         "TESTIMONY_SETTINGS": settings,
         "SECRET_KEY": hashlib.sha256(face.encode() + b"|" + settings.secret_key).hexdigest(),
