@@ -5,6 +5,7 @@ witness's receipt still opens their testimony on the restored instance."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -21,7 +22,7 @@ from store.db import Database
 from store.instance import init
 from store.models import SealedBlob, Statement
 
-from .conftest import make_settings
+from .conftest import ROOT, make_settings
 from .intake_helpers import jpeg, receipt_code, submit
 from .servers import postgres_bin
 
@@ -118,13 +119,18 @@ def test_a_postgresql_dump_restores_into_a_fresh_database(postgres_url, tmp_path
         recovery = crypto.parse_identities_file(Path(created).read_text())
         code = _send(settings)
 
-        libpq = [u.set(drivername="postgresql").render_as_string(hide_password=False)
-                 for u in urls]
-        dump = tmp_path / "testimony.dump"
-        subprocess.run([str(binaries / "pg_dump"), "--format=custom", "--no-owner",
-                        "--file", str(dump), libpq[0]], check=True, timeout=120)
+        # The nightly dump exactly as docs/deploy/testimony-backup.sh takes it.
+        backups = tmp_path / "backups"
+        env = {**os.environ, "TESTIMONY_DATABASE_URL": settings.database_url,
+               "PATH": "%s:%s" % (binaries, os.environ.get("PATH", "/usr/bin:/bin"))}
+        subprocess.run(["sh", str(ROOT / "docs" / "deploy" / "testimony-backup.sh"),
+                        str(backups)], env=env, check=True, timeout=120)
+        [dump] = list(backups.glob("testimony-*.dump"))
+        subprocess.run(["sha256sum", "--check", "--quiet", dump.name + ".sha256"],
+                       cwd=backups, check=True, timeout=60)
+        target = urls[1].set(drivername="postgresql").render_as_string(hide_password=False)
         subprocess.run([str(binaries / "pg_restore"), "--no-owner", "--exit-on-error",
-                        "--dbname", libpq[1], str(dump)], check=True, timeout=120)
+                        "--dbname", target, str(dump)], check=True, timeout=120)
 
         restored = make_settings(tmp_path / "restored", urls[1].render_as_string(
             hide_password=False))
