@@ -39,7 +39,7 @@ import crypto
 from . import audit
 from .blobs import CHUNK_BYTES, open_blob
 from .models import BlobChunk, BlobRecipient, InstanceValue, Message, Recipient, SealedBlob
-from .retention import referring
+from .retention import referring, table_of
 
 STREAM_CHUNK = 64 * 1024 + 16  # a full age STREAM chunk: 64 KiB of plaintext and its tag
 NONCE = 16
@@ -151,7 +151,7 @@ def _check_headers(session: Session, report: CheckReport) -> None:
 
 def _owned_blobs(session: Session) -> set[int]:
     owned: set[int] = set()
-    for _table, column in referring(SealedBlob.__table__):
+    for _owner, column in referring(table_of(SealedBlob)):
         if column.primary_key:
             continue
         owned.update(v for v in session.scalars(select(column).where(column.is_not(None))))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from sqlalchemy import Column, Table, delete, select, text
 from sqlalchemy.orm import Session
@@ -32,6 +33,10 @@ from . import audit
 from .db import Database
 from .models import AuditEvent, Base, SealedBlob, Testimony, Witness
 from .settings import Settings
+
+
+def table_of(model: Any) -> Table:
+    return cast(Table, model.__table__)
 
 
 @dataclass
@@ -53,7 +58,7 @@ def referring(table: Table) -> list[tuple[Table, Column]]:
 
 
 def _blob_columns(table: Table) -> list[Column]:
-    sealed = SealedBlob.__table__
+    sealed = table_of(SealedBlob)
     return [c for c in table.columns if any(k.column.table is sealed for k in c.foreign_keys)]
 
 
@@ -91,7 +96,7 @@ def delete_testimonies(session: Session, ids: list[int]) -> Purge:
     if not ids:
         return result
     blobs: set[int] = set()
-    testimony = Testimony.__table__
+    testimony = table_of(Testimony)
     rows = session.execute(select(testimony.c.witness_id, *_blob_columns(testimony))
                            .where(testimony.c.id.in_(ids))).all()
     witnesses = [row[0] for row in rows]
@@ -112,32 +117,36 @@ def delete_testimonies(session: Session, ids: list[int]) -> Purge:
             for child, child_column in referring(table):
                 remove(child, child_column, own)
         done = session.execute(delete(table).where(column.in_(keys)))
-        result.rows[table.name] = result.rows.get(table.name, 0) + (done.rowcount or 0)
+        result.rows[table.name] = result.rows.get(table.name, 0) + _count(done)
 
     for table, column in referring(testimony):
         remove(table, column, ids)
     done = session.execute(delete(testimony).where(testimony.c.id.in_(ids)))
-    result.rows["testimony"] = done.rowcount or 0
-    done = session.execute(delete(Witness.__table__).where(Witness.id.in_(witnesses)))
-    result.rows["witness"] = done.rowcount or 0
+    result.rows["testimony"] = _count(done)
+    done = session.execute(delete(table_of(Witness)).where(Witness.id.in_(witnesses)))
+    result.rows["witness"] = _count(done)
     result.blobs = _delete_blobs(session, blobs)
     return result
+
+
+def _count(result: Any) -> int:
+    return int(result.rowcount or 0)
 
 
 def _delete_blobs(session: Session, blob_ids: set[int]) -> int:
     """Delete sealed items nothing refers to any more, with their chunks and recipients."""
     if not blob_ids:
         return 0
-    still = set()
-    for _table, column in referring(SealedBlob.__table__):
+    still: set[int] = set()
+    for _owner, column in referring(table_of(SealedBlob)):
         if column.primary_key:
             continue  # chunks and recipient rows belong to the item
         still.update(session.scalars(select(column).where(column.in_(blob_ids))))
     gone = sorted(blob_ids - still)
-    for table, column in referring(SealedBlob.__table__):
+    for table, column in referring(table_of(SealedBlob)):
         if column.primary_key:
             session.execute(delete(table).where(column.in_(gone)))
-    session.execute(delete(SealedBlob.__table__).where(SealedBlob.id.in_(gone)))
+    session.execute(delete(table_of(SealedBlob)).where(SealedBlob.id.in_(gone)))
     return len(gone)
 
 
