@@ -6,6 +6,7 @@ stored fails with a permission error. On a database and role of the test's own."
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -76,6 +77,15 @@ def test_the_intake_role_adds_testimony_and_can_do_nothing_else(owned, tmp_path)
     assert printed.returncode == 0, printed.stderr
     assert "GRANT INSERT ON" in printed.stdout and "ROW LEVEL SECURITY" in printed.stdout
     assert '"reviewer"' not in printed.stdout and PASSWORD not in printed.stdout
+    # As docs/deploy.md has it: the printed SQL read into psql, then the same again with
+    # --apply and a password (which also shows that applying twice is harmless).
+    psql = shutil.which("psql")
+    assert psql, "psql is missing (apt-get install postgresql-client)"
+    plain_owner = make_url(owner_url).set(drivername="postgresql").render_as_string(
+        hide_password=False)
+    read = subprocess.run([psql, "-v", "ON_ERROR_STOP=1", "-q", "-d", plain_owner],
+                          input=printed.stdout, capture_output=True, text=True, timeout=60)
+    assert read.returncode == 0, read.stderr
     applied = _testimony_command(owner_url, settings.instance_path, "db", "roles", "--apply",
                                  "--intake-role", role, "--password-env",
                                  "INVENTED_INTAKE_PASSWORD")
