@@ -40,9 +40,22 @@ UPLOAD_MESSAGES = {
 }
 
 
+# First strong isolate ... pop directional isolate; the name's own isolate marks are
+# dropped, so a stray U+2069 in it cannot close the isolate early.
+_ISOLATE = "\u2068%s\u2069"
+_ISOLATE_MARKS = dict.fromkeys(map(ord, "\u2066\u2067\u2068\u2069"))
+
+
+def isolated(name: str) -> str:
+    """A file name to put in a sentence: its direction controls (a U+202E that would
+    turn ".exe" around and reverse the rest of the sentence) end where the name does."""
+    return _ISOLATE % name.translate(_ISOLATE_MARKS)
+
+
 def _upload_message(reason: str, name: str, settings: Settings) -> str:
     # The literal strings are listed for the catalogue; gettext translates at request time.
-    return _(UPLOAD_MESSAGES[reason], name=name or "?", mib=settings.max_file_size // MIB)
+    return _(UPLOAD_MESSAGES[reason], name=isolated(name or "?"),
+             mib=settings.max_file_size // MIB)
 
 
 def _language_blueprint(name: str, prefix: str) -> Blueprint:

@@ -137,3 +137,89 @@ def every_form(app, pages: dict[str, str], arguments: dict[str, str]) -> dict[st
         if "POST" in rule.methods:
             found.setdefault(url_for_rule(rule, arguments), set(seen))
     return {action: sorted(names) for action, names in found.items()}
+
+
+# --- hostile text everywhere, for the browser and export checks -----------------------------
+
+# Each piece that could run sets window.__pwned (and opens a dialog); none must.
+HOSTILE = ("\"'><script>window.__pwned='script';alert(1)</script>"
+           "<img src=x onerror=\"window.__pwned='img';alert(2)\">"
+           "<svg onload=\"window.__pwned='svg'\"></svg> {{7*7}} {% if 1 %}jinja{% endif %} "
+           "'; DROP TABLE testimony; -- \u202egnp.exe \"quoted, with comma\"")
+CONTROL = "\x1b[31m\x08\x7f"
+HOSTILE_SHOWN = ("<script>window.__pwned=", "<img src=x onerror=", "{{7*7}}",
+                 "{% if 1 %}jinja{% endif %}", "DROP TABLE testimony")
+
+
+@dataclass
+class Hostile:
+    """A desk whose every free-text field holds :data:`HOSTILE`: a witness's statement,
+    contact and file name, a reviewer's note, reply, passage and approved excerpt, an
+    incident's title and description, a place's name and a violation type's label (each
+    of the last four starting a spreadsheet formula), counted often enough to be
+    published. ``viewer`` is an administrator who has never logged in (for a browser on
+    the real clock)."""
+
+    desk: Desk
+    admin: Person
+    viewer: Person
+    receipt: str
+    excerpt_id: int
+
+
+INCIDENT, PLACE, VIOLATION = "invented-incident", "invented-place", "invented-type"
+FORMULAS = {"title": "=HYPERLINK(\"http://example.invalid\") ", "description": "+1+2 ",
+            "place": "-3+4 ", "label": "@SUM(1) ", "excerpt": "=2+5 "}
+
+
+def hostile_desk(tmp_path: Path, monkeypatch) -> Hostile:
+    import datetime as dt
+    import io
+
+    from .export_helpers import add_testimonies, load_catalogue
+    from .intake_helpers import jpeg
+
+    desk = make_desk(tmp_path, monkeypatch)
+    admin = desk.add_reviewer("alma", admin=True)
+    viewer = desk.add_reviewer("Aisha Primerova-test", admin=True)
+    load_catalogue(desk.db)
+    client = desk.logged_in(admin)
+    for path, data in (
+            ("/catalogue/places", {"slug": PLACE, "name_en": FORMULAS["place"] + HOSTILE,
+                                   "name_ru": HOSTILE, "name_kk": HOSTILE, "district": HOSTILE,
+                                   "lat": "43.1", "lon": "75.2"}),
+            ("/catalogue/vocabulary", {"slug": VIOLATION, "label_en": FORMULAS["label"] + HOSTILE,
+                                       "label_ru": HOSTILE, "label_kk": HOSTILE}),
+            ("/incidents/new", {"slug": INCIDENT, "title_en": FORMULAS["title"] + HOSTILE,
+                                "description_en": FORMULAS["description"] + HOSTILE,
+                                "start": "2020-02-07", "precision": "day",
+                                "figures": '{"killed": 1}', "figures_note": HOSTILE,
+                                "sources": HOSTILE.replace("|", "/") + " | Invented press",
+                                "places": PLACE, "violation_types": VIOLATION})):
+        response = client.post(path, data=data)
+        assert response.status_code == 302 and "error" not in (response.location or ""), (
+            path, response.status_code, response.location)
+    response = desk.intake_app.test_client().post(
+        "/en/testimony/", content_type="multipart/form-data", data={
+            "statement": HOSTILE, "when_approx": HOSTILE[:200], "place_other": HOSTILE[:200],
+            "contact": HOSTILE, "relation": "saw", "consent": "quotes",
+            "files": [(io.BytesIO(jpeg()), HOSTILE[:100] + ".jpg")]})
+    receipt = receipt_code(response)
+    assert receipt, response.get_data(as_text=True)
+    for path, data in (("/testimony/1/note", {"note-text": HOSTILE + CONTROL}),
+                       ("/testimony/1/reply", {"reply-text": HOSTILE + CONTROL}),
+                       ("/testimony/1/links", {"incident": INCIDENT, "role": "eyewitness",
+                                               "confidence": "low", "passage": HOSTILE}),
+                       ("/testimony/1/tags", {"tag": VIOLATION})):
+        response = client.post(path, data=data)
+        assert response.status_code == 302 and "error" not in response.location, (path,
+                                                                                  response)
+    made = client.post("/testimony/1/excerpts/new", data={"text": FORMULAS["excerpt"] + HOSTILE})
+    assert made.status_code == 302, made.data
+    excerpt_id = int(made.location.rstrip("/").split("/")[-1])
+    approved = client.post("/excerpts/%d/approve" % excerpt_id)
+    assert approved.status_code == 302, approved.data
+    # Enough others like it that the hostile place, type and incident are published.
+    add_testimonies(desk.db, 6, PLACE, "saw", dt.date(2020, 2, 10), INCIDENT, "eyewitness",
+                    (VIOLATION,), consent="quotes")
+    return Hostile(desk, admin, viewer, receipt, excerpt_id)
