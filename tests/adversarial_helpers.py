@@ -170,6 +170,7 @@ class Hostile:
 INCIDENT, PLACE, VIOLATION = "invented-incident", "invented-place", "invented-type"
 FORMULAS = {"title": "=HYPERLINK(\"http://example.invalid\") ", "description": "+1+2 ",
             "place": "-3+4 ", "label": "@SUM(1) ", "excerpt": "=2+5 "}
+EXCERPT = FORMULAS["excerpt"] + HOSTILE + "\nA second line, \"quoted\"\r\n=cmd|' /C calc'!A0"
 
 
 def hostile_desk(tmp_path: Path, monkeypatch) -> Hostile:
@@ -214,7 +215,7 @@ def hostile_desk(tmp_path: Path, monkeypatch) -> Hostile:
         response = client.post(path, data=data)
         assert response.status_code == 302 and "error" not in response.location, (path,
                                                                                   response)
-    made = client.post("/testimony/1/excerpts/new", data={"text": FORMULAS["excerpt"] + HOSTILE})
+    made = client.post("/testimony/1/excerpts/new", data={"text": EXCERPT})
     assert made.status_code == 302, made.data
     excerpt_id = int(made.location.rstrip("/").split("/")[-1])
     approved = client.post("/excerpts/%d/approve" % excerpt_id)
