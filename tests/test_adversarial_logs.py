@@ -2,8 +2,8 @@
 
 Both faces run with the root logger, Werkzeug, Flask and SQLAlchemy at DEBUG and the
 SQLAlchemy engine echoing every statement, as an operator chasing a problem might set
-them. (Pillow's own loggers stay at INFO, where the apps put them: at DEBUG Pillow quotes
-EXIF tags; see the residual risks in docs/threat-model.md.) Canary text goes through
+them, Pillow's included (at DEBUG Pillow quotes EXIF tags; the apps' filters drop those
+records; real gunicorn servers: test_adversarial_logs_gunicorn.py). Canary text goes through
 everything a witness and a reviewer do: a submission with a contact, a file name and a
 photo's EXIF, a follow-up, a login, reading, a note, a reply, a search, revealing the
 contact, a download, logging out. Then every captured record is scanned for the
