@@ -25,14 +25,17 @@ run: $(STAMP) translations
 	wait
 
 # The whole suite on SQLite; then, when TEST_DATABASE_URL names a PostgreSQL server, again
-# with every instance on PostgreSQL (tests of SQLite's own files, and those that open no
-# instance database, run in the first pass only: see tests/conftest.py).
+# with every instance on PostgreSQL. The first pass only: tests of SQLite's own files, those
+# that open no instance database (see tests/conftest.py), and the chromium tests (the
+# pages they drive reach the database through the same views the other tests run on
+# PostgreSQL; the soak runs gunicorn on PostgreSQL), which keeps make test under 10 minutes.
 test: $(STAMP) translations axe-core
 	$(PY) -m ruff check --quiet crypto store intake review tests bench migrations wsgi.py
 	$(PY) -m pytest $(PYTEST_ARGS)
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== the suite again, every instance on PostgreSQL =="; \
-		TESTIMONY_TEST_BACKEND=postgres $(PY) -m pytest -m "not sqlite" $(PYTEST_ARGS); \
+		TESTIMONY_TEST_BACKEND=postgres $(PY) -m pytest -m "not sqlite and not browser" \
+			$(PYTEST_ARGS); \
 	else \
 		echo "TEST_DATABASE_URL is not set: no PostgreSQL pass"; \
 	fi
