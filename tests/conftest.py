@@ -7,8 +7,9 @@ an explicit database gets its own schema in a database of this run's own
 (``testimony_suite_PID``, dropped at the end): one schema per instance folder, so a test
 with two instances has two databases, and the same folder opened twice is the same
 database. Tests marked ``sqlite`` read SQLite's own files and keep SQLite; ``make test``
-runs them, and the ``browser`` tests, in the first pass only. Modules in :data:`ONCE` never open an instance database
-(or bring PostgreSQL servers of their own) and are not run again on the second pass.
+runs them, and the ``browser`` tests, in the first pass only. Modules in :data:`ONCE`
+never open an instance database (or bring PostgreSQL servers of their own) and are not
+run again on the second pass.
 """
 
 from __future__ import annotations
