@@ -47,6 +47,7 @@ from store.vocabulary import LANGUAGES, PLACES, RELATIONS, STATUSES, place_name
 from . import SESSION_COOKIE, accounts, reading, sharing
 from .catalogue import label, mapping_context
 from .current import actor as _actor
+from .current import checked as _checked
 from .current import db as _db
 from .current import settings as _settings
 from .forms import (
@@ -116,7 +117,7 @@ def login() -> Any:
 
 @auth.route("/logout", methods=["POST"])
 def logout() -> Any:
-    ActionForm().validate_on_submit() or abort(400)
+    _checked()
     with _db().transaction() as session:
         accounts.end_session(session, request.cookies.get(SESSION_COOKIE))
         _record(session, "logout", "reviewer:%s" % g.reviewer.name)
@@ -193,7 +194,7 @@ def show(testimony_id: int, contact: str | None = None) -> Any:
 
 @testimony.route("/<int:testimony_id>/contact", methods=["POST"])
 def reveal_contact(testimony_id: int) -> Any:
-    ActionForm().validate_on_submit() or abort(400)
+    _checked()
     with _db().transaction() as session:
         item = _load(session, testimony_id)
         if item.contact_blob_id is None:
@@ -286,7 +287,7 @@ def working_copy(attachment_id: int) -> Any:
 @testimony.route("/file/<int:attachment_id>/original", methods=["POST"])
 def original(attachment_id: int) -> Any:
     """Download the original exactly as received (audited)."""
-    ActionForm().validate_on_submit() or abort(400)
+    _checked()
     with _db().transaction() as session:
         attachment, blob = _attachment_blob(session, attachment_id, "original")
         meta = json.loads(open_blob(session, session.get(SealedBlob, attachment.metadata_blob_id),
@@ -334,7 +335,7 @@ def _reviewer(session: Session, reviewer_id: int) -> Reviewer:
 
 @reviewers.route("/<int:reviewer_id>/grant", methods=["POST"])
 def grant(reviewer_id: int) -> Any:
-    ActionForm().validate_on_submit() or abort(400)
+    _checked()
     with _db().transaction() as session:
         person = _reviewer(session, reviewer_id)
         if not person.active:
@@ -354,7 +355,7 @@ def grant(reviewer_id: int) -> Any:
 @reviewers.route("/<int:reviewer_id>/disable", methods=["POST"])
 @admin_only
 def disable(reviewer_id: int) -> Any:
-    ActionForm().validate_on_submit() or abort(400)
+    _checked()
     with _db().transaction() as session:
         person = _reviewer(session, reviewer_id)
         if person.id == g.reviewer.id:
