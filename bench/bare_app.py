@@ -62,8 +62,7 @@ def _db() -> sqlite3.Connection:
     """One connection per worker process, opened after the fork."""
     global _connection
     if _connection is None:
-        _connection = sqlite3.connect(os.environ["BARE_DB"], timeout=30,
-                                      isolation_level=None)
+        _connection = sqlite3.connect(os.environ["BARE_DB"], timeout=30, isolation_level=None)
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000"):
             _connection.execute("PRAGMA " + pragma)
         _connection.executescript(_SCHEMA)
@@ -91,15 +90,17 @@ def testimony() -> Any:
     db = _db()
     db.execute("BEGIN IMMEDIATE")
     try:
-        cursor = db.execute("INSERT INTO submission (code, statement, fields) VALUES (?, ?, ?)",
-                            (code, statement, json.dumps(form, ensure_ascii=False)))
+        cursor = db.execute(
+            "INSERT INTO submission (code, statement, fields) VALUES (?, ?, ?)",
+            (code, statement, json.dumps(form, ensure_ascii=False)),
+        )
         for storage in request.files.getlist("files"):
             if not storage.filename:
                 continue
-            db.execute("INSERT INTO upload (submission_id, name, type, data) "
-                       "VALUES (?, ?, ?, ?)",
-                       (cursor.lastrowid, storage.filename, storage.mimetype or "",
-                        storage.read()))
+            db.execute(
+                "INSERT INTO upload (submission_id, name, type, data) VALUES (?, ?, ?, ?)",
+                (cursor.lastrowid, storage.filename, storage.mimetype or "", storage.read()),
+            )
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

@@ -46,13 +46,23 @@ sys.path.insert(0, str(ROOT))
 TARGET_SECONDS = 30.0
 TARGET_MIB = 500.0
 BATCH = 5000
-PLACES = ["masanchi", "sortobe", "bular-batyr", "aukhatty", "korday", "otar",
-          "korday-district", "other"]
+PLACES = [
+    "masanchi",
+    "sortobe",
+    "bular-batyr",
+    "aukhatty",
+    "korday",
+    "otar",
+    "korday-district",
+    "other",
+]
 RELATIONS = ["saw", "happened_to_me", "happened_to_family", "heard"]
 STATUSES = ["new", "in_review", "corroborated", "not_credible", "withdrawn"]
 ROLES = ["eyewitness", "victim", "relative", "hearsay"]
-WORDS = ("ночью люди огонь дома село полиция машины бежали река мост мечеть крики соседи "
-         "утром дым дорога граница дети старики").split()
+WORDS = (
+    "ночью люди огонь дома село полиция машины бежали река мост мечеть крики соседи "
+    "утром дым дорога граница дети старики"
+).split()
 
 
 def populate(db, testimonies: int, excerpts: int, seed: int = 7) -> None:
@@ -69,8 +79,9 @@ def populate(db, testimonies: int, excerpts: int, seed: int = 7) -> None:
 
     rnd = random.Random(seed)
     with db.transaction() as session:
-        details = seal_blob(session, active_recipients(session),
-                            pad_document({"text": "invented details"})).id
+        details = seal_blob(
+            session, active_recipients(session), pad_document({"text": "invented details"})
+        ).id
         incidents = list(session.scalars(select(Incident.id)))
         types = list(session.scalars(select(ViolationType.id)))
     start = dt.date(2020, 2, 7)
@@ -80,19 +91,33 @@ def populate(db, testimonies: int, excerpts: int, seed: int = 7) -> None:
         witnesses, rows, links, tags = [], [], [], []
         for n in range(first + 1, first + count + 1):
             day = start + dt.timedelta(days=int(rnd.expovariate(1 / 90)) % 730)
-            witnesses.append({"id": n, "receipt_hash": "invented-%d" % n,
-                              "reply_public_key": "invented"})
-            rows.append({"id": n, "witness_id": n, "received_on": day, "updated_on": day,
-                         "status": rnd.choices(STATUSES, [30, 40, 20, 5, 5])[0],
-                         "language": rnd.choice(["ru", "ru", "kk", "en"]),
-                         "place": rnd.choices(PLACES, place_weights)[0],
-                         "relation": rnd.choice(RELATIONS),
-                         "consent": rnd.choice(["counts", "quotes"]),
-                         "details_blob_id": details})
+            witnesses.append(
+                {"id": n, "receipt_hash": "invented-%d" % n, "reply_public_key": "invented"}
+            )
+            rows.append(
+                {
+                    "id": n,
+                    "witness_id": n,
+                    "received_on": day,
+                    "updated_on": day,
+                    "status": rnd.choices(STATUSES, [30, 40, 20, 5, 5])[0],
+                    "language": rnd.choice(["ru", "ru", "kk", "en"]),
+                    "place": rnd.choices(PLACES, place_weights)[0],
+                    "relation": rnd.choice(RELATIONS),
+                    "consent": rnd.choice(["counts", "quotes"]),
+                    "details_blob_id": details,
+                }
+            )
             for incident in rnd.sample(incidents[:20], rnd.randint(1, 3)):
-                links.append({"testimony_id": n, "incident_id": incident,
-                              "role": rnd.choices(ROLES, [40, 30, 15, 15])[0],
-                              "confidence": "high", "linked_on": day})
+                links.append(
+                    {
+                        "testimony_id": n,
+                        "incident_id": incident,
+                        "role": rnd.choices(ROLES, [40, 30, 15, 15])[0],
+                        "confidence": "high",
+                        "linked_on": day,
+                    }
+                )
             for kind in rnd.sample(types, rnd.randint(0, 3)):
                 tags.append({"testimony_id": n, "violation_type_id": kind})
         with db.engine.begin() as conn:
@@ -108,11 +133,16 @@ def populate(db, testimonies: int, excerpts: int, seed: int = 7) -> None:
         chosen = [t for t in quotable if t in ids][:excerpts] or sorted(ids)[:excerpts]
         for testimony_id in chosen:
             text = " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(20, 120)))
-            blob = seal_blob(session, recipients, pad_document({"text": text,
-                                                                "overrides": []}))
-            session.add(Excerpt(testimony_id=testimony_id, blob_id=blob.id,
-                                status="approved", written_on=dt.date(2020, 6, 1),
-                                approved_on=dt.date(2020, 6, 1)))
+            blob = seal_blob(session, recipients, pad_document({"text": text, "overrides": []}))
+            session.add(
+                Excerpt(
+                    testimony_id=testimony_id,
+                    blob_id=blob.id,
+                    status="approved",
+                    written_on=dt.date(2020, 6, 1),
+                    approved_on=dt.date(2020, 6, 1),
+                )
+            )
 
 
 def main() -> int:
@@ -122,9 +152,12 @@ def main() -> int:
     parser.add_argument("--tmpdir", default=None)
     args = parser.parse_args()
 
-    fast = {"TESTIMONY_ARGON2_MEMORY_KIB": "1024", "TESTIMONY_ARGON2_TIME_COST": "1",
-            "TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB": "1024",
-            "TESTIMONY_RECEIPT_ARGON2_TIME_COST": "1"}
+    fast = {
+        "TESTIMONY_ARGON2_MEMORY_KIB": "1024",
+        "TESTIMONY_ARGON2_TIME_COST": "1",
+        "TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB": "1024",
+        "TESTIMONY_RECEIPT_ARGON2_TIME_COST": "1",
+    }
     with tempfile.TemporaryDirectory(dir=args.tmpdir) as temp:
         instance = Path(temp) / "instance"
         env = {**os.environ, **fast, "TESTIMONY_INSTANCE_PATH": str(instance)}
@@ -145,12 +178,22 @@ def main() -> int:
         populate(db, args.testimonies, args.excerpts)
         db.dispose()
         setup = time.perf_counter() - started
-        print("setup: %d testimonies, %d approved excerpts in %.1f s (SQLite, %s keys)"
-              % (args.testimonies, args.excerpts, setup, settings.recipient_keys))
+        print(
+            "setup: %d testimonies, %d approved excerpts in %.1f s (SQLite, %s keys)"
+            % (args.testimonies, args.excerpts, setup, settings.recipient_keys)
+        )
 
         out = Path(temp) / "export"
-        command = [sys.executable, "-m", "review.cli", "export", "--out", str(out),
-                   "--identity", str(instance / "recovery-key.txt")]
+        command = [
+            sys.executable,
+            "-m",
+            "review.cli",
+            "export",
+            "--out",
+            str(out),
+            "--identity",
+            str(instance / "recovery-key.txt"),
+        ]
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         started = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -164,27 +207,48 @@ def main() -> int:
         peak_mib = peak_kib / 1024
         summary = json.loads((out / "summary.json").read_text())
         sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir())}
-        verified = subprocess.run([sys.executable, "-m", "review.cli", "export", "verify",
-                                   str(out)], cwd=ROOT, env=env, capture_output=True,
-                                  text=True)
+        verified = subprocess.run(
+            [sys.executable, "-m", "review.cli", "export", "verify", str(out)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         print("export: %.2f s wall, peak RSS %.0f MiB (child process)" % (seconds, peak_mib))
-        print("  time   %.2f s / target %.0f s = %.3f" % (seconds, TARGET_SECONDS,
-                                                         seconds / TARGET_SECONDS))
-        print("  memory %.0f MiB / target %.0f MiB = %.3f" % (peak_mib, TARGET_MIB,
-                                                            peak_mib / TARGET_MIB))
-        print("  counted %s testimonies, %d excerpts, %d tables; files: %s" % (
-            summary["testimonies"], summary["excerpts"], len(summary["tables"]),
-            ", ".join("%s %d KB" % (n, s // 1024) for n, s in sizes.items())))
+        print(
+            "  time   %.2f s / target %.0f s = %.3f"
+            % (seconds, TARGET_SECONDS, seconds / TARGET_SECONDS)
+        )
+        print(
+            "  memory %.0f MiB / target %.0f MiB = %.3f"
+            % (peak_mib, TARGET_MIB, peak_mib / TARGET_MIB)
+        )
+        print(
+            "  counted %s testimonies, %d excerpts, %d tables; files: %s"
+            % (
+                summary["testimonies"],
+                summary["excerpts"],
+                len(summary["tables"]),
+                ", ".join("%s %d KB" % (n, s // 1024) for n, s in sizes.items()),
+            )
+        )
         started = time.perf_counter()
-        printed = subprocess.run([*command[:5], str(out) + "-pdf", *command[6:], "--pdf"],
-                                 cwd=ROOT, env=env, capture_output=True, text=True)
+        printed = subprocess.run(
+            [*command[:5], str(out) + "-pdf", *command[6:], "--pdf"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         pdf_seconds = time.perf_counter() - started
         if (Path(str(out) + "-pdf") / "report.pdf").exists():
             print("  with --pdf (chromium prints report.pdf): %.2f s wall" % pdf_seconds)
         else:
             print("  report.pdf not made: %s" % printed.stderr.strip().splitlines()[-1:])
-        print("  verify: %s" % (verified.stdout.strip().splitlines() or
-                                verified.stderr.strip().splitlines())[0])
+        print(
+            "  verify: %s"
+            % (verified.stdout.strip().splitlines() or verified.stderr.strip().splitlines())[0]
+        )
         met = seconds < TARGET_SECONDS and peak_mib < TARGET_MIB
         print("targets %s" % ("met" if met else "NOT met"))
         return 0 if verified.returncode == 0 else 1

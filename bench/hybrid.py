@@ -62,8 +62,9 @@ KINDS = ("X25519", "hybrid")
 
 
 def _identity(kind: str) -> crypto.X25519Identity | crypto.HybridIdentity:
-    return crypto.X25519Identity.generate() if kind == "X25519" else \
-        crypto.HybridIdentity.generate()
+    return (
+        crypto.X25519Identity.generate() if kind == "X25519" else crypto.HybridIdentity.generate()
+    )
 
 
 def _parse_uncached(kind: str) -> Callable[[str], object]:
@@ -86,9 +87,13 @@ def per_recipient(iterations: int, rounds: int) -> dict[str, dict[str, float]]:
     for kind, identity in identities.items():
         stanzas = identity.recipient.wrap(file_key)
         assert identity.unwrap(stanzas) == file_key
-        out[kind] = {"wrap": float("inf"), "unwrap": float("inf"), "parse": float("inf"),
-                     "stanza": len(stanzas[0].marshal()),
-                     "chars": len(str(identity.recipient))}
+        out[kind] = {
+            "wrap": float("inf"),
+            "unwrap": float("inf"),
+            "parse": float("inf"),
+            "stanza": len(stanzas[0].marshal()),
+            "chars": len(str(identity.recipient)),
+        }
     for _ in range(rounds):
         for kind, identity in identities.items():
             recipient = identity.recipient
@@ -113,8 +118,9 @@ def testimony(runs: int) -> dict[str, dict[str, list[float]]]:
     people = {kind: [_identity(kind) for _ in range(REVIEWERS)] for kind in KINDS}
     recipients = {kind: [i.recipient for i in ids] for kind, ids in people.items()}
     texts = {kind: [str(r) for r in rs] for kind, rs in recipients.items()}
-    sealed = {kind: [crypto.seal_bytes(item, rs) for item in items]
-              for kind, rs in recipients.items()}
+    sealed = {
+        kind: [crypto.seal_bytes(item, rs) for item in items] for kind, rs in recipients.items()
+    }
     for kind, ids in people.items():
         for reviewer in ids:
             if [crypto.unseal_bytes(item, [reviewer]) for item in sealed[kind]] != items:
@@ -139,8 +145,10 @@ def testimony(runs: int) -> dict[str, dict[str, list[float]]]:
         for _ in range(runs):
             for kind in KINDS:
                 out[kind][step].append(_timed_ms(lambda: operation(kind)))  # noqa: B023
-    out["header"] = {kind: [float(len(crypto.read_header(io.BytesIO(sealed[kind][0]))[0]
-                                      .marshal()))] for kind in KINDS}
+    out["header"] = {
+        kind: [float(len(crypto.read_header(io.BytesIO(sealed[kind][0]))[0].marshal()))]
+        for kind in KINDS
+    }
     return out
 
 
@@ -153,15 +161,22 @@ def _intake_client(kind: str, folder: str):  # type: ignore[no-untyped-def]
     from store.instance import init, new_identity, today
     from store.models import Recipient
 
-    settings = settings_module.load({"TESTIMONY_INSTANCE_PATH": folder,
-                                     "TESTIMONY_RECIPIENT_KEYS": kind})
+    settings = settings_module.load(
+        {"TESTIMONY_INSTANCE_PATH": folder, "TESTIMONY_RECIPIENT_KEYS": kind}
+    )
     init(settings, out=lambda *_: None)
     db = Database(settings)
     with db.transaction() as session:
         for n in range(REVIEWERS - 1):
-            session.add(Recipient(public_key=str(new_identity(settings).recipient),
-                                  kind="reviewer", label="bench %d" % n, active=True,
-                                  created_on=today()))
+            session.add(
+                Recipient(
+                    public_key=str(new_identity(settings).recipient),
+                    kind="reviewer",
+                    label="bench %d" % n,
+                    active=True,
+                    created_on=today(),
+                )
+            )
     db.dispose()
     app = create_app(settings.with_changes(submissions_per_hour=10**6))
     app.config.update(TESTING=True, WTF_CSRF_ENABLED=False, RATELIMIT_ENABLED=False)
@@ -179,16 +194,22 @@ def intake_latency(runs: int) -> tuple[dict[str, list[float]], int]:
     Image.effect_noise((1400, 1000), 64).convert("RGB").save(photo, "JPEG", quality=95)
     statement = ("Invented statement for a benchmark. " * 230)[:8192]
     with tempfile.TemporaryDirectory() as folder:
-        clients = {kind: _intake_client(kind, os.path.join(folder, kind))
-                   for kind in ("x25519", "pq")}
+        clients = {
+            kind: _intake_client(kind, os.path.join(folder, kind)) for kind in ("x25519", "pq")
+        }
         times: dict[str, list[float]] = {"x25519": [], "pq": []}
         for n in range(runs + 2):
-            for kind in (("x25519", "pq") if n % 2 else ("pq", "x25519")):
-                data = {"statement": statement, "relation": "saw", "consent": "counts",
-                        "files": [(io.BytesIO(photo.getvalue()), "photo.jpg")]}
+            for kind in ("x25519", "pq") if n % 2 else ("pq", "x25519"):
+                data = {
+                    "statement": statement,
+                    "relation": "saw",
+                    "consent": "counts",
+                    "files": [(io.BytesIO(photo.getvalue()), "photo.jpg")],
+                }
                 start = time.perf_counter()
-                response = clients[kind].post("/en/testimony/", data=data,
-                                              content_type="multipart/form-data")
+                response = clients[kind].post(
+                    "/en/testimony/", data=data, content_type="multipart/form-data"
+                )
                 elapsed = (time.perf_counter() - start) * 1e3
                 assert response.status_code == 200, response.status_code
                 if n >= 2:  # the first rounds warm caches
@@ -211,65 +232,97 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intake-runs", type=int, default=30)
     args = parser.parse_args(argv)
 
-    print("Python %s, %s; load average %.2f %.2f %.2f; %s CPUs\n" % (
-        sys.version.split()[0], crypto_version(), *os.getloadavg(), os.cpu_count()))
+    print(
+        "Python %s, %s; load average %.2f %.2f %.2f; %s CPUs\n"
+        % (sys.version.split()[0], crypto_version(), *os.getloadavg(), os.cpu_count())
+    )
     keys = per_recipient(args.iterations, args.rounds)
     x, h = keys["X25519"], keys["hybrid"]
-    print("Per recipient: µs per operation, best of %d rounds x %d operations"
-          % (args.rounds, args.iterations))
-    print("  %-8s %10s %10s %12s %14s %12s" % ("type", "wrap", "unwrap", "first parse",
-                                               "stanza bytes", "key chars"))
+    print(
+        "Per recipient: µs per operation, best of %d rounds x %d operations"
+        % (args.rounds, args.iterations)
+    )
+    print(
+        "  %-8s %10s %10s %12s %14s %12s"
+        % ("type", "wrap", "unwrap", "first parse", "stanza bytes", "key chars")
+    )
     for kind in KINDS:
         row = keys[kind]
-        print("  %-8s %10.1f %10.1f %12.1f %14d %12d" % (
-            kind, row["wrap"], row["unwrap"], row["parse"], row["stanza"], row["chars"]))
-    print("  %-8s %9.2fx %9.2fx %11.1fx" % ("ratio", h["wrap"] / x["wrap"],
-                                            h["unwrap"] / x["unwrap"],
-                                            h["parse"] / x["parse"]))
+        print(
+            "  %-8s %10.1f %10.1f %12.1f %14d %12d"
+            % (kind, row["wrap"], row["unwrap"], row["parse"], row["stanza"], row["chars"])
+        )
+    print(
+        "  %-8s %9.2fx %9.2fx %11.1fx"
+        % ("ratio", h["wrap"] / x["wrap"], h["unwrap"] / x["unwrap"], h["parse"] / x["parse"])
+    )
     print()
 
     runs = testimony(args.seal_rounds)
-    print("Testimony: 8 KiB statement + 2 MiB photo, each its own item, %d reviewers; "
-          "ms for both items, %d runs" % (REVIEWERS, args.seal_rounds))
+    print(
+        "Testimony: 8 KiB statement + 2 MiB photo, each its own item, %d reviewers; "
+        "ms for both items, %d runs" % (REVIEWERS, args.seal_rounds)
+    )
     columns = (("seal", "seal"), ("strings", "from strings"), ("open", "open"))
-    print("  %-8s" % "type" + "".join(" %14s %8s" % (label + " best", "median")
-                                       for _, label in columns) + " %13s" % "header bytes")
+    print(
+        "  %-8s" % "type"
+        + "".join(" %14s %8s" % (label + " best", "median") for _, label in columns)
+        + " %13s" % "header bytes"
+    )
     for kind in KINDS:
         row = runs[kind]
-        print("  %-8s" % kind + "".join(
-            " %14.3f %8.3f" % (min(row[key]), statistics.median(row[key]))
-            for key, _ in columns) + " %13d" % runs["header"][kind][0])
-    ratios = {key: (min(runs["hybrid"][key]) / min(runs["X25519"][key]),
-                    statistics.median(runs["hybrid"][key])
-                    / statistics.median(runs["X25519"][key])) for key, _ in columns}
+        print(
+            "  %-8s" % kind
+            + "".join(
+                " %14.3f %8.3f" % (min(row[key]), statistics.median(row[key])) for key, _ in columns
+            )
+            + " %13d" % runs["header"][kind][0]
+        )
+    ratios = {
+        key: (
+            min(runs["hybrid"][key]) / min(runs["X25519"][key]),
+            statistics.median(runs["hybrid"][key]) / statistics.median(runs["X25519"][key]),
+        )
+        for key, _ in columns
+    }
     print("  %-8s" % "ratio" + "".join(" %13.3fx %7.3fx" % ratios[key] for key, _ in columns))
     print()
 
     paired = statistics.median(
         hybrid / classic
-        for hybrid, classic in zip(runs["hybrid"]["seal"], runs["X25519"]["seal"], strict=True))
+        for hybrid, classic in zip(runs["hybrid"]["seal"], runs["X25519"]["seal"], strict=True)
+    )
     extra_ms = 2 * REVIEWERS * (h["wrap"] - x["wrap"]) / 1e3
     print("Sealing the testimony to hybrid instead of X25519 reviewers:")
     print("  median of the %d paired runs' ratios          %.3fx" % (args.seal_rounds, paired))
-    print("  extra from the per-recipient figures (%d wraps) %+.3f ms = %.3fx of the X25519 "
-          "median" % (2 * REVIEWERS, extra_ms,
-                      1 + extra_ms / statistics.median(runs["X25519"]["seal"])))
+    print(
+        "  extra from the per-recipient figures (%d wraps) %+.3f ms = %.3fx of the X25519 "
+        "median"
+        % (2 * REVIEWERS, extra_ms, 1 + extra_ms / statistics.median(runs["X25519"]["seal"]))
+    )
     print("(sealing alone; the target is about whole intake requests, below)")
     print()
 
     latency, photo_bytes = intake_latency(args.intake_runs)
     classic, hybrid = (statistics.median(latency[k]) for k in ("x25519", "pq"))
-    print("Intake latency: whole POST of an 8 KiB statement + %.1f MiB photo, %d recipients,"
-          % (photo_bytes / 2**20, REVIEWERS))
-    print("production Argon2 (receipt) settings, median of %d alternating runs:"
-          % args.intake_runs)
-    print("  X25519 instance  %8.1f ms (p95 %.1f)" % (
-        classic, sorted(latency["x25519"])[int(0.95 * (len(latency["x25519"]) - 1))]))
-    print("  hybrid instance  %8.1f ms (p95 %.1f)" % (
-        hybrid, sorted(latency["pq"])[int(0.95 * (len(latency["pq"]) - 1))]))
+    print(
+        "Intake latency: whole POST of an 8 KiB statement + %.1f MiB photo, %d recipients,"
+        % (photo_bytes / 2**20, REVIEWERS)
+    )
+    print("production Argon2 (receipt) settings, median of %d alternating runs:" % args.intake_runs)
+    print(
+        "  X25519 instance  %8.1f ms (p95 %.1f)"
+        % (classic, sorted(latency["x25519"])[int(0.95 * (len(latency["x25519"]) - 1))])
+    )
+    print(
+        "  hybrid instance  %8.1f ms (p95 %.1f)"
+        % (hybrid, sorted(latency["pq"])[int(0.95 * (len(latency["pq"]) - 1))])
+    )
     ratio = hybrid / classic
-    print("  ratio            %8.3fx   target at most %.2fx: %s"
-          % (ratio, RATIO_MAX, "met" if ratio <= RATIO_MAX else "NOT met"))
+    print(
+        "  ratio            %8.3fx   target at most %.2fx: %s"
+        % (ratio, RATIO_MAX, "met" if ratio <= RATIO_MAX else "NOT met")
+    )
     return 0
 
 

@@ -94,8 +94,9 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, this file's folder comes first on sys.path, and this file would shadow
 # the ``intake`` package: the project root takes its place.
-sys.path[:] = [str(ROOT)] + [p for p in sys.path
-                             if Path(p or ".").resolve() not in (ROOT, ROOT / "bench")]
+sys.path[:] = [str(ROOT)] + [
+    p for p in sys.path if Path(p or ".").resolve() not in (ROOT, ROOT / "bench")
+]
 
 MiB = 1024 * 1024
 TEXT_RATE_MIN = 50.0
@@ -105,9 +106,12 @@ PHOTO_MIB = 5
 START_SECONDS = 60
 MEMORY_SUBMISSIONS = 3  # the memory run: two warm-ups and the large upload
 
-FAST_ARGON2 = {"TESTIMONY_ARGON2_MEMORY_KIB": "1024", "TESTIMONY_ARGON2_TIME_COST": "1",
-               "TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB": "1024",
-               "TESTIMONY_RECEIPT_ARGON2_TIME_COST": "1"}
+FAST_ARGON2 = {
+    "TESTIMONY_ARGON2_MEMORY_KIB": "1024",
+    "TESTIMONY_ARGON2_TIME_COST": "1",
+    "TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB": "1024",
+    "TESTIMONY_RECEIPT_ARGON2_TIME_COST": "1",
+}
 BOUNDARY = "----TestimonyBench7f3a9c1e"
 CONTENT_TYPE = "multipart/form-data; boundary=" + BOUNDARY
 FORM_PATH = "/ru/testimony/"
@@ -124,6 +128,7 @@ STATEMENT = (
 
 # --- servers -------------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -138,12 +143,12 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def init_instance(path: Path, **extra: str) -> dict[str, str]:
     """A fresh instance made by ``testimony init``; returns the server environment."""
-    env = clean_env(TESTIMONY_INSTANCE_PATH=str(path),
-                    TESTIMONY_SUBMISSIONS_PER_HOUR="1000000", **extra)
+    env = clean_env(
+        TESTIMONY_INSTANCE_PATH=str(path), TESTIMONY_SUBMISSIONS_PER_HOUR="1000000", **extra
+    )
     command = Path(sys.executable).parent / "testimony"
     argv = [str(command)] if command.exists() else [sys.executable, "-m", "review.cli"]
-    result = subprocess.run([*argv, "init"], cwd=ROOT, env=env, capture_output=True,
-                            text=True)
+    result = subprocess.run([*argv, "init"], cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit("testimony init failed: %s" % result.stderr.strip())
     return env
@@ -152,8 +157,9 @@ def init_instance(path: Path, **extra: str) -> dict[str, str]:
 class Server:
     """gunicorn serving ``app`` on a free loopback port, stopped on exit."""
 
-    def __init__(self, app: str, env: dict[str, str], workers: int, log: Path,
-                 chdir: Path = ROOT) -> None:
+    def __init__(
+        self, app: str, env: dict[str, str], workers: int, log: Path, chdir: Path = ROOT
+    ) -> None:
         self.app, self.env, self.workers, self.log, self.chdir = app, env, workers, log, chdir
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -162,10 +168,24 @@ class Server:
         self.port = free_port()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:%d" % self.port,
-                 "--workers", str(self.workers), "--timeout", "3600",
-                 "--graceful-timeout", "10", self.app],
-                cwd=self.chdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--bind",
+                    "127.0.0.1:%d" % self.port,
+                    "--workers",
+                    str(self.workers),
+                    "--timeout",
+                    "3600",
+                    "--graceful-timeout",
+                    "10",
+                    self.app,
+                ],
+                cwd=self.chdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         deadline = time.monotonic() + START_SECONDS
@@ -235,8 +255,9 @@ def next_source() -> str:
 
 
 def connect(port: int, timeout: float = 3600) -> http.client.HTTPConnection:
-    return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
-                                      source_address=(next_source(), 0))
+    return http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=timeout, source_address=(next_source(), 0)
+    )
 
 
 def fetch_token(port: int) -> tuple[str, str]:
@@ -256,36 +277,42 @@ def fetch_token(port: int) -> tuple[str, str]:
 
 
 def _part(name: str, value: str) -> bytes:
-    return ('--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
-            % (BOUNDARY, name, value)).encode()
+    return (
+        '--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (BOUNDARY, name, value)
+    ).encode()
 
 
 def _file_head(filename: str, content_type: str) -> bytes:
-    return ('--%s\r\nContent-Disposition: form-data; name="files"; filename="%s"\r\n'
-            "Content-Type: %s\r\n\r\n" % (BOUNDARY, filename, content_type)).encode()
+    return (
+        '--%s\r\nContent-Disposition: form-data; name="files"; filename="%s"\r\n'
+        "Content-Type: %s\r\n\r\n" % (BOUNDARY, filename, content_type)
+    ).encode()
 
 
-def form_body(token: str, statement: str, file: tuple[str, str] | None
-              ) -> tuple[bytes, bytes]:
+def form_body(token: str, statement: str, file: tuple[str, str] | None) -> tuple[bytes, bytes]:
     """The multipart body around one file's content, in the browser's field order:
     (everything before the content, everything after)."""
-    head = b"".join([
-        _part("csrf_token", token),
-        _part("statement", statement),
-        _part("when_date", "2020-02-07"),
-        _part("when_approx", ""),
-        _part("place", "masanchi"),
-        _part("place_other", ""),
-        _part("relation", "saw"),
-        _file_head(*(file or ("", "application/octet-stream"))),
-    ])
-    tail = b"".join([
-        b"\r\n",
-        _part("contact", ""),
-        _part("consent", "counts"),
-        _part("website", ""),
-        ("--%s--\r\n" % BOUNDARY).encode(),
-    ])
+    head = b"".join(
+        [
+            _part("csrf_token", token),
+            _part("statement", statement),
+            _part("when_date", "2020-02-07"),
+            _part("when_approx", ""),
+            _part("place", "masanchi"),
+            _part("place_other", ""),
+            _part("relation", "saw"),
+            _file_head(*(file or ("", "application/octet-stream"))),
+        ]
+    )
+    tail = b"".join(
+        [
+            b"\r\n",
+            _part("contact", ""),
+            _part("consent", "counts"),
+            _part("website", ""),
+            ("--%s--\r\n" % BOUNDARY).encode(),
+        ]
+    )
     return head, tail
 
 
@@ -306,8 +333,9 @@ class Outcome:
 def submit(port: int, cookie: str, body: bytes) -> tuple[int, float, str | None]:
     start = time.perf_counter()
     conn = connect(port)
-    conn.request("POST", FORM_PATH, body=body,
-                 headers={"Content-Type": CONTENT_TYPE, "Cookie": cookie})
+    conn.request(
+        "POST", FORM_PATH, body=body, headers={"Content-Type": CONTENT_TYPE, "Cookie": cookie}
+    )
     response = conn.getresponse()
     page = response.read()
     conn.close()
@@ -316,8 +344,9 @@ def submit(port: int, cookie: str, body: bytes) -> tuple[int, float, str | None]
     return response.status, seconds, match.group(1).decode() if match else None
 
 
-def run_load(port: int, tags: list[str], photo: bytes | None, clients: int
-             ) -> tuple[list[Outcome], float]:
+def run_load(
+    port: int, tags: list[str], photo: bytes | None, clients: int
+) -> tuple[list[Outcome], float]:
     """Submit one testimony per tag from ``clients`` threads; (outcomes, wall seconds)."""
     jobs: queue.SimpleQueue[str] = queue.SimpleQueue()
     for tag in tags:
@@ -340,8 +369,9 @@ def run_load(port: int, tags: list[str], photo: bytes | None, clients: int
                 tag = jobs.get_nowait()
             except queue.Empty:
                 return
-            head, tail = form_body(token, statement_for(tag),
-                                   ("photo-%s.jpg" % tag, "image/jpeg") if photo else None)
+            head, tail = form_body(
+                token, statement_for(tag), ("photo-%s.jpg" % tag, "image/jpeg") if photo else None
+            )
             try:
                 status, seconds, code = submit(port, cookie, head + (photo or b"") + tail)
             except OSError as exc:
@@ -368,6 +398,7 @@ def run_load(port: int, tags: list[str], photo: bytes | None, clients: int
 
 # --- inputs --------------------------------------------------------------------------------
 
+
 def make_photo(target: int) -> bytes:
     """A 12-megapixel JPEG of at least ``target`` bytes, with EXIF capture time and GPS."""
     from PIL import Image
@@ -391,8 +422,7 @@ def make_photo(target: int) -> bytes:
         amount += 0.02
 
 
-MP4_HEAD = (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"
-            b"\x00\x00\x00\x00mdat")
+MP4_HEAD = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41\x00\x00\x00\x00mdat"
 
 
 def video_chunks(size: int, seed: int) -> Iterator[bytes]:
@@ -403,13 +433,14 @@ def video_chunks(size: int, seed: int) -> Iterator[bytes]:
         n = min(MiB, size - sent)
         block = rng.randbytes(n)
         if sent == 0:
-            block = (MP4_HEAD + block[len(MP4_HEAD):])[:n]
+            block = (MP4_HEAD + block[len(MP4_HEAD) :])[:n]
         sent += n
         yield block
 
 
-def stream_upload(port: int, cookie: str, token: str, size: int, seed: int, tag: str
-                  ) -> tuple[int, float, str | None, str]:
+def stream_upload(
+    port: int, cookie: str, token: str, size: int, seed: int, tag: str
+) -> tuple[int, float, str | None, str]:
     """POST one video of ``size`` bytes, streamed; (status, seconds, code, SHA-256)."""
     head, tail = form_body(token, statement_for(tag), ("video-%s.mp4" % tag, "video/mp4"))
     digest = hashlib.sha256()
@@ -430,11 +461,16 @@ def stream_upload(port: int, cookie: str, token: str, size: int, seed: int, tag:
     conn.close()
     seconds = time.perf_counter() - start
     match = _CODE.search(page) if response.status == 200 else None
-    return (response.status, seconds, match.group(1).decode() if match else None,
-            digest.hexdigest())
+    return (
+        response.status,
+        seconds,
+        match.group(1).decode() if match else None,
+        digest.hexdigest(),
+    )
 
 
 # --- checking what was stored --------------------------------------------------------------
+
 
 def _lookup_hash(job: tuple[object, object, str]) -> str:
     from store import receipts
@@ -459,8 +495,12 @@ class Check:
     blobs_opened: int = 0
 
 
-def check_intake(env: dict[str, str], outcomes: list[Outcome], photo_sha: str | None,
-                 videos: dict[str, str] | None = None) -> Check:
+def check_intake(
+    env: dict[str, str],
+    outcomes: list[Outcome],
+    photo_sha: str | None,
+    videos: dict[str, str] | None = None,
+) -> Check:
     """Open every sealed blob and every acknowledged receipt with the recovery identity."""
     from sqlalchemy import func, select
 
@@ -473,7 +513,8 @@ def check_intake(env: dict[str, str], outcomes: list[Outcome], photo_sha: str | 
 
     settings = settings_module.load(env)
     identities = crypto.parse_identities_file(
-        (settings.instance_path / "recovery-key.txt").read_text())
+        (settings.instance_path / "recovery-key.txt").read_text()
+    )
     acknowledged = [o for o in outcomes if o.code]
     db = Database(settings)
     try:
@@ -490,14 +531,21 @@ def check_intake(env: dict[str, str], outcomes: list[Outcome], photo_sha: str | 
                         print("  blob %d does not open: %r" % (blob.id, exc))
             stored = session.scalar(select(func.count()).select_from(Testimony)) or 0
             context = multiprocessing.get_context("fork")
-            with concurrent.futures.ProcessPoolExecutor(os.cpu_count() or 1,
-                                                        mp_context=context) as pool:
-                hashes = list(pool.map(_lookup_hash,
-                                       [(settings, kdf, o.code) for o in acknowledged],
-                                       chunksize=4))
-            by_hash = dict(session.execute(
-                select(Witness.receipt_hash, Testimony)
-                .where(Testimony.witness_id == Witness.id)).all())
+            with concurrent.futures.ProcessPoolExecutor(
+                os.cpu_count() or 1, mp_context=context
+            ) as pool:
+                hashes = list(
+                    pool.map(
+                        _lookup_hash, [(settings, kdf, o.code) for o in acknowledged], chunksize=4
+                    )
+                )
+            by_hash = dict(
+                session.execute(
+                    select(Witness.receipt_hash, Testimony).where(
+                        Testimony.witness_id == Witness.id
+                    )
+                ).all()
+            )
             opened = set()
             for outcome, lookup in zip(acknowledged, hashes, strict=True):
                 testimony = by_hash.get(lookup)
@@ -507,8 +555,7 @@ def check_intake(env: dict[str, str], outcomes: list[Outcome], photo_sha: str | 
                 text = unpad_document(open_blob(session, first, identities).read())["text"]
                 if text != statement_for(outcome.tag):
                     continue
-                expected = (videos or {}).get(outcome.tag) or (photo_sha if outcome.photo
-                                                               else None)
+                expected = (videos or {}).get(outcome.tag) or (photo_sha if outcome.photo else None)
                 if expected:
                     if len(testimony.attachments) != 1:
                         continue
@@ -527,8 +574,10 @@ def check_bare(path: Path, outcomes: list[Outcome], photo_sha: str) -> Check:
     acknowledged = [o for o in outcomes if o.code]
     db = sqlite3.connect(path)
     try:
-        rows = {code: (sid, statement) for sid, code, statement
-                in db.execute("SELECT id, code, statement FROM submission")}
+        rows = {
+            code: (sid, statement)
+            for sid, code, statement in db.execute("SELECT id, code, statement FROM submission")
+        }
         uploads: dict[int, list[bytes]] = {}
         for sid, data in db.execute("SELECT submission_id, data FROM upload"):
             uploads.setdefault(sid, []).append(data)
@@ -549,6 +598,7 @@ def check_bare(path: Path, outcomes: list[Outcome], photo_sha: str) -> Check:
 
 
 # --- figures -------------------------------------------------------------------------------
+
 
 def percentile(values: list[float], p: float) -> float:
     if not values:
@@ -623,34 +673,35 @@ class Target:
     bare_db: Path | None = None
 
 
-def run_loads(work: Path, args: argparse.Namespace, photo: bytes, photo_sha: str
-              ) -> list[Phase]:
+def run_loads(work: Path, args: argparse.Namespace, photo: bytes, photo_sha: str) -> list[Phase]:
     """All three servers up at once; rounds interleave them, so that a neighbour's load on
     the machine falls on all of them alike. Each server's figures are its best round."""
     bare_db = work / "bare.sqlite3"
     targets = [
-        Target("intake argon2 production", "wsgi:intake_app",
-               init_instance(work / "production")),
-        Target("intake argon2 fast", "wsgi:intake_app",
-               init_instance(work / "fast", **FAST_ARGON2)),
-        Target("bare", "bare_app:app", clean_env(BARE_DB=str(bare_db)), ROOT / "bench",
-               bare_db),
+        Target("intake argon2 production", "wsgi:intake_app", init_instance(work / "production")),
+        Target(
+            "intake argon2 fast", "wsgi:intake_app", init_instance(work / "fast", **FAST_ARGON2)
+        ),
+        Target("bare", "bare_app:app", clean_env(BARE_DB=str(bare_db)), ROOT / "bench", bare_db),
     ]
     loads = [("text", None, args.text), ("photo", photo, args.photos)]
-    phases = {(t.name, load): Phase(t.name, load, []) for t in targets for load, _, n in loads
-              if n}
+    phases = {(t.name, load): Phase(t.name, load, []) for t in targets for load, _, n in loads if n}
     with contextlib.ExitStack() as stack:
-        servers = [stack.enter_context(Server(t.app, t.env, 2, work / "gunicorn.log",
-                                              chdir=t.chdir)) for t in targets]
+        servers = [
+            stack.enter_context(Server(t.app, t.env, 2, work / "gunicorn.log", chdir=t.chdir))
+            for t in targets
+        ]
         for number in range(1, args.rounds + 1):
             for target, server in zip(targets, servers, strict=True):
                 for load, body, count in loads:
                     if not count:
                         continue
-                    print("  round %d/%d, %s: %d %s submissions ..." % (
-                        number, args.rounds, target.name, count, load), flush=True)
-                    tags = ["%s-r%d-%s%d" % (target.name, number, load, i)
-                            for i in range(count)]
+                    print(
+                        "  round %d/%d, %s: %d %s submissions ..."
+                        % (number, args.rounds, target.name, count, load),
+                        flush=True,
+                    )
+                    tags = ["%s-r%d-%s%d" % (target.name, number, load, i) for i in range(count)]
                     outcomes, wall = run_load(server.port, tags, body, args.clients)
                     phases[(target.name, load)].rounds.append(Round(outcomes, wall))
     for target in targets:
@@ -683,8 +734,9 @@ class Memory:
 
 
 def run_memory(work: Path, upload_mib: int) -> Memory:
-    env = init_instance(work / "memory", TESTIMONY_MAX_FILE_MIB="250",
-                        TESTIMONY_MAX_SUBMISSION_MIB="250")
+    env = init_instance(
+        work / "memory", TESTIMONY_MAX_FILE_MIB="250", TESTIMONY_MAX_SUBMISSION_MIB="250"
+    )
     size = upload_mib * MiB
     outcomes = []
     videos = {}
@@ -695,14 +747,16 @@ def run_memory(work: Path, upload_mib: int) -> Memory:
         head, tail = form_body(token, statement_for("memory-warm-text"), None)
         status, seconds, code = submit(server.port, cookie, head + tail)
         outcomes.append(Outcome("memory-warm-text", False, status, seconds, code))
-        status, seconds, code, sha = stream_upload(server.port, cookie, token, MiB, 1,
-                                                   "memory-warm-video")
+        status, seconds, code, sha = stream_upload(
+            server.port, cookie, token, MiB, 1, "memory-warm-video"
+        )
         outcomes.append(Outcome("memory-warm-video", False, status, seconds, code))
         videos["memory-warm-video"] = sha
         before = status_kib(pid, "VmHWM")
         print("  memory: one %d MiB upload to one worker ..." % upload_mib, flush=True)
-        status, seconds, code, sha = stream_upload(server.port, cookie, token, size, 2,
-                                                   "memory-video")
+        status, seconds, code, sha = stream_upload(
+            server.port, cookie, token, size, 2, "memory-video"
+        )
         after = status_kib(pid, "VmHWM")
         rss = status_kib(pid, "VmRSS")
         outcomes.append(Outcome("memory-video", False, status, seconds, code))
@@ -710,26 +764,50 @@ def run_memory(work: Path, upload_mib: int) -> Memory:
         if status != 200:
             print("  the %d MiB upload got status %d" % (upload_mib, status))
     check = check_intake(env, outcomes, None, videos)
-    return Memory(fresh / 1024, before / 1024, after / 1024, rss / 1024, upload_mib, seconds,
-                  status, check)
+    return Memory(
+        fresh / 1024, before / 1024, after / 1024, rss / 1024, upload_mib, seconds, status, check
+    )
 
 
-def report(phases: list[Phase], memory: Memory | None, args: argparse.Namespace,
-           photo: bytes) -> None:
+def report(
+    phases: list[Phase], memory: Memory | None, args: argparse.Namespace, photo: bytes
+) -> None:
     print()
-    print("gunicorn --workers 2 (sync) on 127.0.0.1, %d clients, %d cores; %d rounds, each: "
-          "%d text-only submissions, %d with one %.1f MiB JPEG; subs/s and latency: best round"
-          % (args.clients, os.cpu_count() or 0, args.rounds, args.text, args.photos,
-             len(photo) / MiB))
+    print(
+        "gunicorn --workers 2 (sync) on 127.0.0.1, %d clients, %d cores; %d rounds, each: "
+        "%d text-only submissions, %d with one %.1f MiB JPEG; subs/s and latency: best round"
+        % (args.clients, os.cpu_count() or 0, args.rounds, args.text, args.photos, len(photo) / MiB)
+    )
     print()
-    print("%-26s %-6s %6s %9s %9s %9s %14s  %-20s %s" % (
-        "server", "load", "subs", "subs/s", "p50 ms", "p95 ms", "receipts open",
-        "subs/s by round", "refused"))
+    print(
+        "%-26s %-6s %6s %9s %9s %9s %14s  %-20s %s"
+        % (
+            "server",
+            "load",
+            "subs",
+            "subs/s",
+            "p50 ms",
+            "p95 ms",
+            "receipts open",
+            "subs/s by round",
+            "refused",
+        )
+    )
     for p in phases:
-        print("%-26s %-6s %6d %9.1f %9.0f %9.0f %14s  %-20s %s" % (
-            p.server, p.load, len(p.ok), p.rate, p.ms(50), p.ms(95),
-            "%d/%d" % (p.opened, len(p.outcomes)),
-            " ".join("%.1f" % r.rate for r in p.rounds), p.refused or "-"))
+        print(
+            "%-26s %-6s %6d %9.1f %9.0f %9.0f %14s  %-20s %s"
+            % (
+                p.server,
+                p.load,
+                len(p.ok),
+                p.rate,
+                p.ms(50),
+                p.ms(95),
+                "%d/%d" % (p.opened, len(p.outcomes)),
+                " ".join("%.1f" % r.rate for r in p.rounds),
+                p.refused or "-",
+            )
+        )
     print()
     printed = set()
     for p in phases:
@@ -737,8 +815,10 @@ def report(phases: list[Phase], memory: Memory | None, args: argparse.Namespace,
             continue
         printed.add(p.server)
         if p.check.blobs:
-            print("%s: %d testimonies stored, %d/%d sealed blobs open with the recovery key"
-                  % (p.server, p.check.stored, p.check.blobs_opened, p.check.blobs))
+            print(
+                "%s: %d testimonies stored, %d/%d sealed blobs open with the recovery key"
+                % (p.server, p.check.stored, p.check.blobs_opened, p.check.blobs)
+            )
         else:
             print("%s: %d submissions stored" % (p.server, p.check.stored))
 
@@ -751,19 +831,33 @@ def report(phases: list[Phase], memory: Memory | None, args: argparse.Namespace,
         for load in ("text", "photo"):
             mine, bare = find(server, load), find("bare", load)
             if mine and bare and mine.rate:
-                print("  %-26s %-6s %6.2fx slower   p50 %6.2fx" % (
-                    server, load, bare.rate / mine.rate, mine.ms(50) / bare.ms(50)))
+                print(
+                    "  %-26s %-6s %6.2fx slower   p50 %6.2fx"
+                    % (server, load, bare.rate / mine.rate, mine.ms(50) / bare.ms(50))
+                )
     if memory:
         print()
-        print("memory (1 worker, production Argon2): VmHWM fresh %.1f MiB, after warm-up "
-              "%.1f MiB, after one %d MiB upload %.1f MiB (VmRSS %.1f MiB): +%.1f MiB; "
-              "upload took %.1f s (%.0f MiB/s), status %d, %d/%d receipts open, "
-              "%d/%d sealed blobs open"
-              % (memory.fresh_mib, memory.before_mib, memory.upload_mib, memory.after_mib,
-                 memory.rss_after_mib, memory.growth, memory.seconds,
-                 memory.upload_mib / memory.seconds if memory.seconds else 0, memory.status,
-                 len(memory.check.opened), MEMORY_SUBMISSIONS, memory.check.blobs_opened,
-                 memory.check.blobs))
+        print(
+            "memory (1 worker, production Argon2): VmHWM fresh %.1f MiB, after warm-up "
+            "%.1f MiB, after one %d MiB upload %.1f MiB (VmRSS %.1f MiB): +%.1f MiB; "
+            "upload took %.1f s (%.0f MiB/s), status %d, %d/%d receipts open, "
+            "%d/%d sealed blobs open"
+            % (
+                memory.fresh_mib,
+                memory.before_mib,
+                memory.upload_mib,
+                memory.after_mib,
+                memory.rss_after_mib,
+                memory.growth,
+                memory.seconds,
+                memory.upload_mib / memory.seconds if memory.seconds else 0,
+                memory.status,
+                len(memory.check.opened),
+                MEMORY_SUBMISSIONS,
+                memory.check.blobs_opened,
+                memory.check.blobs,
+            )
+        )
 
     print()
     print("targets:")
@@ -772,34 +866,56 @@ def report(phases: list[Phase], memory: Memory | None, args: argparse.Namespace,
         state = "n/a" if met is None else "met" if met else "MISSED"
         print("  %-62s %-7s %s" % (label, state, detail))
 
-    prod, fast, bare = (find("intake argon2 production", "text"),
-                        find("intake argon2 fast", "text"), find("bare", "text"))
+    prod, fast, bare = (
+        find("intake argon2 production", "text"),
+        find("intake argon2 fast", "text"),
+        find("bare", "text"),
+    )
     if prod:
-        target("text-only >= %d/s (Argon2 production)" % TEXT_RATE_MIN,
-               prod.rate >= TEXT_RATE_MIN, "%.1f/s" % prod.rate)
+        target(
+            "text-only >= %d/s (Argon2 production)" % TEXT_RATE_MIN,
+            prod.rate >= TEXT_RATE_MIN,
+            "%.1f/s" % prod.rate,
+        )
     if fast:
-        target("text-only >= %d/s (Argon2 fast, for information)" % TEXT_RATE_MIN,
-               fast.rate >= TEXT_RATE_MIN, "%.1f/s" % fast.rate)
+        target(
+            "text-only >= %d/s (Argon2 fast, for information)" % TEXT_RATE_MIN,
+            fast.rate >= TEXT_RATE_MIN,
+            "%.1f/s" % fast.rate,
+        )
     if prod and bare and prod.rate:
         ratio = bare.rate / prod.rate
-        target("text-only within %gx of bare (Argon2 production)" % BARE_RATIO_MAX,
-               ratio <= BARE_RATIO_MAX, "%.2fx" % ratio)
+        target(
+            "text-only within %gx of bare (Argon2 production)" % BARE_RATIO_MAX,
+            ratio <= BARE_RATIO_MAX,
+            "%.2fx" % ratio,
+        )
     if fast and bare and fast.rate:
         ratio = bare.rate / fast.rate
-        target("text-only within %gx of bare (Argon2 fast, for information)"
-               % BARE_RATIO_MAX, ratio <= BARE_RATIO_MAX, "%.2fx" % ratio)
+        target(
+            "text-only within %gx of bare (Argon2 fast, for information)" % BARE_RATIO_MAX,
+            ratio <= BARE_RATIO_MAX,
+            "%.2fx" % ratio,
+        )
     submitted = sum(len(p.outcomes) for p in phases) + (MEMORY_SUBMISSIONS if memory else 0)
     opened = sum(p.opened for p in phases) + (len(memory.check.opened) if memory else 0)
-    target("every acknowledged receipt opens", opened == submitted and bool(submitted),
-           "%d/%d submissions" % (opened, submitted))
+    target(
+        "every acknowledged receipt opens",
+        opened == submitted and bool(submitted),
+        "%d/%d submissions" % (opened, submitted),
+    )
     if memory:
-        target("%d MiB upload raises worker peak RSS <= %d MiB"
-               % (memory.upload_mib, RSS_GROWTH_MAX_MIB),
-               memory.status == 200 and memory.growth <= RSS_GROWTH_MAX_MIB,
-               "+%.1f MiB" % memory.growth)
+        target(
+            "%d MiB upload raises worker peak RSS <= %d MiB"
+            % (memory.upload_mib, RSS_GROWTH_MAX_MIB),
+            memory.status == 200 and memory.growth <= RSS_GROWTH_MAX_MIB,
+            "+%.1f MiB" % memory.growth,
+        )
     print()
-    print("load average while running: %.2f %.2f %.2f (other processes share these cores)"
-          % os.getloadavg())
+    print(
+        "load average while running: %.2f %.2f %.2f (other processes share these cores)"
+        % os.getloadavg()
+    )
     print("where the time of one submission goes: bench/intake.py --profile")
 
 
@@ -825,15 +941,28 @@ def run_profile(work: Path, args: argparse.Namespace, photo: bytes) -> None:
             sys.exit("no csrf_token in the form page")
         token = match.group(1)
         text_runs = max(args.text // 3, 10) if not argon2 else max(args.text, 10)
-        for load, body, count in (("text", None, text_runs),
-                                  ("photo", photo, max(args.photos // 3, 5))):
-            def one(tag: str, body: bytes | None = body, token: str = token,
-                    client: FlaskClient = client) -> None:
-                head, tail = form_body(token, statement_for(tag),
-                                       ("photo-%s.jpg" % tag, "image/jpeg") if body else None)
-                response = client.post(FORM_PATH, data=head + (body or b"") + tail,
-                                       content_type=CONTENT_TYPE,
-                                       environ_base={"REMOTE_ADDR": next_source()})
+        for load, body, count in (
+            ("text", None, text_runs),
+            ("photo", photo, max(args.photos // 3, 5)),
+        ):
+
+            def one(
+                tag: str,
+                body: bytes | None = body,
+                token: str = token,
+                client: FlaskClient = client,
+            ) -> None:
+                head, tail = form_body(
+                    token,
+                    statement_for(tag),
+                    ("photo-%s.jpg" % tag, "image/jpeg") if body else None,
+                )
+                response = client.post(
+                    FORM_PATH,
+                    data=head + (body or b"") + tail,
+                    content_type=CONTENT_TYPE,
+                    environ_base={"REMOTE_ADDR": next_source()},
+                )
                 if response.status_code != 200:
                     sys.exit("profile: status %d" % response.status_code)
 
@@ -862,13 +991,12 @@ def print_profile(title: str, stats: pstats.Stats, count: int, seconds: float) -
                 own.append((cumtime, calls, label))
         anywhere.append((tottime, calls, label.replace(str(ROOT / ".venv") + "/", "")))
     print()
-    print("%s: %d submissions, %.1f ms each under the profiler" % (title, count,
-                                                                   1000 * seconds))
+    print("%s: %d submissions, %.1f ms each under the profiler" % (title, count, 1000 * seconds))
     print("  cumulative ms/submission, project code:")
     for cumtime, calls, label in sorted(own, reverse=True)[:PROFILE_TOP]:
         print("  %9.2f  %6.1f calls  %s" % (1000 * cumtime / count, calls / count, label))
     print("  own ms/submission, any code:")
-    for tottime, calls, label in sorted(anywhere, reverse=True)[:PROFILE_TOP // 2]:
+    for tottime, calls, label in sorted(anywhere, reverse=True)[: PROFILE_TOP // 2]:
         print("  %9.2f  %6.1f calls  %s" % (1000 * tottime / count, calls / count, label))
 
 
@@ -876,16 +1004,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--text", type=int, default=100,
-                        help="text-only submissions per server and round")
-    parser.add_argument("--photos", type=int, default=15,
-                        help="submissions with a photo per server and round")
-    parser.add_argument("--upload-mib", type=int, default=200,
-                        help="size of the memory run's upload (0 skips it)")
+    parser.add_argument(
+        "--text", type=int, default=100, help="text-only submissions per server and round"
+    )
+    parser.add_argument(
+        "--photos", type=int, default=15, help="submissions with a photo per server and round"
+    )
+    parser.add_argument(
+        "--upload-mib", type=int, default=200, help="size of the memory run's upload (0 skips it)"
+    )
     parser.add_argument("--tmpdir", help="where instances live (default: system temp)")
-    parser.add_argument("--profile", action="store_true",
-                        help="instead: profile the intake in-process and show where the "
-                        "time of a submission goes")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: profile the intake in-process and show where the time of a submission goes",
+    )
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="testimony-bench-intake-", dir=args.tmpdir))

@@ -94,46 +94,81 @@ REVIEWER = "bench-reviewer"
 # Invented phrases only: no real person, and nothing here contains the needle.
 PHRASES = {
     "ru": [
-        "ночью мы услышали крики на улице", "соседи выбежали из домов",
-        "по дороге ехали машины без номеров", "у магазина собралась толпа",
-        "кто-то бросал камни в окна", "дети плакали в подвале до утра",
-        "я видел дым над крышами", "полиция приехала только через несколько часов",
-        "мы спрятались у родственников", "свет отключили около полуночи",
-        "на перекрёстке горела машина", "утром мы вернулись и увидели разбитые окна",
-        "мой брат помогал раненым", "люди звонили, но никто не отвечал",
-        "двери сарая были выломаны", "мы слышали выстрелы со стороны поля",
-        "старики не могли уйти сами", "скот разбежался по степи",
-        "я записал, что запомнил, на следующий день", "говорили на двух языках",
-        "на остановке стояли люди с палками", "врачи приехали поздно",
-        "мы не знали, куда идти", "дорогу перекрыли грузовиком",
+        "ночью мы услышали крики на улице",
+        "соседи выбежали из домов",
+        "по дороге ехали машины без номеров",
+        "у магазина собралась толпа",
+        "кто-то бросал камни в окна",
+        "дети плакали в подвале до утра",
+        "я видел дым над крышами",
+        "полиция приехала только через несколько часов",
+        "мы спрятались у родственников",
+        "свет отключили около полуночи",
+        "на перекрёстке горела машина",
+        "утром мы вернулись и увидели разбитые окна",
+        "мой брат помогал раненым",
+        "люди звонили, но никто не отвечал",
+        "двери сарая были выломаны",
+        "мы слышали выстрелы со стороны поля",
+        "старики не могли уйти сами",
+        "скот разбежался по степи",
+        "я записал, что запомнил, на следующий день",
+        "говорили на двух языках",
+        "на остановке стояли люди с палками",
+        "врачи приехали поздно",
+        "мы не знали, куда идти",
+        "дорогу перекрыли грузовиком",
     ],
     "kk": [
-        "түнде көшеден айқай естідік", "көршілер үйлерінен жүгіріп шықты",
-        "жолда нөмірсіз көліктер жүрді", "дүкеннің жанына көп адам жиналды",
-        "біреу терезелерге тас лақтырды", "балалар таңға дейін жертөледе жылады",
-        "шатырлардың үстінде түтін көрдім", "полиция бірнеше сағаттан кейін ғана келді",
-        "біз туыстарымыздың үйіне тығылдық", "түн ортасында жарық өшті",
-        "жол қиылысында көлік жанып жатты", "таңертең қайтып келсек терезелер сынған екен",
-        "ағам жараланғандарға көмектесті", "адамдар қоңырау шалды бірақ ешкім жауап бермеді",
-        "қораның есігі сындырылған", "даланың жағынан атыс дауысын естідік",
-        "қарттар өздері кете алмады", "мал далаға шашылып кетті",
+        "түнде көшеден айқай естідік",
+        "көршілер үйлерінен жүгіріп шықты",
+        "жолда нөмірсіз көліктер жүрді",
+        "дүкеннің жанына көп адам жиналды",
+        "біреу терезелерге тас лақтырды",
+        "балалар таңға дейін жертөледе жылады",
+        "шатырлардың үстінде түтін көрдім",
+        "полиция бірнеше сағаттан кейін ғана келді",
+        "біз туыстарымыздың үйіне тығылдық",
+        "түн ортасында жарық өшті",
+        "жол қиылысында көлік жанып жатты",
+        "таңертең қайтып келсек терезелер сынған екен",
+        "ағам жараланғандарға көмектесті",
+        "адамдар қоңырау шалды бірақ ешкім жауап бермеді",
+        "қораның есігі сындырылған",
+        "даланың жағынан атыс дауысын естідік",
+        "қарттар өздері кете алмады",
+        "мал далаға шашылып кетті",
     ],
     "en": [
-        "at night we heard shouting in the street", "the neighbours ran out of their houses",
-        "cars without number plates drove along the road", "a crowd gathered by the shop",
-        "someone threw stones at the windows", "the children cried in the cellar until dawn",
-        "I saw smoke above the roofs", "the police came only hours later",
-        "we hid with relatives", "the power went off around midnight",
-        "a car was burning at the crossroads", "in the morning the windows were broken",
-        "my brother helped the wounded", "people phoned but nobody answered",
-        "the shed doors had been forced", "we heard shots from the direction of the fields",
-        "the old people could not leave by themselves", "the cattle scattered over the steppe",
+        "at night we heard shouting in the street",
+        "the neighbours ran out of their houses",
+        "cars without number plates drove along the road",
+        "a crowd gathered by the shop",
+        "someone threw stones at the windows",
+        "the children cried in the cellar until dawn",
+        "I saw smoke above the roofs",
+        "the police came only hours later",
+        "we hid with relatives",
+        "the power went off around midnight",
+        "a car was burning at the crossroads",
+        "in the morning the windows were broken",
+        "my brother helped the wounded",
+        "people phoned but nobody answered",
+        "the shed doors had been forced",
+        "we heard shots from the direction of the fields",
+        "the old people could not leave by themselves",
+        "the cattle scattered over the steppe",
     ],
 }
 assert not any(NEEDLE in p.casefold() for ps in PHRASES.values() for p in ps)
 LANGUAGE_WEIGHTS = (("ru", 55), ("kk", 25), ("en", 20))
-STATUS_WEIGHTS = (("new", 40), ("in_review", 30), ("corroborated", 15),
-                  ("not_credible", 10), ("withdrawn", 5))
+STATUS_WEIGHTS = (
+    ("new", 40),
+    ("in_review", 30),
+    ("corroborated", 15),
+    ("not_credible", 10),
+    ("withdrawn", 5),
+)
 
 
 def _pick(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:
@@ -143,8 +178,13 @@ def _pick(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:
 def invented_statement(rng: random.Random, language: str, needle: str | None) -> str:
     """Sentences of invented phrases, 300 to 5,000 characters (mostly shorter)."""
     band = rng.random()
-    length = (rng.randint(300, 1000) if band < 0.4 else rng.randint(1000, 2500)
-              if band < 0.8 else rng.randint(2500, 4970))
+    length = (
+        rng.randint(300, 1000)
+        if band < 0.4
+        else rng.randint(1000, 2500)
+        if band < 0.8
+        else rng.randint(2500, 4970)
+    )
     phrases = PHRASES[language]
     sentences: list[str] = []
     size = 0
@@ -199,18 +239,35 @@ def make_specs(count: int, seed: int = 2020) -> tuple[list[Spec], set[int]]:
         details = {
             "when_date": when.isoformat() if when else None,
             "when_approx": "" if when else "в начале февраля",
-            "place": place, "place_other": "" if place != "other" else "invented farm",
-            "relation": relation, "consent": consent, "language": language,
+            "place": place,
+            "place_other": "" if place != "other" else "invented farm",
+            "relation": relation,
+            "consent": consent,
+            "language": language,
         }
         contact = ("Signal +7 700 555 %04d (invented)" % index) if rng.random() < 0.33 else ""
         status = _pick(rng, STATUS_WEIGHTS)
-        specs.append(Spec(index, language, invented_statement(rng, language, needle), details,
-                          contact, status, place, relation, consent, received, updated,
-                          status != "new" and rng.random() < 0.5))
+        specs.append(
+            Spec(
+                index,
+                language,
+                invented_statement(rng, language, needle),
+                details,
+                contact,
+                status,
+                place,
+                relation,
+                consent,
+                received,
+                updated,
+                status != "new" and rng.random() < 0.5,
+            )
+        )
     return specs, with_needle
 
 
 # --- sealing workers ------------------------------------------------------------------------
+
 
 @dataclass
 class Sealed:
@@ -247,8 +304,12 @@ def _worker_init(settings: object, salt: object, recipient_rows: list[dict]) -> 
     for row in recipient_rows:
         session.add(Recipient(**row))
     session.commit()
-    _WORKER.update(settings=settings, salt=salt, session=session,
-                   recipients=list(session.query(Recipient).order_by(Recipient.id)))
+    _WORKER.update(
+        settings=settings,
+        salt=salt,
+        session=session,
+        recipients=list(session.query(Recipient).order_by(Recipient.id)),
+    )
 
 
 def _sealed(session, blob) -> Sealed:  # type: ignore[no-untyped-def]
@@ -256,8 +317,11 @@ def _sealed(session, blob) -> Sealed:  # type: ignore[no-untyped-def]
 
     from store.models import BlobChunk
 
-    chunks = list(session.scalars(select(BlobChunk.data).where(BlobChunk.blob_id == blob.id)
-                                  .order_by(BlobChunk.seq)))
+    chunks = list(
+        session.scalars(
+            select(BlobChunk.data).where(BlobChunk.blob_id == blob.id).order_by(BlobChunk.seq)
+        )
+    )
     return Sealed(blob.header, blob.payload_size, blob.chunk_count, chunks)
 
 
@@ -271,22 +335,31 @@ def _seal_specs(specs: list[Spec]) -> list[SealedTestimony]:
     out = []
     for spec in specs:
         code = receipts.new_code()
-        keys = receipts.ReceiptKeys(_WORKER["settings"], _WORKER["salt"],  # type: ignore[arg-type]
-                                    receipts.normalize(code) or "")
+        keys = receipts.ReceiptKeys(
+            _WORKER["settings"],
+            _WORKER["salt"],  # type: ignore[arg-type]
+            receipts.normalize(code) or "",
+        )
         details = _sealed(session, seal_blob(session, recipients, pad_document(spec.details)))
         contact = None
         if spec.contact.strip():
-            contact = _sealed(session, seal_blob(session, recipients,
-                                                 pad_document({"contact": spec.contact})))
-        statement = _sealed(session, seal_blob(session, recipients,
-                                               pad_document({"text": spec.statement})))
+            contact = _sealed(
+                session, seal_blob(session, recipients, pad_document({"contact": spec.contact}))
+            )
+        statement = _sealed(
+            session, seal_blob(session, recipients, pad_document({"text": spec.statement}))
+        )
         session.rollback()  # type: ignore[attr-defined]
-        out.append(SealedTestimony(spec, keys.lookup_hash, str(keys.reply_recipient),
-                                   details, contact, statement))
+        out.append(
+            SealedTestimony(
+                spec, keys.lookup_hash, str(keys.reply_recipient), details, contact, statement
+            )
+        )
     return out
 
 
 # --- building an instance ----------------------------------------------------------------
+
 
 @dataclass
 class Built:
@@ -304,8 +377,9 @@ class Built:
 def _new_blob(session, sealed: Sealed):  # type: ignore[no-untyped-def]
     from store.models import SealedBlob
 
-    blob = SealedBlob(header=sealed.header, payload_size=sealed.payload_size,
-                      chunk_count=sealed.chunk_count)
+    blob = SealedBlob(
+        header=sealed.header, payload_size=sealed.payload_size, chunk_count=sealed.chunk_count
+    )
     session.add(blob)
     return blob
 
@@ -320,8 +394,12 @@ def _blob_rows(session, recipients, blob, sealed: Sealed) -> None:  # type: igno
         session.add(BlobChunk(blob_id=blob.id, seq=seq, data=data))
 
 
-def _store_batch(db, recipients, reviewer_id: int,  # type: ignore[no-untyped-def]
-                 batch: list[SealedTestimony]) -> list[int]:
+def _store_batch(
+    db,
+    recipients,
+    reviewer_id: int,  # type: ignore[no-untyped-def]
+    batch: list[SealedTestimony],
+) -> list[int]:
     """Store the rows receive() stores, in its order, for a batch of testimonies."""
     from store import audit
     from store.models import Statement, Testimony, Witness
@@ -330,38 +408,62 @@ def _store_batch(db, recipients, reviewer_id: int,  # type: ignore[no-untyped-de
     with db.transaction() as session:
         witnesses, blobs = [], []
         for item in batch:
-            witness = Witness(receipt_hash=item.receipt_hash,
-                              reply_public_key=item.reply_public_key)
+            witness = Witness(
+                receipt_hash=item.receipt_hash, reply_public_key=item.reply_public_key
+            )
             session.add(witness)
             witnesses.append(witness)
         session.flush()
         for item in batch:
-            blobs.append([None if sealed is None else (_new_blob(session, sealed), sealed)
-                          for sealed in (item.details, item.contact, item.statement)])
+            blobs.append(
+                [
+                    None if sealed is None else (_new_blob(session, sealed), sealed)
+                    for sealed in (item.details, item.contact, item.statement)
+                ]
+            )
         session.flush()
         for row in blobs:
             for pair in row:
                 if pair is not None:
                     _blob_rows(session, recipients, *pair)
         testimonies = []
-        for item, witness, (details, contact, _statement) in zip(batch, witnesses, blobs,
-                                                                 strict=True):
+        for item, witness, (details, contact, _statement) in zip(
+            batch, witnesses, blobs, strict=True
+        ):
             details, contact = details[0], contact[0] if contact else None
             spec = item.spec
             testimony = Testimony(
-                witness_id=witness.id, received_on=spec.received_on,
-                updated_on=spec.updated_on, status=spec.status, language=spec.language,
-                place=spec.place, relation=spec.relation, consent=spec.consent,
-                details_blob_id=details.id, contact_blob_id=contact.id if contact else None,
-                assigned_to=reviewer_id if spec.assigned else None)
+                witness_id=witness.id,
+                received_on=spec.received_on,
+                updated_on=spec.updated_on,
+                status=spec.status,
+                language=spec.language,
+                place=spec.place,
+                relation=spec.relation,
+                consent=spec.consent,
+                details_blob_id=details.id,
+                contact_blob_id=contact.id if contact else None,
+                assigned_to=reviewer_id if spec.assigned else None,
+            )
             session.add(testimony)
             testimonies.append(testimony)
         session.flush()
         for item, testimony, row in zip(batch, testimonies, blobs, strict=True):
-            session.add(Statement(testimony_id=testimony.id, received_on=item.spec.received_on,
-                                  blob_id=row[2][0].id))
-            audit.append(session, "witness", "testimony.received", "testimony:%d" % testimony.id,
-                         {"attachments": 0}, day_only=True)
+            session.add(
+                Statement(
+                    testimony_id=testimony.id,
+                    received_on=item.spec.received_on,
+                    blob_id=row[2][0].id,
+                )
+            )
+            audit.append(
+                session,
+                "witness",
+                "testimony.received",
+                "testimony:%d" % testimony.id,
+                {"attachments": 0},
+                day_only=True,
+            )
             ids.append(testimony.id)
     return ids
 
@@ -387,8 +489,9 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
-def build(label: str, folder: Path, database_url: str | None, count: int, workers: int,
-          batch_size: int) -> Built:
+def build(
+    label: str, folder: Path, database_url: str | None, count: int, workers: int, batch_size: int
+) -> Built:
     from sqlalchemy import func, select, text
 
     import crypto
@@ -419,19 +522,26 @@ def build(label: str, folder: Path, database_url: str | None, count: int, worker
         reviewer_id, totp_secret = person.reviewer.id, person.totp_secret
         recipients = active_recipients(session)
         salt = receipt_kdf(session)
-        rows = [{c: getattr(r, c) for c in ("id", "public_key", "kind", "label", "active",
-                                            "created_on")} for r in recipients]
+        rows = [
+            {
+                c: getattr(r, c)
+                for c in ("id", "public_key", "kind", "label", "active", "created_on")
+            }
+            for r in recipients
+        ]
         session.expunge_all()
     assert {r.public_key for r in recipients} == {
-        str(recovery.recipient), str(person.identity.recipient)}  # type: ignore[attr-defined]
+        str(recovery.recipient),
+        str(person.identity.recipient),
+    }  # type: ignore[attr-defined]
 
-    chunks = [specs[i:i + 25] for i in range(0, len(specs), 25)]
+    chunks = [specs[i : i + 25] for i in range(0, len(specs), 25)]
     ids: list[int] = []
     pending: list[SealedTestimony] = []
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_worker_init,
-            initargs=(setup_settings, salt, rows)) as pool:
+        workers, mp_context=context, initializer=_worker_init, initargs=(setup_settings, salt, rows)
+    ) as pool:
         for sealed in pool.map(_seal_specs, chunks):
             pending.extend(sealed)
             if len(pending) >= batch_size:
@@ -443,9 +553,17 @@ def build(label: str, folder: Path, database_url: str | None, count: int, worker
 
     expected = sorted((ids[i] for i in with_needle), reverse=True)
     with db.sessions() as session:
-        filtered_total = session.scalar(select(func.count()).select_from(Testimony).where(
-            Testimony.status == FILTERED["status"],
-            Testimony.language == FILTERED["language"])) or 0
+        filtered_total = (
+            session.scalar(
+                select(func.count())
+                .select_from(Testimony)
+                .where(
+                    Testimony.status == FILTERED["status"],
+                    Testimony.language == FILTERED["language"],
+                )
+            )
+            or 0
+        )
     if not setup_settings.is_sqlite:
         # What autovacuum would soon do after such a load: without statistics the
         # planner misjudges (and JIT-compiles) the queries measured here.
@@ -453,8 +571,16 @@ def build(label: str, folder: Path, database_url: str | None, count: int, worker
             conn.execute(text("ANALYZE"))
     size = _db_bytes(db)
     db.dispose()
-    return Built(label, app_settings, totp_secret, expected, filtered_total,
-                 ids[len(ids) // 2], setup_seconds, size)
+    return Built(
+        label,
+        app_settings,
+        totp_secret,
+        expected,
+        filtered_total,
+        ids[len(ids) // 2],
+        setup_seconds,
+        size,
+    )
 
 
 # --- measuring ----------------------------------------------------------------------------
@@ -472,9 +598,15 @@ def logged_in_client(app, secret: str):  # type: ignore[no-untyped-def]
     token = CSRF.search(client.get("/login").get_data(as_text=True))
     if not token:
         sys.exit("no CSRF token on the login page")
-    response = client.post("/login", data={
-        "csrf_token": token.group(1), "name": REVIEWER, "password": PASSWORD,
-        "code": pyotp.TOTP(secret).now()})
+    response = client.post(
+        "/login",
+        data={
+            "csrf_token": token.group(1),
+            "name": REVIEWER,
+            "password": PASSWORD,
+            "code": pyotp.TOTP(secret).now(),
+        },
+    )
     if response.status_code != 302:
         sys.exit("login failed: status %d" % response.status_code)
     return client
@@ -518,6 +650,7 @@ def measure(built: Built, count: int) -> Figures:
             def check(html: str) -> None:
                 if "(%d)" % expected not in html:
                     sys.exit("the inbox does not show %d testimonies" % expected)
+
             return check
 
         def search_check(html: str) -> None:
@@ -525,16 +658,19 @@ def measure(built: Built, count: int) -> Figures:
             found = [int(x) for x in HIT_ID.findall(block.group(1))] if block else []
             searched = SEARCHED.search(html)
             if found != built.expected or not searched or int(searched.group(1)) != count:
-                sys.exit("search returned %s (searched %s), expected %s (searched %d)"
-                         % (found, searched.group(1) if searched else "?", built.expected,
-                            count))
+                sys.exit(
+                    "search returned %s (searched %s), expected %s (searched %d)"
+                    % (found, searched.group(1) if searched else "?", built.expected, count)
+                )
 
         inbox_first = timed_ms(client, "/", INBOX_RUNS, inbox_total(count))[1]
-        inbox_filtered = timed_ms(client, "/?" + urlencode(FILTERED), INBOX_RUNS,
-                                  inbox_total(built.filtered_total))[1]
+        inbox_filtered = timed_ms(
+            client, "/?" + urlencode(FILTERED), INBOX_RUNS, inbox_total(built.filtered_total)
+        )[1]
         testimony = timed_ms(client, "/testimony/%d" % built.middle_id, PAGE_RUNS)[1]
-        search_cold, search = timed_ms(client, "/search/?q=" + quote(NEEDLE), SEARCH_RUNS,
-                                       search_check)
+        search_cold, search = timed_ms(
+            client, "/search/?q=" + quote(NEEDLE), SEARCH_RUNS, search_check
+        )
         return Figures(inbox_first, inbox_filtered, testimony, search, search_cold)
     finally:
         app.extensions["testimony_db"].dispose()
@@ -550,8 +686,11 @@ def report(built: Built, figures: Figures, count: int) -> None:
     print("  database size                             %8.1f MiB" % (built.db_bytes / 2**20))
     rows = [
         ("inbox, first page", figures.inbox_first, INBOX_TARGET_MS),
-        ("inbox, filtered page (%d match)" % built.filtered_total, figures.inbox_filtered,
-         INBOX_TARGET_MS),
+        (
+            "inbox, filtered page (%d match)" % built.filtered_total,
+            figures.inbox_filtered,
+            INBOX_TARGET_MS,
+        ),
         ("one testimony page", figures.testimony, None),
         ("search over %d statements" % count, figures.search, SEARCH_TARGET_MS),
         ("  the first search of the process", figures.search_cold, None),
@@ -560,8 +699,10 @@ def report(built: Built, figures: Figures, count: int) -> None:
         if target is None:
             print("  %-40s %8.1f ms   (no target)" % (name, value))
             continue
-        print("  %-40s %8.1f ms   target < %5.0f ms   %s"
-              % (name, value, target, verdict(value, target)))
+        print(
+            "  %-40s %8.1f ms   target < %5.0f ms   %s"
+            % (name, value, target, verdict(value, target))
+        )
 
 
 def main() -> int:
@@ -576,11 +717,15 @@ def main() -> int:
         print("(ignoring options meant for other benchmarks: %s)" % " ".join(others))
 
     keys = os.environ.get("TESTIMONY_RECIPIENT_KEYS", "pq")
-    print("Review desk: %d testimonies, %s recipient keys, %d cores, sealing on %d processes"
-          % (args.testimonies, keys, os.cpu_count() or 1, args.workers))
-    print("Medians: inbox %d runs, testimony page %d, search %d; targets: inbox < %.0f ms, "
-          "search < %.0f s" % (INBOX_RUNS, PAGE_RUNS, SEARCH_RUNS, INBOX_TARGET_MS,
-                              SEARCH_TARGET_MS / 1000))
+    print(
+        "Review desk: %d testimonies, %s recipient keys, %d cores, sealing on %d processes"
+        % (args.testimonies, keys, os.cpu_count() or 1, args.workers)
+    )
+    print(
+        "Medians: inbox %d runs, testimony page %d, search %d; targets: inbox < %.0f ms, "
+        "search < %.0f s"
+        % (INBOX_RUNS, PAGE_RUNS, SEARCH_RUNS, INBOX_TARGET_MS, SEARCH_TARGET_MS / 1000)
+    )
     print("load average at the start: %.2f %.2f %.2f" % os.getloadavg())
     backends: list[tuple[str, str | None]] = [("SQLite", None)]
     url = os.environ.get("TEST_DATABASE_URL")
@@ -591,8 +736,7 @@ def main() -> int:
         try:
             if database_url:
                 reset_postgres(database_url)
-            built = build(label, folder, database_url, args.testimonies, args.workers,
-                          args.batch)
+            built = build(label, folder, database_url, args.testimonies, args.workers, args.batch)
             figures = measure(built, args.testimonies)
             report(built, figures, args.testimonies)
         finally:

@@ -71,8 +71,12 @@ def become_subreaper() -> None:
 def run(argv: list[str], log: Path, env: dict[str, str] | None) -> tuple[float, float]:
     """Run ``argv``; return (wall seconds, peak RSS MiB). Exit if it fails."""
     start = time.perf_counter()
-    shell = subprocess.run(["/bin/sh", "-c", _SPAWN, "sh", str(log), *argv], env=env,
-                           stdout=subprocess.PIPE, check=True)
+    shell = subprocess.run(
+        ["/bin/sh", "-c", _SPAWN, "sh", str(log), *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        check=True,
+    )
     _, status, usage = os.wait4(int(shell.stdout), 0)
     seconds = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
@@ -113,8 +117,7 @@ def file_hash(path: Path) -> str:
 
 
 def output(argv: list[str], env: dict[str, str] | None = None) -> str:
-    return subprocess.run(argv, env=env, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(argv, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
 class Tool:
@@ -172,18 +175,21 @@ class GnuPGHome:
         self.home = work / "gnupg"
         self.home.mkdir(mode=0o700)
         self.env = dict(os.environ, GNUPGHOME=str(self.home))
-        quiet = [self.gpg, "--batch", "--quiet", "--pinentry-mode", "loopback",
-                 "--passphrase", ""]
+        quiet = [self.gpg, "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""]
         uid = "Sealing benchmark <bench@example.invalid>"
         output(quiet + ["--quick-generate-key", uid, "ed25519", "sign", "never"], self.env)
         listing = output([self.gpg, "--batch", "--with-colons", "--list-keys", uid], self.env)
-        self.fpr = next(line.split(":")[9] for line in listing.splitlines()
-                        if line.startswith("fpr:"))
+        self.fpr = next(
+            line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")
+        )
         output(quiet + ["--quick-add-key", self.fpr, "cv25519", "encr", "never"], self.env)
 
     def close(self) -> None:
-        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "all"],
-                       env=self.env, capture_output=True)
+        subprocess.run(
+            ["gpgconf", "--homedir", str(self.home), "--kill", "all"],
+            env=self.env,
+            capture_output=True,
+        )
         reap_orphans(5)  # gpg-agent detached from gpg, so it is now this process's child
 
 
@@ -202,8 +208,9 @@ class Gpg(Tool):
         return self.base + ["--decrypt", "-o", str(dst), str(src)]
 
 
-def measure(tools: list[Tool], work: Path, plain: Path, expected: str, runs: int
-            ) -> dict[tuple[str, str], tuple[float, float]]:
+def measure(
+    tools: list[Tool], work: Path, plain: Path, expected: str, runs: int
+) -> dict[tuple[str, str], tuple[float, float]]:
     """(tool, direction) -> (best seconds, peak RSS MiB)."""
     results: dict[tuple[str, str], tuple[float, float]] = {}
 
@@ -229,8 +236,9 @@ def measure(tools: list[Tool], work: Path, plain: Path, expected: str, runs: int
 def report(results: dict[tuple[str, str], tuple[float, float]], size: int) -> None:
     print("%-7s %-7s %9s %9s %13s" % ("tool", "dir", "seconds", "MB/s", "peak RSS MiB"))
     for (name, direction), (seconds, rss) in results.items():
-        print("%-7s %-7s %9.3f %9.1f %13.1f" % (name, direction, seconds, size / 1e6 / seconds,
-                                                 rss))
+        print(
+            "%-7s %-7s %9.3f %9.1f %13.1f" % (name, direction, seconds, size / 1e6 / seconds, rss)
+        )
     print()
 
     def seconds(name: str, direction: str) -> float:
@@ -241,18 +249,29 @@ def report(results: dict[tuple[str, str], tuple[float, float]], size: int) -> No
 
     for direction in DIRECTIONS:
         ratio = seconds("ours", direction) / seconds("age", direction)
-        print("%-6s ours/age    %6.2fx  target <= %.2fx: %s; stretch < 1x: %s"
-              % (direction, ratio, AGE_RATIO_MAX, verdict(ratio <= AGE_RATIO_MAX),
-                 verdict(ratio < 1)))
+        print(
+            "%-6s ours/age    %6.2fx  target <= %.2fx: %s; stretch < 1x: %s"
+            % (direction, ratio, AGE_RATIO_MAX, verdict(ratio <= AGE_RATIO_MAX), verdict(ratio < 1))
+        )
     for direction in DIRECTIONS:
         speedup = seconds("gpg", direction) / seconds("ours", direction)
         plain = seconds("gpg-z0", direction) / seconds("ours", direction)
-        print("%-6s gpg/ours    %6.2fx  target >= %.1fx: %s  (gpg-z0/ours %.2fx: %s)"
-              % (direction, speedup, GPG_SPEEDUP_MIN, verdict(speedup >= GPG_SPEEDUP_MIN),
-                 plain, verdict(plain >= GPG_SPEEDUP_MIN)))
+        print(
+            "%-6s gpg/ours    %6.2fx  target >= %.1fx: %s  (gpg-z0/ours %.2fx: %s)"
+            % (
+                direction,
+                speedup,
+                GPG_SPEEDUP_MIN,
+                verdict(speedup >= GPG_SPEEDUP_MIN),
+                plain,
+                verdict(plain >= GPG_SPEEDUP_MIN),
+            )
+        )
     rss = max(results["ours", d][1] for d in DIRECTIONS)
-    print("ours   peak RSS %.1f MiB  target < %d MiB: %s"
-          % (rss, RSS_MAX_MIB, verdict(rss < RSS_MAX_MIB)))
+    print(
+        "ours   peak RSS %.1f MiB  target < %d MiB: %s"
+        % (rss, RSS_MAX_MIB, verdict(rss < RSS_MAX_MIB))
+    )
 
 
 def main() -> int:
@@ -271,15 +290,16 @@ def main() -> int:
         expected = make_input(plain, size)
         gnupg = GnuPGHome(work)
         try:
-            tools = [Ours(work), Age(work), Gpg(gnupg, compress=True),
-                     Gpg(gnupg, compress=False)]
+            tools = [Ours(work), Age(work), Gpg(gnupg, compress=True), Gpg(gnupg, compress=False)]
             results = measure(tools, work, plain, expected, args.runs)
         finally:
             gnupg.close()
 
-    print("%d MiB of random bytes, best of %d runs; Python %s, %d cores, load average %.2f "
-          "before the run" % (args.size_mib, args.runs, sys.version.split()[0],
-                              os.cpu_count() or 0, load))
+    print(
+        "%d MiB of random bytes, best of %d runs; Python %s, %d cores, load average %.2f "
+        "before the run"
+        % (args.size_mib, args.runs, sys.version.split()[0], os.cpu_count() or 0, load)
+    )
     print("every unsealed output equals the input")
     print()
     report(results, size)

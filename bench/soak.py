@@ -68,14 +68,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:] = [str(ROOT)] + [p for p in sys.path
-                             if Path(p or ".").resolve() not in (ROOT, ROOT / "bench")]
+sys.path[:] = [str(ROOT)] + [
+    p for p in sys.path if Path(p or ".").resolve() not in (ROOT, ROOT / "bench")
+]
 
 from tests.servers import PostgresCluster, RedisServer, free_port  # noqa: E402
 
-FAST_KDF = {"TESTIMONY_ARGON2_MEMORY_KIB": "1024", "TESTIMONY_ARGON2_TIME_COST": "1",
-            "TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB": "1024",
-            "TESTIMONY_RECEIPT_ARGON2_TIME_COST": "1", "TESTIMONY_SCRYPT_WORK_FACTOR": "10"}
+FAST_KDF = {
+    "TESTIMONY_ARGON2_MEMORY_KIB": "1024",
+    "TESTIMONY_ARGON2_TIME_COST": "1",
+    "TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB": "1024",
+    "TESTIMONY_RECEIPT_ARGON2_TIME_COST": "1",
+    "TESTIMONY_SCRYPT_WORK_FACTOR": "10",
+}
 ROLE = "testimony_intake"
 ROLE_PASSWORD = "invented-soak-intake-password"
 FORM = "/ru/testimony/"
@@ -86,11 +91,14 @@ _RECEIPT = re.compile(rb"\b(\d{4} \d{4} \d{4} \d{4} \d{4})\b")
 _TESTIMONY_LINK = re.compile(rb'href="/testimony/(\d+)"')
 _TAG = re.compile(r"\[(soak-\d+-[pta])\]")
 GRACE = 5.0  # seconds after a fault ends during which its after-effects still count
-STATEMENT = ("Вымышленное свидетельство для нагрузочной проверки: ночью у моста собрались "
-             "люди, полицейские стояли в стороне, соседей увезли в отделение. ")
+STATEMENT = (
+    "Вымышленное свидетельство для нагрузочной проверки: ночью у моста собрались "
+    "люди, полицейские стояли в стороне, соседей увезли в отделение. "
+)
 
 
 # --- the servers ---------------------------------------------------------------------------
+
 
 class Gunicorn:
     """One face under gunicorn; its workers can be listed and killed."""
@@ -99,11 +107,27 @@ class Gunicorn:
         self.port = free_port()
         self.log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:%d" % self.port,
-             "--workers", str(workers), "--timeout", "120", "--graceful-timeout", "5",
-             "--preload",
-             "wsgi:%s" % app], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                "127.0.0.1:%d" % self.port,
+                "--workers",
+                str(workers),
+                "--timeout",
+                "120",
+                "--graceful-timeout",
+                "5",
+                "--preload",
+                "wsgi:%s" % app,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def workers(self) -> list[int]:
         found = []
@@ -145,8 +169,14 @@ def _testimony(env: dict[str, str], *args: str, password: str | None = None) -> 
     full = dict(env)
     if password:
         full["TESTIMONY_PASSWORD"] = password
-    done = subprocess.run([sys.executable, "-m", "review.cli", *args], cwd=ROOT, env=full,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "review.cli", *args],
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if done.returncode != 0:
         raise RuntimeError("testimony %s: %s" % (" ".join(args), done.stderr[-2000:]))
     return done.stdout
@@ -174,28 +204,46 @@ class Stack:
         return self.work / "instance" / "recovery-key.txt"
 
 
-def start_stack(work: Path, postgres: PostgresCluster, redis: RedisServer, workers: int,
-                reviewers: int, fast_kdf: bool) -> Stack:
+def start_stack(
+    work: Path,
+    postgres: PostgresCluster,
+    redis: RedisServer,
+    workers: int,
+    reviewers: int,
+    fast_kdf: bool,
+) -> Stack:
     owner_url = postgres.createdb("testimony")
     base = {k: v for k, v in os.environ.items() if not k.startswith("TESTIMONY_")}
-    base.update(TESTIMONY_INSTANCE_PATH=str(work / "instance"),
-                TESTIMONY_LIMITER_STORAGE_URI=redis.url, TESTIMONY_LIMITER_PREFIX="soak",
-                TESTIMONY_SESSION_STORAGE_URI=redis.url)
+    base.update(
+        TESTIMONY_INSTANCE_PATH=str(work / "instance"),
+        TESTIMONY_LIMITER_STORAGE_URI=redis.url,
+        TESTIMONY_LIMITER_PREFIX="soak",
+        TESTIMONY_SESSION_STORAGE_URI=redis.url,
+    )
     if fast_kdf:
         base.update(FAST_KDF)
     owner_env = {**base, "TESTIMONY_DATABASE_URL": owner_url}
     _testimony(owner_env, "init")
-    _testimony({**owner_env, "SOAK_INTAKE_PASSWORD": ROLE_PASSWORD}, "db", "roles", "--apply",
-               "--intake-role", ROLE, "--password-env", "SOAK_INTAKE_PASSWORD")
+    _testimony(
+        {**owner_env, "SOAK_INTAKE_PASSWORD": ROLE_PASSWORD},
+        "db",
+        "roles",
+        "--apply",
+        "--intake-role",
+        ROLE,
+        "--password-env",
+        "SOAK_INTAKE_PASSWORD",
+    )
     people = []
     for n in range(reviewers):
         name, password = "soak-reviewer-%d" % n, "Invented soak passphrase %d!" % n
         printed = _testimony(owner_env, "reviewer", "add", name, password=password)
-        people.append(Reviewer(name, password,
-                               re.search(r"TOTP secret: (\S+)", printed).group(1)))  # type: ignore[union-attr]
-    intake_env = {**base, "TESTIMONY_DATABASE_URL": postgres.url(
-        "testimony", user=ROLE, password=ROLE_PASSWORD),
-        "TESTIMONY_SUBMISSIONS_PER_HOUR": "10000000"}
+        people.append(Reviewer(name, password, re.search(r"TOTP secret: (\S+)", printed).group(1)))  # type: ignore[union-attr]
+    intake_env = {
+        **base,
+        "TESTIMONY_DATABASE_URL": postgres.url("testimony", user=ROLE, password=ROLE_PASSWORD),
+        "TESTIMONY_SUBMISSIONS_PER_HOUR": "10000000",
+    }
     intake = Gunicorn("intake_app", intake_env, workers, work / "intake.log")
     review = Gunicorn("review_app", owner_env, workers, work / "review.log")
     try:
@@ -222,26 +270,40 @@ def next_source() -> str:
 
 
 def connect(port: int, timeout: float = 120) -> http.client.HTTPConnection:
-    return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
-                                      source_address=(next_source(), 0))
+    return http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=timeout, source_address=(next_source(), 0)
+    )
 
 
 def _part(name: str, value: str) -> bytes:
-    return ('--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
-            % (BOUNDARY, name, value)).encode()
+    return (
+        '--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (BOUNDARY, name, value)
+    ).encode()
 
 
 def form_body(token: str, statement: str, photo: tuple[str, bytes] | None) -> bytes:
     name, content = photo or ("", b"")
-    return b"".join([
-        _part("csrf_token", token), _part("statement", statement),
-        _part("when_approx", "ночью"), _part("place", "masanchi"), _part("place_other", ""),
-        _part("relation", "saw"),
-        ('--%s\r\nContent-Disposition: form-data; name="files"; filename="%s"\r\n'
-         "Content-Type: %s\r\n\r\n" % (BOUNDARY, name, "image/jpeg" if photo else
-                                       "application/octet-stream")).encode(),
-        content, b"\r\n", _part("contact", ""), _part("consent", "counts"),
-        _part("website", ""), ("--%s--\r\n" % BOUNDARY).encode()])
+    return b"".join(
+        [
+            _part("csrf_token", token),
+            _part("statement", statement),
+            _part("when_approx", "ночью"),
+            _part("place", "masanchi"),
+            _part("place_other", ""),
+            _part("relation", "saw"),
+            (
+                '--%s\r\nContent-Disposition: form-data; name="files"; filename="%s"\r\n'
+                "Content-Type: %s\r\n\r\n"
+                % (BOUNDARY, name, "image/jpeg" if photo else "application/octet-stream")
+            ).encode(),
+            content,
+            b"\r\n",
+            _part("contact", ""),
+            _part("consent", "counts"),
+            _part("website", ""),
+            ("--%s--\r\n" % BOUNDARY).encode(),
+        ]
+    )
 
 
 def make_photos(count: int, seed: int) -> list[bytes]:
@@ -289,8 +351,13 @@ class Submission:
         return "[%s] %s" % (self.tag, STATEMENT * 3)
 
 
-def _exchange(port: int, method: str, path: str, body: bytes | None = None,
-              headers: dict[str, str] | None = None) -> tuple[int, bytes, list[str]]:
+def _exchange(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes, list[str]]:
     conn = connect(port)
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -309,12 +376,18 @@ def submit_once(port: int, item: Submission, photos: list[bytes]) -> Attempt:
         token = _TOKEN.search(page)
         assert token, "no CSRF token on the form"
         cookie = "; ".join(c.split(";", 1)[0] for c in cookies)
-        photo = ("photo-%d.jpg" % item.photo, photos[item.photo]) \
-            if item.photo is not None else None
+        photo = (
+            ("photo-%d.jpg" % item.photo, photos[item.photo]) if item.photo is not None else None
+        )
         body = form_body(token.group(1).decode(), item.statement(), photo)
         posted = time.monotonic()
-        status, page, _ = _exchange(port, "POST", FORM, body, {
-            "Content-Type": "multipart/form-data; boundary=" + BOUNDARY, "Cookie": cookie})
+        status, page, _ = _exchange(
+            port,
+            "POST",
+            FORM,
+            body,
+            {"Content-Type": "multipart/form-data; boundary=" + BOUNDARY, "Cookie": cookie},
+        )
         seconds = time.monotonic() - posted
     except (OSError, http.client.HTTPException):
         return Attempt(0, time.monotonic() - started, started)
@@ -324,8 +397,13 @@ def submit_once(port: int, item: Submission, photos: list[bytes]) -> Attempt:
     return Attempt(status, seconds, started, translated=status != 503 or TRY_AGAIN in page)
 
 
-def witness(port: int, queue: list[Submission], lock: threading.Lock, photos: list[bytes],
-            stop: threading.Event) -> None:
+def witness(
+    port: int,
+    queue: list[Submission],
+    lock: threading.Lock,
+    photos: list[bytes],
+    stop: threading.Event,
+) -> None:
     while not stop.is_set():
         with lock:
             if not queue:
@@ -341,6 +419,7 @@ def witness(port: int, queue: list[Submission], lock: threading.Lock, photos: li
 
 # --- reviewers -----------------------------------------------------------------------------
 
+
 @dataclass
 class Browsing:
     pages: Counter = field(default_factory=Counter)  # (kind, status)
@@ -354,8 +433,7 @@ class ReviewerClient:
         self.cookies: dict[str, str] = {}
         self.last_step = -1
 
-    def _request(self, method: str, path: str, body: bytes | None = None
-                 ) -> tuple[int, bytes, str]:
+    def _request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes, str]:
         headers = {"Cookie": "; ".join("%s=%s" % kv for kv in self.cookies.items())}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -391,9 +469,14 @@ class ReviewerClient:
             return status
         token = _TOKEN.search(page)
         assert token, "no CSRF token on the login page"
-        body = urllib.parse.urlencode({
-            "csrf_token": token.group(1).decode(), "name": self.person.name,
-            "password": self.person.password, "code": totp.at(step * 30)}).encode()
+        body = urllib.parse.urlencode(
+            {
+                "csrf_token": token.group(1).decode(),
+                "name": self.person.name,
+                "password": self.person.password,
+                "code": totp.at(step * 30),
+            }
+        ).encode()
         status, _page, _ = self._request("POST", "/login", body)
         return status
 
@@ -434,6 +517,7 @@ class ReviewerClient:
 
 # --- faults --------------------------------------------------------------------------------
 
+
 @dataclass
 class Fault:
     kind: str
@@ -444,9 +528,9 @@ class Fault:
 
 def _connection_owner(server_port: int, client: tuple[str, int], pids: list[int]) -> int | None:
     """The worker holding the server side of the connection from ``client``."""
+
     def hexaddr(address: str, port: int) -> str:
-        return "%s:%04X" % ("".join("%02X" % int(p) for p in reversed(address.split("."))),
-                            port)
+        return "%s:%04X" % ("".join("%02X" % int(p) for p in reversed(address.split("."))), port)
 
     local, remote = hexaddr("127.0.0.1", server_port), hexaddr(*client)
     inode = None
@@ -483,10 +567,10 @@ def kill_mid_upload(stack: Stack) -> Fault:
     tag = "soak-%05d-a" % (90000 + next(_cuts))
     body = form_body(token.group(1).decode(), "[%s] %s" % (tag, STATEMENT), None)
     body = body.replace(b'filename=""', b'filename="cut.mp3"').replace(
-        b"application/octet-stream\r\n\r\n", b"audio/mpeg\r\n\r\n" + audio)
+        b"application/octet-stream\r\n\r\n", b"audio/mpeg\r\n\r\n" + audio
+    )
     source = next_source()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30,
-                                      source_address=(source, 0))
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
     conn.putrequest("POST", FORM)
     conn.putheader("Content-Type", "multipart/form-data; boundary=" + BOUNDARY)
     conn.putheader("Content-Length", str(len(body)))
@@ -496,7 +580,7 @@ def kill_mid_upload(stack: Stack) -> Fault:
     sent, victim = 0, None
     try:
         while sent < len(body):
-            conn.send(body[sent:sent + 64 * 1024])
+            conn.send(body[sent : sent + 64 * 1024])
             sent += 64 * 1024
             time.sleep(0.04)
             if sent >= len(body) // 2 and victim is None:
@@ -543,7 +627,8 @@ def restart_redis(stack: Stack) -> Fault:
     _await_intake(stack)
     fault.end = time.monotonic()
     fault.detail = "down %.1f s; rate-limit counters and reviewer sessions gone" % (
-        fault.end - fault.start)
+        fault.end - fault.start
+    )
     return fault
 
 
@@ -562,8 +647,9 @@ def _await_intake(stack: Stack, timeout: float = 120) -> None:
 FAULTS = (kill_mid_upload, kill_busy_worker, restart_postgres, restart_redis)
 
 
-def inject(stack: Stack, rounds: int, progress, total: int, stop: threading.Event,
-           faults: list[Fault]) -> None:
+def inject(
+    stack: Stack, rounds: int, progress, total: int, stop: threading.Event, faults: list[Fault]
+) -> None:
     """Spread ``rounds`` x the four faults between 10% and 85% of the submissions."""
     plan = [f for _ in range(rounds) for f in FAULTS]
     for index, fault in enumerate(plan):
@@ -576,6 +662,7 @@ def inject(stack: Stack, rounds: int, progress, total: int, stop: threading.Even
 
 
 # --- the run -------------------------------------------------------------------------------
+
 
 @dataclass
 class Result:
@@ -605,27 +692,37 @@ class Result:
     def problems(self) -> list[str]:
         out = []
         if self.lost:
-            out.append("%d acknowledged submissions not found: %s" % (
-                len(self.lost), ", ".join(self.lost[:5])))
+            out.append(
+                "%d acknowledged submissions not found: %s"
+                % (len(self.lost), ", ".join(self.lost[:5]))
+            )
         if self.acknowledged != self.submissions:
-            out.append("%d of %d submissions never acknowledged" % (
-                self.submissions - self.acknowledged, self.submissions))
+            out.append(
+                "%d of %d submissions never acknowledged"
+                % (self.submissions - self.acknowledged, self.submissions)
+            )
         if self.partial:
             out.append("partial testimony: %s" % "; ".join(self.partial[:5]))
-        if self.statuses[500] or self.browsing.pages.get(("inbox", 500)) or \
-                self.browsing.pages.get(("testimony", 500)):
+        if (
+            self.statuses[500]
+            or self.browsing.pages.get(("inbox", 500))
+            or self.browsing.pages.get(("testimony", 500))
+        ):
             out.append("500 answers seen")
         if sum(self.outside.values()) or sum(self.review_outside.values()):
-            out.append("5xx or cut connections outside fault windows: witnesses %s, "
-                       "reviewers %s" % (dict(self.outside), dict(self.review_outside)))
+            out.append(
+                "5xx or cut connections outside fault windows: witnesses %s, "
+                "reviewers %s" % (dict(self.outside), dict(self.review_outside))
+            )
         if self.untranslated:
-            out.append("%d 503 pages without the translated try-again text"
-                       % self.untranslated)
+            out.append("%d 503 pages without the translated try-again text" % self.untranslated)
         if not self.check_ok:
             out.append("testimony check failed")
         if self.sample_opened != self.sample:
-            out.append("%d of %d sampled receipts did not open on the witness face"
-                       % (self.sample - self.sample_opened, self.sample))
+            out.append(
+                "%d of %d sampled receipts did not open on the witness face"
+                % (self.sample - self.sample_opened, self.sample)
+            )
         return out
 
     @property
@@ -636,8 +733,7 @@ class Result:
 def _in_fault(start: float, end: float, faults: list[Fault]) -> bool:
     """Whether a request in flight from ``start`` to ``end`` met a fault (or its
     after-effects, up to GRACE seconds after the service answered again)."""
-    return any(start <= (f.end or time.monotonic()) + GRACE and f.start <= end
-               for f in faults)
+    return any(start <= (f.end or time.monotonic()) + GRACE and f.start <= end for f in faults)
 
 
 def _percentile(values: list[float], p: float) -> float:
@@ -647,18 +743,31 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def run(submissions: int = 2000, witnesses: int = 32, reviewers: int = 2, workers: int = 4,
-        faults: int = 2, photo_every: int = 4, fast_kdf: bool = False,
-        work: Path | None = None, seed: int = 7, out=print) -> Result:  # type: ignore[no-untyped-def]
+def run(
+    submissions: int = 2000,
+    witnesses: int = 32,
+    reviewers: int = 2,
+    workers: int = 4,
+    faults: int = 2,
+    photo_every: int = 4,
+    fast_kdf: bool = False,
+    work: Path | None = None,
+    seed: int = 7,
+    out=print,
+) -> Result:  # type: ignore[no-untyped-def]
     owned = work is None
     work = Path(tempfile.mkdtemp(prefix="testimony-soak-")) if work is None else work
     result = Result(submissions, witnesses, workers)
     photos = make_photos(8, seed)
-    items = [Submission(n, (n // photo_every) % len(photos) if n % photo_every == 0 else None)
-             for n in range(submissions)]
+    items = [
+        Submission(n, (n // photo_every) % len(photos) if n % photo_every == 0 else None)
+        for n in range(submissions)
+    ]
     result.photos = sum(1 for i in items if i.photo is not None)
-    out("soak: starting PostgreSQL, Redis and %d+%d gunicorn workers in %s" % (
-        workers, workers, work))
+    out(
+        "soak: starting PostgreSQL, Redis and %d+%d gunicorn workers in %s"
+        % (workers, workers, work)
+    )
     postgres, redis = PostgresCluster(work / "postgres"), RedisServer(work / "redis")
     try:
         postgres.start()
@@ -671,20 +780,37 @@ def run(submissions: int = 2000, witnesses: int = 32, reviewers: int = 2, worker
     try:
         queue, lock, stop = list(reversed(items)), threading.Lock(), threading.Event()
         review_lock = threading.Lock()
-        browsers = [threading.Thread(target=ReviewerClient(stack.review.port, p).browse,
-                                     args=(stop, result.browsing, review_lock), daemon=True)
-                    for p in stack.reviewers]
+        browsers = [
+            threading.Thread(
+                target=ReviewerClient(stack.review.port, p).browse,
+                args=(stop, result.browsing, review_lock),
+                daemon=True,
+            )
+            for p in stack.reviewers
+        ]
         for thread in browsers:
             thread.start()
         started = time.monotonic()
-        crowd = [threading.Thread(target=witness, args=(stack.intake.port, queue, lock,
-                                                          photos, stop), daemon=True)
-                 for _ in range(witnesses)]
+        crowd = [
+            threading.Thread(
+                target=witness, args=(stack.intake.port, queue, lock, photos, stop), daemon=True
+            )
+            for _ in range(witnesses)
+        ]
         for thread in crowd:
             thread.start()
-        injector = threading.Thread(target=inject, args=(
-            stack, faults, lambda: sum(1 for i in items if i.code), submissions, stop,
-            result.faults), daemon=True)
+        injector = threading.Thread(
+            target=inject,
+            args=(
+                stack,
+                faults,
+                lambda: sum(1 for i in items if i.code),
+                submissions,
+                stop,
+                result.faults,
+            ),
+            daemon=True,
+        )
         injector.start()
         for thread in crowd:
             thread.join()
@@ -696,13 +822,15 @@ def run(submissions: int = 2000, witnesses: int = 32, reviewers: int = 2, worker
         _tally(result, items)
         result.sample = min(25, result.acknowledged)
         result.sample_opened = _open_on_the_witness_face(
-            stack, [i.code for i in items if i.code][:result.sample])
+            stack, [i.code for i in items if i.code][: result.sample]
+        )
     finally:
         stack.intake.stop()
         stack.review.stop()
     try:
-        _verify(stack, items, result, {n: hashlib.sha256(p).hexdigest()
-                                       for n, p in enumerate(photos)})
+        _verify(
+            stack, items, result, {n: hashlib.sha256(p).hexdigest() for n, p in enumerate(photos)}
+        )
     finally:
         stack.redis.stop()
         stack.postgres.remove()
@@ -720,8 +848,9 @@ def _tally(result: Result, items: list[Submission]) -> None:
             result.statuses[attempt.status] += 1
             if attempt.status == 503 and not attempt.translated:
                 result.untranslated += 1
-            if (attempt.status >= 500 or attempt.status == 0) and \
-                    not _in_fault(attempt.at, attempt.end, result.faults):
+            if (attempt.status >= 500 or attempt.status == 0) and not _in_fault(
+                attempt.at, attempt.end, result.faults
+            ):
                 result.outside[attempt.status] += 1
     for start, end, status in result.browsing.events:
         if not _in_fault(start, end, result.faults):
@@ -739,11 +868,19 @@ def _open_on_the_witness_face(stack: Stack, codes: list[str | None]) -> int:
         token = _TOKEN.search(page)
         if status != 200 or not token:
             continue
-        body = urllib.parse.urlencode({"csrf_token": token.group(1).decode(),
-                                       "receipt": code or ""}).encode()
-        status, page, _ = _exchange(stack.intake.port, "POST", "/ru/receipt/", body, {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Cookie": "; ".join(c.split(";", 1)[0] for c in cookies)})
+        body = urllib.parse.urlencode(
+            {"csrf_token": token.group(1).decode(), "receipt": code or ""}
+        ).encode()
+        status, page, _ = _exchange(
+            stack.intake.port,
+            "POST",
+            "/ru/receipt/",
+            body,
+            {
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": "; ".join(c.split(";", 1)[0] for c in cookies),
+            },
+        )
         opened += status == 200 and b'name="receipt"' in page
     return opened
 
@@ -755,8 +892,9 @@ def _lookup_hash(job: tuple[object, object, str]) -> str:
     return receipts.ReceiptKeys(settings, kdf, receipts.normalize(code) or "").lookup_hash  # type: ignore[arg-type]
 
 
-def _verify(stack: Stack, items: list[Submission], result: Result,
-            photo_sha: dict[int, str]) -> None:
+def _verify(
+    stack: Stack, items: list[Submission], result: Result, photo_sha: dict[int, str]
+) -> None:
     """Every acknowledged receipt leads to its whole testimony; nothing is partial;
     ``testimony check`` passes with the recovery key."""
     from sqlalchemy import select
@@ -776,31 +914,55 @@ def _verify(stack: Stack, items: list[Submission], result: Result,
             kdf = receipt_kdf(session)
             acknowledged = [i for i in items if i.code]
             context = multiprocessing.get_context("fork")
-            with concurrent.futures.ProcessPoolExecutor(os.cpu_count() or 1,
-                                                        mp_context=context) as pool:
-                hashes = list(pool.map(_lookup_hash, [(settings, kdf, i.code)
-                                                      for i in acknowledged], chunksize=8))
-            by_hash = dict(session.execute(select(Witness.receipt_hash, Testimony.id).join(
-                Testimony, Testimony.witness_id == Witness.id)).all())
+            with concurrent.futures.ProcessPoolExecutor(
+                os.cpu_count() or 1, mp_context=context
+            ) as pool:
+                hashes = list(
+                    pool.map(
+                        _lookup_hash, [(settings, kdf, i.code) for i in acknowledged], chunksize=8
+                    )
+                )
+            by_hash = dict(
+                session.execute(
+                    select(Witness.receipt_hash, Testimony.id).join(
+                        Testimony, Testimony.witness_id == Witness.id
+                    )
+                ).all()
+            )
             contents: dict[int, tuple[str | None, list[str]]] = {}
-            for testimony_id, in session.execute(select(Testimony.id)):
-                statements = list(session.scalars(select(Statement.blob_id).where(
-                    Statement.testimony_id == testimony_id)))
-                originals = list(session.scalars(select(Attachment.original_blob_id).where(
-                    Attachment.testimony_id == testimony_id)))
+            for (testimony_id,) in session.execute(select(Testimony.id)):
+                statements = list(
+                    session.scalars(
+                        select(Statement.blob_id).where(Statement.testimony_id == testimony_id)
+                    )
+                )
+                originals = list(
+                    session.scalars(
+                        select(Attachment.original_blob_id).where(
+                            Attachment.testimony_id == testimony_id
+                        )
+                    )
+                )
                 tag = None
                 if len(statements) == 1:
-                    text = unpad_document(read_blob(session, session.get(
-                        SealedBlob, statements[0]), recovery))["text"]
+                    text = unpad_document(
+                        read_blob(session, session.get(SealedBlob, statements[0]), recovery)
+                    )["text"]
                     found = _TAG.search(str(text))
                     tag = found.group(1) if found else None
-                shas = [hashlib.sha256(read_blob(session, session.get(SealedBlob, b),
-                                                 recovery)).hexdigest() for b in originals]
+                shas = [
+                    hashlib.sha256(
+                        read_blob(session, session.get(SealedBlob, b), recovery)
+                    ).hexdigest()
+                    for b in originals
+                ]
                 contents[testimony_id] = (tag, shas)
                 files = 0 if tag is None or tag.endswith("-t") else 1
                 if tag is None or len(shas) != files:
-                    result.partial.append("testimony %d: %d statements, %d files"
-                                          % (testimony_id, len(statements), len(shas)))
+                    result.partial.append(
+                        "testimony %d: %d statements, %d files"
+                        % (testimony_id, len(statements), len(shas))
+                    )
     finally:
         db.dispose()
     matched = set()
@@ -814,9 +976,14 @@ def _verify(stack: Stack, items: list[Submission], result: Result,
         else:
             result.lost.append(item.tag)
     result.extra = len(contents) - len(matched)
-    done = subprocess.run([sys.executable, "-m", "review.cli", "check", "--identity",
-                           str(stack.recovery_file)], cwd=ROOT, env=stack.owner_env,
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-m", "review.cli", "check", "--identity", str(stack.recovery_file)],
+        cwd=ROOT,
+        env=stack.owner_env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     result.check_ok = done.returncode == 0
     result.check_output = (done.stdout + done.stderr).strip()
 
@@ -825,33 +992,68 @@ def report(result: Result, out=print) -> None:  # type: ignore[no-untyped-def]
     kinds = Counter(f.kind for f in result.faults)
     pages = result.browsing.pages
     out("")
-    out("Soak: %d submissions (%d with a photo) by %d witnesses; %d workers per face; "
-        "own PostgreSQL + Redis on loopback" % (result.submissions, result.photos,
-                                               result.witnesses, result.workers))
-    out("  load: %d acknowledged in %.1f s = %.1f submissions/s; POST latency p50 %.2f s, "
-        "p95 %.2f s, max %.2f s" % (
-            result.acknowledged, result.seconds, result.acknowledged / max(result.seconds, 1e-9),
-            _percentile(result.latencies, 50), _percentile(result.latencies, 95),
-            max(result.latencies or [0])))
-    out("  faults injected: %d (%s)" % (len(result.faults), ", ".join(
-        "%d %s" % (n, k) for k, n in kinds.items())))
+    out(
+        "Soak: %d submissions (%d with a photo) by %d witnesses; %d workers per face; "
+        "own PostgreSQL + Redis on loopback"
+        % (result.submissions, result.photos, result.witnesses, result.workers)
+    )
+    out(
+        "  load: %d acknowledged in %.1f s = %.1f submissions/s; POST latency p50 %.2f s, "
+        "p95 %.2f s, max %.2f s"
+        % (
+            result.acknowledged,
+            result.seconds,
+            result.acknowledged / max(result.seconds, 1e-9),
+            _percentile(result.latencies, 50),
+            _percentile(result.latencies, 95),
+            max(result.latencies or [0]),
+        )
+    )
+    out(
+        "  faults injected: %d (%s)"
+        % (len(result.faults), ", ".join("%d %s" % (n, k) for k, n in kinds.items()))
+    )
     for fault in result.faults:
         out("    - %s: %s" % (fault.kind, fault.detail))
-    out("  witnesses saw: %s; 503 pages without the translated text: %d; outside faults: %s"
-        % (", ".join("%s %d" % ("cut" if s == 0 else s, n)
-                     for s, n in sorted(result.statuses.items())),
-           result.untranslated, dict(result.outside) or "nothing but 200s"))
-    out("  reviewers: %d logins; pages %s; outside faults: %s" % (
-        result.browsing.logins, ", ".join("%s %s %d" % (k, "cut" if s == 0 else s, n)
-                                          for (k, s), n in sorted(pages.items())),
-        dict(result.review_outside) or "nothing but 200s and logins"))
-    out("  after: acknowledged %d, found whole %d, lost %d; committed but not acknowledged "
+    out(
+        "  witnesses saw: %s; 503 pages without the translated text: %d; outside faults: %s"
+        % (
+            ", ".join(
+                "%s %d" % ("cut" if s == 0 else s, n) for s, n in sorted(result.statuses.items())
+            ),
+            result.untranslated,
+            dict(result.outside) or "nothing but 200s",
+        )
+    )
+    out(
+        "  reviewers: %d logins; pages %s; outside faults: %s"
+        % (
+            result.browsing.logins,
+            ", ".join(
+                "%s %s %d" % (k, "cut" if s == 0 else s, n) for (k, s), n in sorted(pages.items())
+            ),
+            dict(result.review_outside) or "nothing but 200s and logins",
+        )
+    )
+    out(
+        "  after: acknowledged %d, found whole %d, lost %d; committed but not acknowledged "
         "(a worker killed after the commit) %d; partial testimony %d; receipts opened on the "
-        "witness face %d of %d" % (result.acknowledged, result.found, len(result.lost),
-                                   result.extra, len(result.partial), result.sample_opened,
-                                   result.sample))
-    out("  testimony check: %s" % result.check_output.splitlines()[-1]
-        if result.check_output else "  testimony check: no output")
+        "witness face %d of %d"
+        % (
+            result.acknowledged,
+            result.found,
+            len(result.lost),
+            result.extra,
+            len(result.partial),
+            result.sample_opened,
+            result.sample,
+        )
+    )
+    out(
+        "  testimony check: %s" % result.check_output.splitlines()[-1]
+        if result.check_output
+        else "  testimony check: no output"
+    )
     out("RESULT: %s" % ("PASS" if result.ok else "FAIL: " + "; ".join(result.problems)))
 
 
@@ -863,15 +1065,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--faults", type=int, default=2, help="rounds of the four faults")
     parser.add_argument("--photo-every", type=int, default=4)
-    parser.add_argument("--fast-kdf", action="store_true",
-                        help="test-strength Argon2id and scrypt (the default is production)")
+    parser.add_argument(
+        "--fast-kdf",
+        action="store_true",
+        help="test-strength Argon2id and scrypt (the default is production)",
+    )
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (logs)")
     args = parser.parse_args(argv)
     work = Path(args.keep) if args.keep else None
     if work:
         work.mkdir(parents=True, exist_ok=True)
-    result = run(args.submissions, args.witnesses, args.reviewers, args.workers, args.faults,
-                 args.photo_every, args.fast_kdf, work)
+    result = run(
+        args.submissions,
+        args.witnesses,
+        args.reviewers,
+        args.workers,
+        args.faults,
+        args.photo_every,
+        args.fast_kdf,
+        work,
+    )
     report(result)
     return 0 if result.ok else 1
 

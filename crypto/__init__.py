@@ -58,13 +58,36 @@ from .stream import NONCE_SIZE, StreamReader, StreamWriter, payload_key
 from .x25519 import X25519Identity, X25519Recipient
 
 __all__ = [
-    "AgeError", "ArmorError", "HeaderError", "HeaderMACError", "KeyFormatError",
-    "NoIdentityMatchError", "PayloadError", "Header", "Stanza", "Identity", "Recipient",
-    "X25519Identity", "X25519Recipient", "HybridIdentity", "HybridRecipient",
-    "ScryptIdentity", "ScryptRecipient",
-    "seal", "unseal", "seal_bytes", "unseal_bytes", "read_header", "unwrap_file_key",
-    "add_recipients", "set_recipients", "rewrite_recipients", "parse_recipient",
-    "parse_identity", "parse_recipients_file", "parse_identities_file",
+    "AgeError",
+    "ArmorError",
+    "HeaderError",
+    "HeaderMACError",
+    "KeyFormatError",
+    "NoIdentityMatchError",
+    "PayloadError",
+    "Header",
+    "Stanza",
+    "Identity",
+    "Recipient",
+    "X25519Identity",
+    "X25519Recipient",
+    "HybridIdentity",
+    "HybridRecipient",
+    "ScryptIdentity",
+    "ScryptRecipient",
+    "seal",
+    "unseal",
+    "seal_bytes",
+    "unseal_bytes",
+    "read_header",
+    "unwrap_file_key",
+    "add_recipients",
+    "set_recipients",
+    "rewrite_recipients",
+    "parse_recipient",
+    "parse_identity",
+    "parse_recipients_file",
+    "parse_identities_file",
 ]
 
 
@@ -179,8 +202,9 @@ def read_header(src: BinaryIO, *, armor: bool | None = False) -> tuple[Header, S
     return parse_header(source), source
 
 
-def unseal(src: BinaryIO, identities: Iterable[Identity], *,
-           armor: bool | None = None) -> StreamReader:
+def unseal(
+    src: BinaryIO, identities: Iterable[Identity], *, armor: bool | None = None
+) -> StreamReader:
     """Open a sealed item; returns a reader of the plaintext.
 
     ``armor=None`` detects ASCII armor. The header is checked before this returns;
@@ -202,13 +226,15 @@ def seal_bytes(data: bytes, recipients: Iterable[Recipient], *, armor: bool = Fa
     return out.getvalue()
 
 
-def unseal_bytes(data: bytes, identities: Iterable[Identity], *,
-                 armor: bool | None = None) -> bytes:
+def unseal_bytes(
+    data: bytes, identities: Iterable[Identity], *, armor: bool | None = None
+) -> bytes:
     return unseal(io.BytesIO(data), identities, armor=armor).readall()
 
 
-def add_recipients(header: Header, identities: Iterable[Identity],
-                   recipients: Iterable[Recipient]) -> Header:
+def add_recipients(
+    header: Header, identities: Iterable[Identity], recipients: Iterable[Recipient]
+) -> Header:
     """A new header with the existing stanzas plus stanzas for ``recipients``."""
     file_key = unwrap_file_key(header, identities)
     new = _stanzas_for(recipients, file_key)
@@ -217,8 +243,9 @@ def add_recipients(header: Header, identities: Iterable[Identity],
     return build_header(header.stanzas + new, file_key)
 
 
-def set_recipients(header: Header, identities: Iterable[Identity],
-                   recipients: Iterable[Recipient]) -> Header:
+def set_recipients(
+    header: Header, identities: Iterable[Identity], recipients: Iterable[Recipient]
+) -> Header:
     """A new header readable by exactly ``recipients`` (removes everyone else).
 
     Stanzas do not name their recipient, so removal wraps the file key afresh for each

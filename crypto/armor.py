@@ -43,9 +43,7 @@ class ArmorWriter(io.RawIOBase):
             encoded = base64.b64encode(bytes(self._buf[:whole]))
             del self._buf[:whole]
             self._dst.write(
-                b"".join(
-                    encoded[i : i + COLUMNS] + b"\n" for i in range(0, len(encoded), COLUMNS)
-                )
+                b"".join(encoded[i : i + COLUMNS] + b"\n" for i in range(0, len(encoded), COLUMNS))
             )
         return len(data)
 

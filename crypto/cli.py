@@ -50,10 +50,14 @@ def _parser() -> argparse.ArgumentParser:
 
     keygen = sub.add_parser("keygen", help="generate an identity (like age-keygen)")
     keygen.add_argument("-o", "--output", metavar="FILE")
-    keygen.add_argument("--pq", action="store_true",
-                        help="a hybrid post-quantum identity (ML-KEM-768 + X25519, age1pq1…)")
-    keygen.add_argument("-y", dest="convert", metavar="FILE",
-                        help="print the recipient of the identity file FILE")
+    keygen.add_argument(
+        "--pq",
+        action="store_true",
+        help="a hybrid post-quantum identity (ML-KEM-768 + X25519, age1pq1…)",
+    )
+    keygen.add_argument(
+        "-y", dest="convert", metavar="FILE", help="print the recipient of the identity file FILE"
+    )
 
     enc = sub.add_parser("encrypt", help="seal to recipients or a passphrase")
     enc.add_argument("-r", "--recipient", action="append", default=[])
@@ -91,8 +95,9 @@ def _passphrase(env: str | None, confirm: bool) -> str:
     try:
         os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
     except OSError:
-        raise _Failure("no terminal to read a passphrase from "
-                       "(for scripts: --passphrase-env VAR)") from None
+        raise _Failure(
+            "no terminal to read a passphrase from (for scripts: --passphrase-env VAR)"
+        ) from None
     try:
         first = getpass.getpass("Passphrase: ")
         if confirm and getpass.getpass("Confirm passphrase: ") != first:
@@ -212,8 +217,9 @@ def _with_files(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO, wor
             src.close()
 
 
-def main(argv: Sequence[str] | None = None, stdin: BinaryIO | None = None,
-         stdout: BinaryIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None
+) -> int:
     args = _parser().parse_args(argv)
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout.buffer

@@ -33,8 +33,9 @@ _RECIPIENT_TYPES: list[tuple[str, type]] = [("age1", X25519Recipient)]
 _IDENTITY_TYPES: list[tuple[str, type]] = [("AGE-SECRET-KEY-1", X25519Identity)]
 
 
-def register(recipient_prefix: str, recipient_type: type, identity_prefix: str,
-             identity_type: type) -> None:
+def register(
+    recipient_prefix: str, recipient_type: type, identity_prefix: str, identity_type: type
+) -> None:
     """Add a key type; longer prefixes are matched first."""
     _RECIPIENT_TYPES.append((recipient_prefix, recipient_type))
     _IDENTITY_TYPES.append((identity_prefix, identity_type))

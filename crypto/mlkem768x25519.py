@@ -113,8 +113,9 @@ def _decode(text: str, what: str) -> tuple[str, bytes]:
         return bech32.decode(text)
     except KeyFormatError as exc:
         # These keys are long (a recipient is 1959 characters): say which key was damaged.
-        raise KeyFormatError("invalid age hybrid %s (truncated or mistyped?): %s"
-                             % (what, exc)) from None
+        raise KeyFormatError(
+            "invalid age hybrid %s (truncated or mistyped?): %s" % (what, exc)
+        ) from None
 
 
 # Any clamped scalar maps exactly the small-order points to zero, so one exchange with a
@@ -131,15 +132,15 @@ class HybridRecipient:
         try:
             self._mlkem = MLKEM768PublicKey.from_public_bytes(public_bytes[:MLKEM_PUBLIC_SIZE])
         except ValueError:
-            raise KeyFormatError("invalid mlkem768x25519 public key: bad ML-KEM-768 part"
-                                 ) from None
+            raise KeyFormatError("invalid mlkem768x25519 public key: bad ML-KEM-768 part") from None
         self._x25519_bytes = public_bytes[MLKEM_PUBLIC_SIZE:]
         self._x25519 = X25519PublicKey.from_public_bytes(self._x25519_bytes)
         try:
             _PROBE.exchange(self._x25519)
         except ValueError:
-            raise KeyFormatError("invalid mlkem768x25519 public key: low-order X25519 part"
-                                 ) from None
+            raise KeyFormatError(
+                "invalid mlkem768x25519 public key: low-order X25519 part"
+            ) from None
         self.public_bytes = public_bytes
 
     @classmethod
@@ -217,8 +218,7 @@ class HybridIdentity:
         try:
             ss_t = self._x25519.exchange(X25519PublicKey.from_public_bytes(ct_t))
         except ValueError:
-            raise HeaderError("invalid mlkem768x25519 stanza: low-order X25519 share"
-                              ) from None
+            raise HeaderError("invalid mlkem768x25519 stanza: low-order X25519 share") from None
         return _combine(ss_pq, ss_t, ct_t, self._x25519_public)
 
     def unwrap(self, stanzas: list[Stanza]) -> bytes | None:
@@ -229,12 +229,12 @@ class HybridIdentity:
                 raise HeaderError("invalid mlkem768x25519 stanza: expected exactly one argument")
             enc = b64decode(stanza.args[0])
             if len(enc) != ENC_SIZE:
-                raise HeaderError("invalid mlkem768x25519 stanza: enc must be %d bytes"
-                                  % ENC_SIZE)
+                raise HeaderError("invalid mlkem768x25519 stanza: enc must be %d bytes" % ENC_SIZE)
             # Checked before any decryption, against partitioning oracles.
             if len(stanza.body) != BODY_SIZE:
-                raise HeaderError("invalid mlkem768x25519 stanza: the wrapped file key "
-                                  "must be 16 bytes")
+                raise HeaderError(
+                    "invalid mlkem768x25519 stanza: the wrapped file key must be 16 bytes"
+                )
             aead, nonce = _aead(self._shared_secret(enc))
             try:
                 return aead.decrypt(nonce, stanza.body, b"")

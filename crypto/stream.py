@@ -122,8 +122,7 @@ class _Workers:
         if len(self._threads) < _WORKERS:
             with self._lock:
                 while len(self._threads) < _WORKERS and not self._stopped:
-                    thread = threading.Thread(target=self._work, name="age-stream",
-                                              daemon=True)
+                    thread = threading.Thread(target=self._work, name="age-stream", daemon=True)
                     thread.start()
                     self._threads.append(thread)
         self._queue.put(job)
@@ -183,8 +182,9 @@ def _write_all(dst: BinaryIO, view: memoryview) -> None:
 # --- sealing ---------------------------------------------------------------------------
 
 
-def _seal_batch(aead: ChaCha20Poly1305, chunks: list[memoryview], counter: int,
-                last: bool, out: bytearray) -> int:
+def _seal_batch(
+    aead: ChaCha20Poly1305, chunks: list[memoryview], counter: int, last: bool, out: bytearray
+) -> int:
     """Encrypt ``chunks`` (chunk numbers from ``counter``) into ``out``; its length used.
 
     With ``last`` the final chunk of the list is the payload's last chunk.
@@ -194,8 +194,9 @@ def _seal_batch(aead: ChaCha20Poly1305, chunks: list[memoryview], counter: int,
     final = len(chunks) - 1
     for i, chunk in enumerate(chunks):
         end = pos + len(chunk) + TAG_SIZE
-        aead.encrypt_into(_chunk_nonce(counter + i, last and i == final), chunk, None,
-                          view[pos:end])
+        aead.encrypt_into(
+            _chunk_nonce(counter + i, last and i == final), chunk, None, view[pos:end]
+        )
         pos = end
     return pos
 
@@ -246,9 +247,7 @@ class StreamWriter(io.RawIOBase):
 
     def _submit_ready(self) -> None:
         # A chunk can only be sealed as "not last" once a byte beyond it is known.
-        while len(self._full) > BATCH_CHUNKS or (
-            len(self._full) == BATCH_CHUNKS and self._partial
-        ):
+        while len(self._full) > BATCH_CHUNKS or (len(self._full) == BATCH_CHUNKS and self._partial):
             batch = self._full[:BATCH_CHUNKS]
             del self._full[:BATCH_CHUNKS]
             self._submit(batch, last=False, run=_pooled)
@@ -300,8 +299,9 @@ class _Batch:
         self.failure: BaseException | None = None  # the input failed after ``size`` bytes
 
 
-def _open_batch(aead: ChaCha20Poly1305, batch: _Batch, counter: int
-                ) -> tuple[int, int, BaseException | None, int]:
+def _open_batch(
+    aead: ChaCha20Poly1305, batch: _Batch, counter: int
+) -> tuple[int, int, BaseException | None, int]:
     """Authenticate and decrypt the chunks of ``batch``, numbered from ``counter``.
 
     Returns (plaintext bytes that may be released, outcome, error, length of the last
@@ -328,15 +328,15 @@ def _open_batch(aead: ChaCha20Poly1305, batch: _Batch, counter: int
             except InvalidTag:
                 if last:
                     raise PayloadError(
-                        "payload was altered or truncated: chunk %d failed authentication"
-                        % counter) from None
+                        "payload was altered or truncated: chunk %d failed authentication" % counter
+                    ) from None
                 last = True
                 try:
                     aead.decrypt_into(_chunk_nonce(counter, True), chunk, None, target)
                 except InvalidTag:
                     raise PayloadError(
-                        "payload was altered or truncated: chunk %d failed authentication"
-                        % counter) from None
+                        "payload was altered or truncated: chunk %d failed authentication" % counter
+                    ) from None
             if last and not size and counter > 0:
                 raise PayloadError("payload is malformed: the final chunk is empty")
             counter += 1
@@ -345,8 +345,12 @@ def _open_batch(aead: ChaCha20Poly1305, batch: _Batch, counter: int
                 if pos < batch.size:
                     # The final chunk authenticated and is released; the failure comes on
                     # the next read, as the reference implementation behaves.
-                    return released + size, _FAILED, PayloadError(
-                        "payload is malformed: data after the final chunk"), size
+                    return (
+                        released + size,
+                        _FAILED,
+                        PayloadError("payload is malformed: data after the final chunk"),
+                        size,
+                    )
                 if batch.at_end:
                     return released + size, _DONE, None, size
                 if batch.failure:
@@ -359,9 +363,16 @@ def _open_batch(aead: ChaCha20Poly1305, batch: _Batch, counter: int
     if batch.failure:
         return released, _FAILED, batch.failure, 0
     if batch.at_end:
-        return released, _FAILED, PayloadError(
-            "payload is truncated: no chunks" if counter == 0
-            else "payload is truncated: the final chunk is missing"), 0
+        return (
+            released,
+            _FAILED,
+            PayloadError(
+                "payload is truncated: no chunks"
+                if counter == 0
+                else "payload is truncated: the final chunk is missing"
+            ),
+            0,
+        )
     return released, _MORE, None, 0
 
 
@@ -483,8 +494,10 @@ class StreamReader(io.RawIOBase):
             if after.size == 0 and after.failure is None:
                 outcome = _DONE
             elif after.size:
-                outcome, error = _FAILED, PayloadError(
-                    "payload is malformed: data after the final chunk")
+                outcome, error = (
+                    _FAILED,
+                    PayloadError("payload is malformed: data after the final chunk"),
+                )
             else:
                 outcome, error, released = _FAILED, after.failure, released - last_size
         self._batch = batch

@@ -34,14 +34,19 @@ class IntakeRequest(Request):
     max_form_memory_size = FORM_FIELDS_BYTES
     max_form_parts = 1000
 
-    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
-                         filename: str | None = None,
-                         content_length: int | None = None) -> Any:
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> Any:
         budget = getattr(self, "_upload_budget", None)
         if budget is None:
             settings: Settings = self.app_settings  # type: ignore[attr-defined]
-            budget = UploadBudget(per_file=settings.max_file_size,
-                                  remaining=settings.max_submission_size)
+            budget = UploadBudget(
+                per_file=settings.max_file_size, remaining=settings.max_submission_size
+            )
             self._upload_budget = budget
         return SealedSpool(budget)
 
@@ -69,8 +74,7 @@ def limited(limit: Any, *, key_func: Any = None, scope: str) -> Any:
     apps (or tests) never share counters."""
 
     def mark(view: Any) -> Any:
-        view.testimony_limits = [*getattr(view, "testimony_limits", []),
-                                 (limit, key_func, scope)]
+        view.testimony_limits = [*getattr(view, "testimony_limits", []), (limit, key_func, scope)]
         return view
 
     return mark
@@ -121,8 +125,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @app.context_processor
     def page_context() -> dict[str, Any]:
-        return {"page_title": settings.page_title, "languages": LANGUAGE_LABELS,
-                "switch_url": _switch_url}
+        return {
+            "page_title": settings.page_title,
+            "languages": LANGUAGE_LABELS,
+            "switch_url": _switch_url,
+        }
 
     @app.route("/")
     def root() -> Any:

@@ -50,8 +50,9 @@ def detect(head: bytes) -> FileType | None:
         return FileType("pdf", "application/pdf", "pdf")
     if head[4:8] == b"ftyp":
         return _FTYP_BRANDS.get(head[8:12], _MP4)
-    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
-                                   and head[1] & 0x06 != 0):
+    if head.startswith(b"ID3") or (
+        len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06 != 0
+    ):
         return FileType("audio", "audio/mpeg", "mp3")
     if head.startswith(b"OggS"):
         return FileType("audio", "audio/ogg", "ogg")

@@ -61,8 +61,12 @@ def readable_text(form: FlaskForm, field: StringField) -> None:
         raise ValidationError(_l("Some characters could not be read. Please type them again."))
     for char in value:
         if char not in _ALLOWED_CONTROLS and unicodedata.category(char) in ("Cc", "Cs"):
-            raise ValidationError(_l("The text contains hidden characters we cannot keep. "
-                                     "Please type it again instead of pasting it."))
+            raise ValidationError(
+                _l(
+                    "The text contains hidden characters we cannot keep. "
+                    "Please type it again instead of pasting it."
+                )
+            )
 
 
 def plausible_date(form: FlaskForm, field: DateField) -> None:
@@ -79,22 +83,30 @@ def place_choices(language: str) -> list[tuple[str, str]]:
 class TestimonyForm(FlaskForm):
     statement = TextAreaField(
         _l("What happened?"),
-        description=_l("Write in your own words what you saw or lived through. Do not write "
-                       "your name. If you would rather speak, attach an audio recording "
-                       "below: then you do not need to write here."),
+        description=_l(
+            "Write in your own words what you saw or lived through. Do not write "
+            "your name. If you would rather speak, attach an audio recording "
+            "below: then you do not need to write here."
+        ),
         validators=[Length(max=STATEMENT_MAX), readable_text],
     )
-    when_date = DateField(_l("When did it happen? (optional)"),
-                          validators=[Optional(), plausible_date],
-                          description=_l("The date, if you know it."))
+    when_date = DateField(
+        _l("When did it happen? (optional)"),
+        validators=[Optional(), plausible_date],
+        description=_l("The date, if you know it."),
+    )
     when_approx = StringField(
         _l("Or say roughly when (optional)"),
         description=_l("For example: the night of 7 February 2020."),
         validators=[Optional(), Length(max=200), readable_text],
     )
-    place = SelectField(_l("Where did it happen? (optional)"), choices=[],
-                        validate_choice=True, default="",
-                        description=_l("Choose the village or town."))
+    place = SelectField(
+        _l("Where did it happen? (optional)"),
+        choices=[],
+        validate_choice=True,
+        default="",
+        description=_l("Choose the village or town."),
+    )
     place_other = StringField(
         _l("Or name the place (optional)"),
         description=_l("A street, a building, or another village."),
@@ -108,13 +120,16 @@ class TestimonyForm(FlaskForm):
     )
     files = MultipleFileField(
         _l("Audio recording, photos, video or PDF (optional)"),
-        description=_l("You can choose several files. Up to %(file)s MB each, "
-                       "%(total)s MB in all."),
+        description=_l(
+            "You can choose several files. Up to %(file)s MB each, %(total)s MB in all."
+        ),
     )
     contact = TextAreaField(
         _l("How can we contact you? (optional)"),
-        description=_l("Only if you want us to contact you. It is locked like everything "
-                       "else. You can also come back with your code instead."),
+        description=_l(
+            "Only if you want us to contact you. It is locked like everything "
+            "else. You can also come back with your code instead."
+        ),
         validators=[Optional(), Length(max=1000), readable_text],
     )
     consent = RadioField(
@@ -131,8 +146,7 @@ class ReceiptForm(FlaskForm):
     receipt = StringField(
         _l("Your receipt code"),
         description=_l("20 digits. Spaces do not matter."),
-        validators=[InputRequired(message=_l("Please enter your receipt code.")),
-                    Length(max=64)],
+        validators=[InputRequired(message=_l("Please enter your receipt code.")), Length(max=64)],
     )
 
 
@@ -143,5 +157,6 @@ class AddForm(FlaskForm):
         description=_l("Anything you want to add or correct, or an answer to a question."),
         validators=[Length(max=STATEMENT_MAX), readable_text],
     )
-    files = MultipleFileField(_l("More files (optional)"),
-                              description=_l("Up to %(file)s MB each."))
+    files = MultipleFileField(
+        _l("More files (optional)"), description=_l("Up to %(file)s MB each.")
+    )

@@ -130,12 +130,23 @@ def process(data: bytes) -> ProcessedImage:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageRefused("image_too_many_pixels") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
-                IndexError, TypeError, KeyError, ZeroDivisionError, MemoryError):
+        except (
+            UnidentifiedImageError,
+            OSError,
+            SyntaxError,
+            ValueError,
+            EOFError,
+            IndexError,
+            TypeError,
+            KeyError,
+            ZeroDivisionError,
+            MemoryError,
+        ):
             raise ImageRefused("image_corrupt") from None
     working, mime = _working_copy(image)
-    return ProcessedImage(width=width, height=height, exif=exif, working_copy=working,
-                          working_mime=mime)
+    return ProcessedImage(
+        width=width, height=height, exif=exif, working_copy=working, working_mime=mime
+    )
 
 
 def _working_copy(image: Image.Image) -> tuple[bytes | None, str | None]:

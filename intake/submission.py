@@ -70,8 +70,12 @@ class ReceivedFile:
             "declared_type": self.declared_type,
         }
         if self.image:
-            meta.update(width=self.image.width, height=self.image.height,
-                        exif=self.image.exif, working_copy=self.image.working_mime)
+            meta.update(
+                width=self.image.width,
+                height=self.image.height,
+                exif=self.image.exif,
+                working_copy=self.image.working_mime,
+            )
         return meta
 
 
@@ -131,8 +135,9 @@ def is_ready(db: Database) -> bool:
         return bool(active_recipients(session))
 
 
-def _seal_file(session: Session, recipients: list[Recipient], testimony: Testimony,
-               received: ReceivedFile) -> Attachment:
+def _seal_file(
+    session: Session, recipients: list[Recipient], testimony: Testimony, received: ReceivedFile
+) -> Attachment:
     received.spool.seek(0)
     with BlobWriter(session, recipients) as original:
         while block := received.spool.read(_COPY_BLOCK):
@@ -140,12 +145,17 @@ def _seal_file(session: Session, recipients: list[Recipient], testimony: Testimo
     working = None
     if received.image and received.image.working_copy is not None:
         working = seal_blob(session, recipients, received.image.working_copy)
-    meta = seal_blob(session, recipients,
-                     json.dumps(received.metadata(), ensure_ascii=False).encode())
-    attachment = Attachment(testimony_id=testimony.id, received_on=today(),
-                            kind=received.type.kind, original_blob_id=original.blob.id,
-                            working_blob_id=working.id if working else None,
-                            metadata_blob_id=meta.id)
+    meta = seal_blob(
+        session, recipients, json.dumps(received.metadata(), ensure_ascii=False).encode()
+    )
+    attachment = Attachment(
+        testimony_id=testimony.id,
+        received_on=today(),
+        kind=received.type.kind,
+        original_blob_id=original.blob.id,
+        working_blob_id=working.id if working else None,
+        metadata_blob_id=meta.id,
+    )
     session.add(attachment)
     return attachment
 
@@ -166,35 +176,50 @@ def receive(db: Database, settings: Settings, submission: Submission) -> str:
     try:
         with db.transaction() as session:
             recipients = _recipients(session)
-            witness = Witness(receipt_hash=keys.lookup_hash,
-                              reply_public_key=str(keys.reply_recipient))
+            witness = Witness(
+                receipt_hash=keys.lookup_hash, reply_public_key=str(keys.reply_recipient)
+            )
             session.add(witness)
             session.flush()
             details = seal_blob(session, recipients, pad_document(submission.details()))
             contact = None
             if submission.contact.strip():
-                contact = seal_blob(session, recipients,
-                                    pad_document({"contact": submission.contact}))
+                contact = seal_blob(
+                    session, recipients, pad_document({"contact": submission.contact})
+                )
             testimony = Testimony(
-                witness_id=witness.id, received_on=today(), updated_on=today(), status="new",
-                language=submission.language, place=submission.place or "unknown",
-                relation=submission.relation, consent=submission.consent,
-                details_blob_id=details.id, contact_blob_id=contact.id if contact else None,
+                witness_id=witness.id,
+                received_on=today(),
+                updated_on=today(),
+                status="new",
+                language=submission.language,
+                place=submission.place or "unknown",
+                relation=submission.relation,
+                consent=submission.consent,
+                details_blob_id=details.id,
+                contact_blob_id=contact.id if contact else None,
             )
             session.add(testimony)
             session.flush()
             _add_statement(session, recipients, testimony, submission.statement)
             for received in submission.files:
                 _seal_file(session, recipients, testimony, received)
-            audit.append(session, "witness", "testimony.received", "testimony:%d" % testimony.id,
-                         {"attachments": len(submission.files)}, day_only=True)
+            audit.append(
+                session,
+                "witness",
+                "testimony.received",
+                "testimony:%d" % testimony.id,
+                {"attachments": len(submission.files)},
+                day_only=True,
+            )
     except NoRecipientsError:
         raise NotReady("no active recipient") from None
     return code
 
 
-def _add_statement(session: Session, recipients: list[Recipient], testimony: Testimony,
-                   text: str) -> None:
+def _add_statement(
+    session: Session, recipients: list[Recipient], testimony: Testimony, text: str
+) -> None:
     if not text.strip():
         return
     blob = seal_blob(session, recipients, pad_document({"text": text}))
@@ -235,7 +260,8 @@ def upgrade_reply_key(db: Database, keys: receipts.ReceiptKeys, testimony_id: in
         assert testimony is not None
         witness = testimony.witness
         if witness.reply_public_key.startswith("age1pq1") or not isinstance(
-                new, crypto.HybridIdentity):
+            new, crypto.HybridIdentity
+        ):
             return False
         old = keys.identity_for(witness.reply_public_key)
         for message in testimony.messages:
@@ -243,12 +269,20 @@ def upgrade_reply_key(db: Database, keys: receipts.ReceiptKeys, testimony_id: in
             assert blob is not None
             registered = blob_recipients(session, blob.id)
             header = crypto.set_recipients(
-                blob_header(blob), [old],
-                [*(crypto.parse_recipient(r.public_key) for r in registered), new.recipient])
+                blob_header(blob),
+                [old],
+                [*(crypto.parse_recipient(r.public_key) for r in registered), new.recipient],
+            )
             replace_header(session, blob, header, registered)
         witness.reply_public_key = str(new.recipient)
-        audit.append(session, "witness", "witness.key_upgrade", "testimony:%d" % testimony.id,
-                     {"replies": len(testimony.messages)}, day_only=True)
+        audit.append(
+            session,
+            "witness",
+            "witness.key_upgrade",
+            "testimony:%d" % testimony.id,
+            {"replies": len(testimony.messages)},
+            day_only=True,
+        )
     return True
 
 
@@ -263,9 +297,13 @@ def follow_up(db: Database, keys: receipts.ReceiptKeys, testimony_id: int) -> Fo
             blob = session.get(SealedBlob, message.blob_id)
             document = unpad_document(read_blob(session, blob, [identity]))  # type: ignore[arg-type]
             messages.append((message.sent_on, str(document.get("text", ""))))
-        return FollowUp(testimony_id=testimony.id, received_on=testimony.received_on,
-                        statements=len(testimony.statements),
-                        attachments=len(testimony.attachments), messages=messages)
+        return FollowUp(
+            testimony_id=testimony.id,
+            received_on=testimony.received_on,
+            statements=len(testimony.statements),
+            attachments=len(testimony.attachments),
+            messages=messages,
+        )
 
 
 def add(db: Database, testimony_id: int, text: str, files: list[ReceivedFile]) -> None:
@@ -279,9 +317,13 @@ def add(db: Database, testimony_id: int, text: str, files: list[ReceivedFile]) -
             for received in files:
                 _seal_file(session, recipients, testimony, received)
             testimony.updated_on = today()
-            audit.append(session, "witness", "testimony.added", "testimony:%d" % testimony.id,
-                         {"statement": bool(text.strip()), "attachments": len(files)},
-                         day_only=True)
+            audit.append(
+                session,
+                "witness",
+                "testimony.added",
+                "testimony:%d" % testimony.id,
+                {"statement": bool(text.strip()), "attachments": len(files)},
+                day_only=True,
+            )
     except NoRecipientsError:
         raise NotReady("no active recipient") from None
-

@@ -33,10 +33,10 @@ UPLOAD_MESSAGES = {
     "file_too_large": N_("“%(name)s” is too large. Each file can be up to %(mib)s MB."),
     "file_empty": N_("“%(name)s” is empty."),
     "file_type": N_("“%(name)s” is not a photo, audio, video or PDF file we can accept."),
-    "image_corrupt": N_("“%(name)s” looks like a photo but cannot be opened. "
-                        "It may be damaged."),
-    "image_too_many_pixels": N_("“%(name)s” is a picture that is too big to open. "
-                                "Please send a smaller copy."),
+    "image_corrupt": N_("“%(name)s” looks like a photo but cannot be opened. It may be damaged."),
+    "image_too_many_pixels": N_(
+        "“%(name)s” is a picture that is too big to open. Please send a smaller copy."
+    ),
 }
 
 
@@ -54,8 +54,7 @@ def isolated(name: str) -> str:
 
 def _upload_message(reason: str, name: str, settings: Settings) -> str:
     # The literal strings are listed for the catalogue; gettext translates at request time.
-    return _(UPLOAD_MESSAGES[reason], name=isolated(name or "?"),
-             mib=settings.max_file_size // MIB)
+    return _(UPLOAD_MESSAGES[reason], name=isolated(name or "?"), mib=settings.max_file_size // MIB)
 
 
 def _language_blueprint(name: str, prefix: str) -> Blueprint:
@@ -134,14 +133,19 @@ def _files(field_files: list[Any], errors: list[str]) -> list[submission.Receive
         if not storage.filename and spool.size == 0:
             continue  # the browser sends an empty part when no file was chosen
         try:
-            received.append(submission.check_upload(
-                spool, storage.filename or "", storage.mimetype or ""))
+            received.append(
+                submission.check_upload(spool, storage.filename or "", storage.mimetype or "")
+            )
         except submission.UploadRefused as exc:
             errors.append(_upload_message(exc.reason, exc.name, _settings()))
     budget = request.upload_budget  # type: ignore[attr-defined]
     if budget and budget.exceeded_total:
-        errors.append(_("All files together are too large. The limit is %(mib)s MB in all.",
-                        mib=_settings().max_submission_size // MIB))
+        errors.append(
+            _(
+                "All files together are too large. The limit is %(mib)s MB in all.",
+                mib=_settings().max_submission_size // MIB,
+            )
+        )
     return received
 
 
@@ -156,8 +160,10 @@ def _check(form: Any) -> tuple[bool, bool]:
     return not form.errors, expired
 
 
-EXPIRED = N_("This page was open for a long time, so it was not sent yet. Your text is still "
-             "here: please attach any files again and press Send.")
+EXPIRED = N_(
+    "This page was open for a long time, so it was not sent yet. Your text is still "
+    "here: please attach any files again and press Send."
+)
 FILES_AGAIN = N_("Files are not kept when the form comes back: please attach them again.")
 
 
@@ -185,8 +191,10 @@ def form() -> Any:
     has_audio = any(f.type.kind == "audio" for f in files)
     statement = (form.statement.data or "").strip()
     if not statement and not has_audio:
-        form.statement.errors = [*form.statement.errors,
-                                 _("Please write what happened, or attach an audio recording.")]
+        form.statement.errors = [
+            *form.statement.errors,
+            _("Please write what happened, or attach an audio recording."),
+        ]
         valid = False
     if form.website.data:
         form.website.errors = [_("Please leave this field empty.")]
@@ -214,24 +222,33 @@ def form() -> Any:
     return render_template("receipt.html", code=code, files=len(files))
 
 
-def _render_form(form: TestimonyForm, file_errors: list[str] | None = None,
-                 notices: list[str] | None = None) -> str:
+def _render_form(
+    form: TestimonyForm, file_errors: list[str] | None = None, notices: list[str] | None = None
+) -> str:
     settings = _settings()
     form.files.description = _(
         "You can choose several files. Up to %(file)s MB each, %(total)s MB in all.",
-        file=settings.max_file_size // MIB, total=settings.max_submission_size // MIB)
+        file=settings.max_file_size // MIB,
+        total=settings.max_submission_size // MIB,
+    )
     form.files.errors = [*form.files.errors, *(file_errors or [])]
     return render_template("submit.html", form=form, notices=notices or [])
 
 
-BUSY = N_("Many people are sending right now, so it was not sent yet. Your text is still "
-          "here: please wait an hour and press Send again.")
+BUSY = N_(
+    "Many people are sending right now, so it was not sent yet. Your text is still "
+    "here: please wait an hour and press Send again."
+)
 
 
 def _unavailable_notice() -> str:
-    return "%s. %s" % (_("Please try again in a few minutes"),
-                       _("Nothing was sent: this is a short problem on our side, not yours. "
-                         "Your text is still here."))
+    return "%s. %s" % (
+        _("Please try again in a few minutes"),
+        _(
+            "Nothing was sent: this is a short problem on our side, not yours. "
+            "Your text is still here."
+        ),
+    )
 
 
 def _sent_files() -> bool:
@@ -274,8 +291,9 @@ def printable() -> Any:
     digits = receipts.normalize(request.form.get("code", ""))
     if digits is None:
         abort(400)
-    code = " ".join(digits[i:i + receipts.GROUP] for i in range(0, receipts.DIGITS,
-                                                                 receipts.GROUP))
+    code = " ".join(
+        digits[i : i + receipts.GROUP] for i in range(0, receipts.DIGITS, receipts.GROUP)
+    )
     return render_template("receipt_print.html", code=code)
 
 
@@ -298,8 +316,9 @@ def lookup() -> Any:
         return render_template("receipt_lookup.html", form=form)
     valid, expired = _check(form)
     if expired or not valid:
-        return render_template("receipt_lookup.html", form=form,
-                               notices=[_(EXPIRED)] if expired else []), 400
+        return render_template(
+            "receipt_lookup.html", form=form, notices=[_(EXPIRED)] if expired else []
+        ), 400
     found = submission.find(_db(), _settings(), form.receipt.data)
     if found is None:
         return render_template("receipt_lookup.html", form=form, failed=True), 404
@@ -308,27 +327,34 @@ def lookup() -> Any:
     return _thread(form.receipt.data, keys, testimony_id, AddForm(formdata=None))
 
 
-def _thread(code: str, keys: Any, testimony_id: int, add_form: AddForm,
-            file_errors: list[str] | None = None, added: bool = False, status: int = 200,
-            notices: list[str] | None = None) -> Any:
+def _thread(
+    code: str,
+    keys: Any,
+    testimony_id: int,
+    add_form: AddForm,
+    file_errors: list[str] | None = None,
+    added: bool = False,
+    status: int = 200,
+    notices: list[str] | None = None,
+) -> Any:
     add_form.receipt.data = code
-    add_form.files.description = _("Up to %(file)s MB each.",
-                                   file=_settings().max_file_size // MIB)
+    add_form.files.description = _("Up to %(file)s MB each.", file=_settings().max_file_size // MIB)
     add_form.files.errors = [*add_form.files.errors, *(file_errors or [])]
     view = submission.follow_up(_db(), keys, testimony_id)
-    return render_template("thread.html", view=view, form=add_form, notices=notices or [],
-                           added=added), status
+    return render_template(
+        "thread.html", view=view, form=add_form, notices=notices or [], added=added
+    ), status
 
 
 def _addition_back(notice: str, status: int) -> Any:
     """The addition form with what was typed, without the thread (opening it takes the
     receipt's key derivation, which the rate limits ration and which needs the database)."""
     form = AddForm()
-    form.files.description = _("Up to %(file)s MB each.",
-                               file=_settings().max_file_size // MIB)
+    form.files.description = _("Up to %(file)s MB each.", file=_settings().max_file_size // MIB)
     notices = [notice, _(FILES_AGAIN)] if _sent_files() else [notice]
-    return render_template("thread.html", view=None, form=form, notices=notices,
-                           added=False), status
+    return render_template(
+        "thread.html", view=None, form=form, notices=notices, added=False
+    ), status
 
 
 @follow_up.errorhandler(RateLimitExceeded)
@@ -356,8 +382,14 @@ def _unavailable_errors() -> tuple[type[Exception], ...]:
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from sqlalchemy import exc
 
-    return (exc.OperationalError, exc.TimeoutError, StorageError, RedisConnectionError,
-            RedisTimeoutError, BusyLoadingError)
+    return (
+        exc.OperationalError,
+        exc.TimeoutError,
+        StorageError,
+        RedisConnectionError,
+        RedisTimeoutError,
+        BusyLoadingError,
+    )
 
 
 for _kind in _unavailable_errors():
@@ -372,8 +404,9 @@ def add() -> Any:
     form = AddForm()
     found = submission.find(_db(), _settings(), form.receipt.data or "")
     if found is None:
-        return render_template("receipt_lookup.html", form=ReceiptForm(formdata=None),
-                               failed=True), 404
+        return render_template(
+            "receipt_lookup.html", form=ReceiptForm(formdata=None), failed=True
+        ), 404
     keys, testimony_id = found
     file_errors: list[str] = []
     files = _files(request.files.getlist(form.files.name), file_errors)
@@ -382,8 +415,9 @@ def add() -> Any:
         notices = [_(EXPIRED)] if expired else []
         if (files or file_errors) and not expired:
             notices.append(_(FILES_AGAIN))
-        return _thread(form.receipt.data, keys, testimony_id, form, file_errors, status=400,
-                       notices=notices)
+        return _thread(
+            form.receipt.data, keys, testimony_id, form, file_errors, status=400, notices=notices
+        )
     if not (form.statement.data or "").strip() and not files:
         form.statement.errors = [_("Please write something or attach a file.")]
         return _thread(form.receipt.data, keys, testimony_id, form, status=400)

@@ -13,8 +13,12 @@ settings = config.attributes.get("settings") or settings_module.load()
 
 
 def run_offline() -> None:
-    context.configure(url=settings.database_url, target_metadata=Base.metadata,
-                      literal_binds=True, render_as_batch=settings.is_sqlite)
+    context.configure(
+        url=settings.database_url,
+        target_metadata=Base.metadata,
+        literal_binds=True,
+        render_as_batch=settings.is_sqlite,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -31,9 +35,12 @@ def run_online() -> None:
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
-    context.configure(connection=connection, target_metadata=Base.metadata,
-                      render_as_batch=connection.dialect.name == "sqlite",
-                      compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

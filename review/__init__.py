@@ -32,6 +32,7 @@ SESSION_COOKIE = "review_session"
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
 LANGUAGES = ("en", "ru")
 
+
 def client_key() -> str:
     """A keyed hash of the client address (see :mod:`store.web`)."""
     from flask import current_app
@@ -57,8 +58,10 @@ ERROR_MESSAGES: dict[object, Any] = {
     413: _l("This is too large."),
     429: _l("Too many attempts. Wait a while and try again."),
     500: _l("Something went wrong. Nothing was changed."),
-    503: _l("The database or session store cannot be reached just now. Nothing was "
-            "changed. Try again in a few minutes."),
+    503: _l(
+        "The database or session store cannot be reached just now. Nothing was "
+        "changed. Try again in a few minutes."
+    ),
 }
 
 
@@ -120,8 +123,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         app.register_blueprint(blueprint)
     limiter = Limiter(client_key, app=app, strategy="moving-window", headers_enabled=False)
     app.view_functions["auth.login"] = limiter.limit(
-        "10/minute;60/hour", methods=["POST"], scope="login-client")(
-        app.view_functions["auth.login"])
+        "10/minute;60/hour", methods=["POST"], scope="login-client"
+    )(app.view_functions["auth.login"])
 
     @app.before_request
     def require_login() -> Any:
@@ -147,8 +150,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     def headers(response: Any) -> Any:
         web.add_security_headers(response)
         if request.args.get("lang") in LANGUAGES:
-            response.set_cookie("review_lang", request.args["lang"], httponly=True,
-                                samesite="Strict", secure=settings.cookie_secure)
+            response.set_cookie(
+                "review_lang",
+                request.args["lang"],
+                httponly=True,
+                samesite="Strict",
+                secure=settings.cookie_secure,
+            )
         return response
 
     @app.errorhandler(CSRFError)

@@ -58,14 +58,16 @@ LOCK_AFTER = 5
 LOCK_MAX = dt.timedelta(hours=24)
 
 # The most common passwords and patterns; anything here, or built only from it, is refused.
-COMMON_PASSWORDS = frozenset("""
+COMMON_PASSWORDS = frozenset(
+    """
 123456 123456789 12345678 password qwerty 111111 12345 1234567 123123 1234567890 000000
 abc123 password1 iloveyou qwerty123 1q2w3e4r 1q2w3e4r5t qwertyuiop 123321 654321 666666
 superman 121212 dragon monkey letmein football baseball welcome sunshine princess admin
 passw0rd trustno1 michael shadow master jennifer 987654321 qazwsx qazwsxedc zaq12wsx
 parol parol123 qwerty12345 password123 password1234 welcome123 admin123 administrator
 changeme testtest testimony 1qaz2wsx asdfghjkl zxcvbnm 11111111 00000000 88888888
-""".split())
+""".split()
+)
 
 
 def now() -> dt.datetime:
@@ -87,8 +89,9 @@ def password_problem(name: str, password: str) -> str | None:
 
 
 def hasher(settings: Settings) -> PasswordHasher:
-    return PasswordHasher(time_cost=settings.argon2_time_cost,
-                          memory_cost=settings.argon2_memory_kib, parallelism=1)
+    return PasswordHasher(
+        time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib, parallelism=1
+    )
 
 
 def new_identity(settings: Settings) -> crypto.Identity:
@@ -119,38 +122,61 @@ class NewReviewer:
     @property
     def provisioning_uri(self) -> str:
         return pyotp.TOTP(self.totp_secret).provisioning_uri(
-            name=self.reviewer.name, issuer_name=TOTP_ISSUER)
+            name=self.reviewer.name, issuer_name=TOTP_ISSUER
+        )
 
 
-def create_reviewer(session: Session, settings: Settings, name: str, password: str,
-                    is_admin: bool = False, actor: str = "operator") -> NewReviewer:
+def create_reviewer(
+    session: Session,
+    settings: Settings,
+    name: str,
+    password: str,
+    is_admin: bool = False,
+    actor: str = "operator",
+) -> NewReviewer:
     problem = password_problem(name, password)
     if problem:
         raise ValueError(problem)
     if session.scalar(select(Reviewer).where(Reviewer.name == name)):
         raise ValueError("a reviewer named %r already exists" % name)
     identity = new_identity(settings)
-    recipient = Recipient(public_key=str(identity.recipient), kind="reviewer",  # type: ignore[attr-defined]
-                          label="reviewer %s" % name, active=True, created_on=now().date())
+    recipient = Recipient(
+        public_key=str(identity.recipient),
+        kind="reviewer",  # type: ignore[attr-defined]
+        label="reviewer %s" % name,
+        active=True,
+        created_on=now().date(),
+    )
     session.add(recipient)
     session.flush()
     secret = pyotp.random_base32()
     reviewer = Reviewer(
-        name=name, is_admin=is_admin, active=True,
+        name=name,
+        is_admin=is_admin,
+        active=True,
         password_hash=hasher(settings).hash(password),
         identity_sealed=seal_identity(settings, identity, password),
         totp_sealed=crypto.seal_bytes(secret.encode(), [identity.recipient]),  # type: ignore[attr-defined]
-        last_totp_step=0, failed_logins=0, recipient_id=recipient.id, created_on=now().date(),
+        last_totp_step=0,
+        failed_logins=0,
+        recipient_id=recipient.id,
+        created_on=now().date(),
     )
     session.add(reviewer)
     session.flush()
-    audit.append(session, actor, "reviewer.add", "reviewer:%s" % name,
-                 {"admin": is_admin, "public_key": recipient.public_key})
+    audit.append(
+        session,
+        actor,
+        "reviewer.add",
+        "reviewer:%s" % name,
+        {"admin": is_admin, "public_key": recipient.public_key},
+    )
     return NewReviewer(reviewer, identity, secret)
 
 
-def change_password(session: Session, settings: Settings, reviewer: Reviewer, current: str,
-                    new: str, actor: str) -> None:
+def change_password(
+    session: Session, settings: Settings, reviewer: Reviewer, current: str, new: str, actor: str
+) -> None:
     """Re-seal the identity to a new password; every session of the reviewer ends."""
     identity = unseal_identity(reviewer.identity_sealed, current)
     if identity is None:
@@ -196,13 +222,15 @@ def _dummy_verify(settings: Settings, password: str) -> None:
         pass
     factor = settings.scrypt_work_factor
     if factor not in _DUMMY_SEALED:
-        _DUMMY_SEALED[factor] = seal_identity(settings, crypto.X25519Identity.generate(),
-                                              secrets.token_hex(16))
+        _DUMMY_SEALED[factor] = seal_identity(
+            settings, crypto.X25519Identity.generate(), secrets.token_hex(16)
+        )
     unseal_identity(_DUMMY_SEALED[factor], password)
 
 
-def authenticate(session: Session, settings: Settings, name: str, password: str,
-                 code: str) -> tuple[Reviewer, crypto.Identity]:
+def authenticate(
+    session: Session, settings: Settings, name: str, password: str, code: str
+) -> tuple[Reviewer, crypto.Identity]:
     reviewer = session.scalar(select(Reviewer).where(Reviewer.name == name))
     at = now()
     if reviewer is None or not reviewer.active:
@@ -230,8 +258,13 @@ def authenticate(session: Session, settings: Settings, name: str, password: str,
         if reviewer.failed_logins >= LOCK_AFTER:
             minutes = 2 ** min(reviewer.failed_logins - LOCK_AFTER, 11)
             reviewer.locked_until = at + min(dt.timedelta(minutes=minutes), LOCK_MAX)
-        audit.append(session, "reviewer:%s" % reviewer.name, "login.failed",
-                     "reviewer:%s" % reviewer.name, {"failures": reviewer.failed_logins})
+        audit.append(
+            session,
+            "reviewer:%s" % reviewer.name,
+            "login.failed",
+            "reviewer:%s" % reviewer.name,
+            {"failures": reviewer.failed_logins},
+        )
         raise LoginFailed() from None
     reviewer.last_totp_step = step
     reviewer.failed_logins = 0
@@ -266,9 +299,15 @@ class DatabaseCopies:
         self.settings = settings
 
     def put(self, id_hash: str, copy: SessionCopy) -> None:
-        self.session.add(ReviewSession(id_hash=id_hash, reviewer_id=copy.reviewer_id,
-                                       sealed_identity=copy.sealed,
-                                       expires_at=copy.expires_at, last_seen=copy.last_seen))
+        self.session.add(
+            ReviewSession(
+                id_hash=id_hash,
+                reviewer_id=copy.reviewer_id,
+                sealed_identity=copy.sealed,
+                expires_at=copy.expires_at,
+                last_seen=copy.last_seen,
+            )
+        )
         self.session.flush()
 
     def get(self, id_hash: str) -> SessionCopy | None:
@@ -278,21 +317,24 @@ class DatabaseCopies:
         return SessionCopy(row.reviewer_id, row.sealed_identity, row.expires_at, row.last_seen)
 
     def touch(self, id_hash: str, copy: SessionCopy, at: dt.datetime) -> None:
-        self.session.execute(update(ReviewSession).where(ReviewSession.id_hash == id_hash)
-                             .values(last_seen=at))
+        self.session.execute(
+            update(ReviewSession).where(ReviewSession.id_hash == id_hash).values(last_seen=at)
+        )
 
     def delete(self, id_hash: str) -> None:
         self.session.execute(delete(ReviewSession).where(ReviewSession.id_hash == id_hash))
 
     def delete_reviewer(self, reviewer_id: int) -> None:
-        self.session.execute(delete(ReviewSession).where(
-            ReviewSession.reviewer_id == reviewer_id))
+        self.session.execute(delete(ReviewSession).where(ReviewSession.reviewer_id == reviewer_id))
 
     def purge(self, at: dt.datetime) -> int:
         assert self.settings is not None
         idle_cut = at - dt.timedelta(minutes=self.settings.review_idle_minutes)
-        result = self.session.execute(delete(ReviewSession).where(
-            (ReviewSession.expires_at <= at) | (ReviewSession.last_seen <= idle_cut)))
+        result = self.session.execute(
+            delete(ReviewSession).where(
+                (ReviewSession.expires_at <= at) | (ReviewSession.last_seen <= idle_cut)
+            )
+        )
         return result.rowcount or 0  # type: ignore[attr-defined]
 
 
@@ -306,7 +348,8 @@ def _redis(uri: str) -> redis.Redis:
     client = _REDIS_CLIENTS.get(uri)
     if client is None:
         client = _REDIS_CLIENTS[uri] = redis.Redis.from_url(
-            uri, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+            uri, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+        )
     return client
 
 
@@ -331,12 +374,21 @@ class RedisCopies:
     def put(self, id_hash: str, copy: SessionCopy) -> None:
         index = self.index + str(copy.reviewer_id)
         lifetime = int(dt.timedelta(hours=self.settings.review_session_hours).total_seconds())
-        stale = [h for h in self.client.smembers(index)
-                 if not self.client.exists(self.prefix + h.decode())]
+        stale = [
+            h
+            for h in self.client.smembers(index)
+            if not self.client.exists(self.prefix + h.decode())
+        ]
         pipe = self.client.pipeline()
-        pipe.hset(self.key(id_hash), mapping={
-            "reviewer": copy.reviewer_id, "sealed": copy.sealed,
-            "expires": copy.expires_at.isoformat(), "seen": copy.last_seen.isoformat()})
+        pipe.hset(
+            self.key(id_hash),
+            mapping={
+                "reviewer": copy.reviewer_id,
+                "sealed": copy.sealed,
+                "expires": copy.expires_at.isoformat(),
+                "seen": copy.last_seen.isoformat(),
+            },
+        )
         pipe.pexpire(self.key(id_hash), self._ttl_ms(copy, copy.last_seen))
         if stale:
             pipe.srem(index, *stale)
@@ -348,9 +400,12 @@ class RedisCopies:
         found = self.client.hgetall(self.key(id_hash))
         if not found:
             return None
-        return SessionCopy(int(found[b"reviewer"]), found[b"sealed"],
-                           dt.datetime.fromisoformat(found[b"expires"].decode()),
-                           dt.datetime.fromisoformat(found[b"seen"].decode()))
+        return SessionCopy(
+            int(found[b"reviewer"]),
+            found[b"sealed"],
+            dt.datetime.fromisoformat(found[b"expires"].decode()),
+            dt.datetime.fromisoformat(found[b"seen"].decode()),
+        )
 
     def touch(self, id_hash: str, copy: SessionCopy, at: dt.datetime) -> None:
         copy.last_seen = at
@@ -380,8 +435,9 @@ class RedisCopies:
         return 0  # Redis expires idle copies itself
 
 
-def session_copies(session: Session,
-                   settings: Settings | None = None) -> DatabaseCopies | RedisCopies:
+def session_copies(
+    session: Session, settings: Settings | None = None
+) -> DatabaseCopies | RedisCopies:
     """Where this instance keeps the server's session copies."""
     settings = settings or session.info.get("settings")
     if settings is not None and settings.session_storage_uri:
@@ -389,15 +445,15 @@ def session_copies(session: Session,
     return DatabaseCopies(session, settings)
 
 
-def open_session(session: Session, settings: Settings, reviewer: Reviewer,
-                 identity: crypto.Identity) -> str:
+def open_session(
+    session: Session, settings: Settings, reviewer: Reviewer, identity: crypto.Identity
+) -> str:
     """Seal the identity under a new session key; return the cookie value."""
     purge_expired_sessions(session, settings)  # sessions whose browsers never came back
     session_id, key = os.urandom(32), os.urandom(32)
     id_hash = _hash_id(session_id)
     nonce = os.urandom(12)
-    sealed = nonce + ChaCha20Poly1305(key).encrypt(nonce, str(identity).encode(),
-                                                   id_hash.encode())
+    sealed = nonce + ChaCha20Poly1305(key).encrypt(nonce, str(identity).encode(), id_hash.encode())
     at = now()
     expires = at + dt.timedelta(hours=settings.review_session_hours)
     session_copies(session, settings).put(id_hash, SessionCopy(reviewer.id, sealed, expires, at))
@@ -417,8 +473,9 @@ def _parse_cookie(value: str) -> tuple[bytes, bytes] | None:
     return session_id, session_key
 
 
-def load_session(session: Session, settings: Settings,
-                 cookie: str | None) -> tuple[Reviewer, crypto.Identity] | None:
+def load_session(
+    session: Session, settings: Settings, cookie: str | None
+) -> tuple[Reviewer, crypto.Identity] | None:
     """The reviewer and unlocked identity of a live session, or None (and the server's
     copy of an expired session is deleted)."""
     parsed = _parse_cookie(cookie or "")

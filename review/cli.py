@@ -1,13 +1,13 @@
 """Entry point of the ``testimony`` command: storage commands plus reviewer administration.
 
-    testimony reviewer add NAME [--admin]       password from a prompt or TESTIMONY_PASSWORD
-    testimony reviewer list
-    testimony reviewer password NAME            current and new password from prompts
-    testimony reviewer disable NAME [--identity FILE]
-    testimony reviewer grant NAME --identity FILE
-    testimony reviewer demo                     local demo account (localhost only)
-    testimony keys upgrade --identity FILE      post-quantum recovery key (reviewers: at login)
-    testimony export --out DIR --identity FILE  anonymized, signed export (see review.export.cli)
+testimony reviewer add NAME [--admin]       password from a prompt or TESTIMONY_PASSWORD
+testimony reviewer list
+testimony reviewer password NAME            current and new password from prompts
+testimony reviewer disable NAME [--identity FILE]
+testimony reviewer grant NAME --identity FILE
+testimony reviewer demo                     local demo account (localhost only)
+testimony keys upgrade --identity FILE      post-quantum recovery key (reviewers: at login)
+testimony export --out DIR --identity FILE  anonymized, signed export (see review.export.cli)
 """
 
 from __future__ import annotations
@@ -78,16 +78,19 @@ def _add(args: argparse.Namespace) -> int:
     password = _password("Password for %s: " % args.name)
     try:
         with db.transaction() as session:
-            created = accounts.create_reviewer(session, settings, args.name, password,
-                                               is_admin=args.admin)
+            created = accounts.create_reviewer(
+                session, settings, args.name, password, is_admin=args.admin
+            )
     except ValueError as exc:
         print("error: %s" % exc, file=sys.stderr)
         return 1
     print("Reviewer %s created%s." % (args.name, " (administrator)" if args.admin else ""))
     _print_totp(created)
-    print("Older testimony is not shared with %s yet: a reviewer can share it on the "
-          "Reviewers page, or run: testimony reviewer grant %s --identity RECOVERY-KEY-FILE"
-          % (args.name, args.name))
+    print(
+        "Older testimony is not shared with %s yet: a reviewer can share it on the "
+        "Reviewers page, or run: testimony reviewer grant %s --identity RECOVERY-KEY-FILE"
+        % (args.name, args.name)
+    )
     return 0
 
 
@@ -95,21 +98,31 @@ def _list(args: argparse.Namespace) -> int:
     _settings, db = _database()
     with db.sessions() as session:
         for person in session.scalars(select(Reviewer).order_by(Reviewer.name)):
-            print("%-24s %-6s %-9s since %s" % (person.name, "admin" if person.is_admin else "",
-                                                 "active" if person.active else "disabled",
-                                                 person.created_on.isoformat()))
+            print(
+                "%-24s %-6s %-9s since %s"
+                % (
+                    person.name,
+                    "admin" if person.is_admin else "",
+                    "active" if person.active else "disabled",
+                    person.created_on.isoformat(),
+                )
+            )
     return 0
 
 
 def _change_password(args: argparse.Namespace) -> int:
     settings, db = _database()
-    current = getpass.getpass("Current password: ") if not os.environ.get(
-        "TESTIMONY_CURRENT_PASSWORD") else os.environ["TESTIMONY_CURRENT_PASSWORD"]
+    current = (
+        getpass.getpass("Current password: ")
+        if not os.environ.get("TESTIMONY_CURRENT_PASSWORD")
+        else os.environ["TESTIMONY_CURRENT_PASSWORD"]
+    )
     new = _password("New password: ")
     try:
         with db.transaction() as session:
-            accounts.change_password(session, settings, _find(session, args.name), current, new,
-                                     actor="operator")
+            accounts.change_password(
+                session, settings, _find(session, args.name), current, new, actor="operator"
+            )
     except ValueError as exc:
         print("error: %s" % exc, file=sys.stderr)
         return 1
@@ -122,11 +135,16 @@ def _disable(args: argparse.Namespace) -> int:
     identities = _identities(args.identity) if args.identity else []
     with db.transaction() as session:
         done = sharing.disable(session, identities, _find(session, args.name), "operator")
-    print("%s disabled: no longer sealed to, sessions ended, removed from %d items."
-          % (args.name, done.changed))
+    print(
+        "%s disabled: no longer sealed to, sessions ended, removed from %d items."
+        % (args.name, done.changed)
+    )
     if done.skipped:
-        print("%d items still name %s: run again with --identity RECOVERY-KEY-FILE to remove "
-              "them." % (done.skipped, args.name), file=sys.stderr)
+        print(
+            "%d items still name %s: run again with --identity RECOVERY-KEY-FILE to remove "
+            "them." % (done.skipped, args.name),
+            file=sys.stderr,
+        )
         return 1 if args.identity else 0
     return 0
 
@@ -141,8 +159,7 @@ def _grant(args: argparse.Namespace) -> int:
         done = sharing.grant(session, identities, person, "operator")
     print("%s can now read %d more items." % (args.name, done.changed))
     if done.skipped:
-        print("%d items could not be opened with that identity." % done.skipped,
-              file=sys.stderr)
+        print("%d items could not be opened with that identity." % done.skipped, file=sys.stderr)
         return 1
     return 0
 
@@ -166,8 +183,10 @@ def _demo(args: argparse.Namespace) -> int:
     print("  review face: http://127.0.0.1:8081/   name: demo   password: %s" % password)
     _print_totp(created)
     print("Add the secret to an authenticator app, or get a code with:")
-    print("  .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('%s').now())\""
-          % created.totp_secret)
+    print(
+        "  .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('%s').now())\""
+        % created.totp_secret
+    )
     print("=" * 72)
     return 0
 
@@ -187,20 +206,28 @@ def _keys_upgrade(args: argparse.Namespace) -> int:
         with db.transaction() as session:
             added, dropped = sharing.upgrade_recovery_key(session, old, new, "operator")
             if added.skipped:
-                raise SystemExit("error: %d items cannot be opened with %s; nothing changed"
-                                 % (added.skipped, args.identity))
+                raise SystemExit(
+                    "error: %d items cannot be opened with %s; nothing changed"
+                    % (added.skipped, args.identity)
+                )
     except BaseException:
         os.unlink(out)
         raise
     print("New post-quantum recovery key written to %s: move it offline now." % out)
-    print("Added to %d items; the old recovery key was dropped from %d items." % (
-        added.changed, dropped.changed))
+    print(
+        "Added to %d items; the old recovery key was dropped from %d items."
+        % (added.changed, dropped.changed)
+    )
     with db.sessions() as session:
-        waiting = [r.name for r in session.scalars(select(Reviewer).where(
-            Reviewer.active.is_(True))) if not r.recipient.public_key.startswith("age1pq1")]
+        waiting = [
+            r.name
+            for r in session.scalars(select(Reviewer).where(Reviewer.active.is_(True)))
+            if not r.recipient.public_key.startswith("age1pq1")
+        ]
     if waiting:
-        print("Reviewers whose keys become post-quantum at their next login: %s"
-              % ", ".join(waiting))
+        print(
+            "Reviewers whose keys become post-quantum at their next login: %s" % ", ".join(waiting)
+        )
     return 0
 
 
@@ -208,10 +235,12 @@ def _review_commands(sub: argparse._SubParsersAction) -> None:
     keys = sub.add_parser("keys", help="the instance's key types")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     upgrade = keys_sub.add_parser(
-        "upgrade", help="replace the X25519 recovery key with a hybrid post-quantum one, "
-        "by header rewrite")
-    upgrade.add_argument("--identity", metavar="FILE", required=True,
-                         help="the current recovery key file")
+        "upgrade",
+        help="replace the X25519 recovery key with a hybrid post-quantum one, by header rewrite",
+    )
+    upgrade.add_argument(
+        "--identity", metavar="FILE", required=True, help="the current recovery key file"
+    )
     upgrade.add_argument("--out", metavar="FILE", help="where to write the new recovery key")
     upgrade.set_defaults(handler=_keys_upgrade)
 
@@ -227,15 +256,17 @@ def _review_commands(sub: argparse._SubParsersAction) -> None:
     password.set_defaults(handler=_change_password)
     disable = commands.add_parser("disable", help="disable a reviewer and drop their stanzas")
     disable.add_argument("name")
-    disable.add_argument("--identity", metavar="FILE",
-                         help="an identity that opens everything (the recovery key)")
+    disable.add_argument(
+        "--identity", metavar="FILE", help="an identity that opens everything (the recovery key)"
+    )
     disable.set_defaults(handler=_disable)
     grant = commands.add_parser("grant", help="share all testimony with a reviewer")
     grant.add_argument("name")
     grant.add_argument("--identity", metavar="FILE", required=True)
     grant.set_defaults(handler=_grant)
-    commands.add_parser("demo", help="create the local demo reviewer if none exists"
-                        ).set_defaults(handler=_demo)
+    commands.add_parser("demo", help="create the local demo reviewer if none exists").set_defaults(
+        handler=_demo
+    )
     export_cli.register(sub)
 
 

@@ -25,8 +25,9 @@ class FlaskForm(_FlaskForm):
 
     def __init__(self, formdata: Any = _FROM_REQUEST, **kwargs: Any) -> None:
         if formdata is _FROM_REQUEST:
-            formdata = request.form if request.method in ("POST", "PUT", "PATCH",
-                                                          "DELETE") else None
+            formdata = (
+                request.form if request.method in ("POST", "PUT", "PATCH", "DELETE") else None
+            )
         super().__init__(formdata=formdata, **kwargs)
 
 
@@ -54,8 +55,9 @@ CONSENT_LABELS = {
 class LoginForm(FlaskForm):
     name = StringField(_l("Name"), validators=[InputRequired(), Length(max=80)])
     password = PasswordField(_l("Password"), validators=[InputRequired(), Length(max=1024)])
-    code = StringField(_l("Code from your authenticator app"),
-                       validators=[InputRequired(), Length(max=12)])
+    code = StringField(
+        _l("Code from your authenticator app"), validators=[InputRequired(), Length(max=12)]
+    )
 
 
 class ActionForm(FlaskForm):

@@ -26,8 +26,12 @@ from store.models import (
 
 from .reading import unseal_json
 
-ROLE_LABELS = {"eyewitness": _l("Eyewitness"), "victim": _l("Victim"),
-               "relative": _l("Relative of a victim"), "hearsay": _l("Hearsay")}
+ROLE_LABELS = {
+    "eyewitness": _l("Eyewitness"),
+    "victim": _l("Victim"),
+    "relative": _l("Relative of a victim"),
+    "hearsay": _l("Hearsay"),
+}
 CONFIDENCE_LABELS = {"low": _l("Low"), "medium": _l("Medium"), "high": _l("High")}
 _SPACE = re.compile(r"\s+")
 
@@ -36,12 +40,14 @@ def normalize_space(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def passage_in_statements(session: Session, testimony: Testimony, identity: crypto.Identity,
-                          passage: str) -> bool:
+def passage_in_statements(
+    session: Session, testimony: Testimony, identity: crypto.Identity, passage: str
+) -> bool:
     """Whether ``passage`` (spacing aside) is a part of one of the testimony's statements."""
     wanted = normalize_space(passage).casefold()
-    for blob_id in session.scalars(select(Statement.blob_id).where(
-            Statement.testimony_id == testimony.id)):
+    for blob_id in session.scalars(
+        select(Statement.blob_id).where(Statement.testimony_id == testimony.id)
+    ):
         text = str(unseal_json(session, blob_id, identity).get("text", ""))
         if wanted in normalize_space(text).casefold():
             return True
@@ -57,9 +63,11 @@ class LinkView:
 
 def links_of(session: Session, testimony: Testimony, identity: crypto.Identity) -> list[LinkView]:
     rows = session.execute(
-        select(TestimonyIncident, Incident).join(Incident)
+        select(TestimonyIncident, Incident)
+        .join(Incident)
         .where(TestimonyIncident.testimony_id == testimony.id)
-        .order_by(Incident.start)).all()
+        .order_by(Incident.start)
+    ).all()
     views = []
     for link, incident in rows:
         passage = None
@@ -73,8 +81,13 @@ def links_of(session: Session, testimony: Testimony, identity: crypto.Identity) 
 
 
 def tags_of(session: Session, testimony_id: int) -> set[int]:
-    return set(session.scalars(select(TestimonyViolation.violation_type_id).where(
-        TestimonyViolation.testimony_id == testimony_id)))
+    return set(
+        session.scalars(
+            select(TestimonyViolation.violation_type_id).where(
+                TestimonyViolation.testimony_id == testimony_id
+            )
+        )
+    )
 
 
 def vocabulary_tree(session: Session) -> list[tuple[ViolationType, list[ViolationType]]]:
@@ -114,15 +127,16 @@ class IncidentView:
     unreadable: int
 
 
-def incident_view(session: Session, incident: Incident,
-                  identity: crypto.Identity) -> IncidentView:
+def incident_view(session: Session, incident: Incident, identity: crypto.Identity) -> IncidentView:
     from store.models import IncidentRelation
 
     timeline: list[TimelineEntry] = []
     unreadable = 0
     links = session.execute(
-        select(TestimonyIncident, Testimony).join(Testimony)
-        .where(TestimonyIncident.incident_id == incident.id)).all()
+        select(TestimonyIncident, Testimony)
+        .join(Testimony)
+        .where(TestimonyIncident.incident_id == incident.id)
+    ).all()
     for link, testimony in links:
         try:
             details = unseal_json(session, testimony.details_blob_id, identity)
@@ -132,24 +146,57 @@ def incident_view(session: Session, incident: Incident,
         when_date = str(details.get("when_date") or "")
         when_approx = str(details.get("when_approx") or "")
         said = " — ".join(x for x in (when_date, when_approx) if x)
-        timeline.append(TimelineEntry(testimony.id, said, when_date or "9999",
-                                      link.role, link.confidence, testimony.status))
+        timeline.append(
+            TimelineEntry(
+                testimony.id,
+                said,
+                when_date or "9999",
+                link.role,
+                link.confidence,
+                testimony.status,
+            )
+        )
     timeline.sort(key=lambda e: (e.sort_key, e.testimony_id))
-    tagged = Counter(session.scalars(
-        select(TestimonyViolation.violation_type_id)
-        .join(TestimonyIncident, TestimonyIncident.testimony_id == TestimonyViolation.testimony_id)
-        .where(TestimonyIncident.incident_id == incident.id)))
-    types = {t.id: t for t in session.scalars(select(ViolationType).where(
-        ViolationType.id.in_(list(tagged))))} if tagged else {}
-    related = [(relation, other) for relation, other in session.execute(
-        select(IncidentRelation.relation, Incident)
-        .join(Incident, Incident.id == IncidentRelation.related_id)
-        .where(IncidentRelation.incident_id == incident.id)).all()]
-    related += [("is_" + relation, other) for relation, other in session.execute(
-        select(IncidentRelation.relation, Incident)
-        .join(Incident, Incident.id == IncidentRelation.incident_id)
-        .where(IncidentRelation.related_id == incident.id)).all()]
+    tagged = Counter(
+        session.scalars(
+            select(TestimonyViolation.violation_type_id)
+            .join(
+                TestimonyIncident, TestimonyIncident.testimony_id == TestimonyViolation.testimony_id
+            )
+            .where(TestimonyIncident.incident_id == incident.id)
+        )
+    )
+    types = (
+        {
+            t.id: t
+            for t in session.scalars(
+                select(ViolationType).where(ViolationType.id.in_(list(tagged)))
+            )
+        }
+        if tagged
+        else {}
+    )
+    related = [
+        (relation, other)
+        for relation, other in session.execute(
+            select(IncidentRelation.relation, Incident)
+            .join(Incident, Incident.id == IncidentRelation.related_id)
+            .where(IncidentRelation.incident_id == incident.id)
+        ).all()
+    ]
+    related += [
+        ("is_" + relation, other)
+        for relation, other in session.execute(
+            select(IncidentRelation.relation, Incident)
+            .join(Incident, Incident.id == IncidentRelation.incident_id)
+            .where(IncidentRelation.related_id == incident.id)
+        ).all()
+    ]
     return IncidentView(
-        incident, timeline, corroboration(session, [incident.id]).get(incident.id, 0),
+        incident,
+        timeline,
+        corroboration(session, [incident.id]).get(incident.id, 0),
         sorted(((types[i], n) for i, n in tagged.items()), key=lambda x: (-x[1], x[0].slug)),
-        related, unreadable)
+        related,
+        unreadable,
+    )

@@ -69,8 +69,9 @@ def _reviewer_names(session: Session) -> dict[int, str]:
     return dict(session.execute(select(Reviewer.id, Reviewer.name)).all())
 
 
-def read_testimony(session: Session, testimony: Testimony,
-                   identity: crypto.Identity) -> TestimonyView:
+def read_testimony(
+    session: Session, testimony: Testimony, identity: crypto.Identity
+) -> TestimonyView:
     """Unseal a testimony for display. Items the reviewer has no stanza in are listed
     in ``unreadable`` rather than failing the page."""
     unreadable: list[str] = []
@@ -85,38 +86,63 @@ def read_testimony(session: Session, testimony: Testimony,
     names = _reviewer_names(session)
     details = attempt("details", testimony.details_blob_id) or {}
     statements = []
-    for statement in session.scalars(select(Statement).where(
-            Statement.testimony_id == testimony.id).order_by(Statement.id)):
+    for statement in session.scalars(
+        select(Statement).where(Statement.testimony_id == testimony.id).order_by(Statement.id)
+    ):
         doc = attempt("statement", statement.blob_id)
         if doc is not None:
             statements.append((statement.received_on, str(doc.get("text", ""))))
     attachments = []
-    for attachment in session.scalars(select(Attachment).where(
-            Attachment.testimony_id == testimony.id).order_by(Attachment.id)):
+    for attachment in session.scalars(
+        select(Attachment).where(Attachment.testimony_id == testimony.id).order_by(Attachment.id)
+    ):
         blob = session.get(SealedBlob, attachment.metadata_blob_id)
         try:
             meta = json.loads(read_blob(session, blob, [identity]))  # type: ignore[arg-type]
         except crypto.NoIdentityMatchError:
             unreadable.append("file")
             continue
-        attachments.append(AttachmentView(attachment.id, attachment.kind, attachment.received_on,
-                                          meta, attachment.working_blob_id is not None))
+        attachments.append(
+            AttachmentView(
+                attachment.id,
+                attachment.kind,
+                attachment.received_on,
+                meta,
+                attachment.working_blob_id is not None,
+            )
+        )
     notes = []
-    for note in session.scalars(select(Note).where(Note.testimony_id == testimony.id)
-                                .order_by(Note.id)):
+    for note in session.scalars(
+        select(Note).where(Note.testimony_id == testimony.id).order_by(Note.id)
+    ):
         doc = attempt("note", note.blob_id)
         if doc is not None:
-            notes.append((note.written_on, names.get(note.reviewer_id, "?"),
-                          str(doc.get("text", ""))))
+            notes.append(
+                (note.written_on, names.get(note.reviewer_id, "?"), str(doc.get("text", "")))
+            )
     messages = []
-    for message in session.scalars(select(Message).where(Message.testimony_id == testimony.id)
-                                   .order_by(Message.id)):
+    for message in session.scalars(
+        select(Message).where(Message.testimony_id == testimony.id).order_by(Message.id)
+    ):
         doc = attempt("reply", message.blob_id)
         if doc is not None:
-            messages.append((message.sent_on, names.get(message.reviewer_id or 0, "?"),
-                             str(doc.get("text", ""))))
-    return TestimonyView(testimony, details, statements, attachments, notes, messages,
-                         testimony.contact_blob_id is not None, unreadable)
+            messages.append(
+                (
+                    message.sent_on,
+                    names.get(message.reviewer_id or 0, "?"),
+                    str(doc.get("text", "")),
+                )
+            )
+    return TestimonyView(
+        testimony,
+        details,
+        statements,
+        attachments,
+        notes,
+        messages,
+        testimony.contact_blob_id is not None,
+        unreadable,
+    )
 
 
 @dataclass
@@ -130,12 +156,18 @@ class InboxRow:
 
 def _count_for_row(model):  # type: ignore[no-untyped-def]
     """How many ``model`` rows the testimony of the outer row has (an index lookup)."""
-    return (select(func.count()).select_from(model)
-            .where(model.testimony_id == Testimony.id).correlate(Testimony).scalar_subquery())
+    return (
+        select(func.count())
+        .select_from(model)
+        .where(model.testimony_id == Testimony.id)
+        .correlate(Testimony)
+        .scalar_subquery()
+    )
 
 
-def inbox(session: Session, filters: dict[str, str], page: int, per_page: int = 50
-          ) -> tuple[list[InboxRow], int]:
+def inbox(
+    session: Session, filters: dict[str, str], page: int, per_page: int = 50
+) -> tuple[list[InboxRow], int]:
     """One page of testimonies, newest first, with counts; nothing is unsealed.
 
     The page is chosen first (an index scan in ``updated_on`` order) and the statements,
@@ -152,13 +184,21 @@ def inbox(session: Session, filters: dict[str, str], page: int, per_page: int = 
         # ASCII digits only: "²".isdigit() is true, and int() refuses it.
         conditions.append(Testimony.assigned_to == int(filters["assigned"]))
     if filters.get("incident"):
-        conditions.append(Testimony.id.in_(
-            select(TestimonyIncident.testimony_id).join(Incident)
-            .where(Incident.slug == filters["incident"])))
+        conditions.append(
+            Testimony.id.in_(
+                select(TestimonyIncident.testimony_id)
+                .join(Incident)
+                .where(Incident.slug == filters["incident"])
+            )
+        )
     if filters.get("tag"):
-        conditions.append(Testimony.id.in_(
-            select(TestimonyViolation.testimony_id).join(ViolationType)
-            .where(ViolationType.slug == filters["tag"])))
+        conditions.append(
+            Testimony.id.in_(
+                select(TestimonyViolation.testimony_id)
+                .join(ViolationType)
+                .where(ViolationType.slug == filters["tag"])
+            )
+        )
     for name, op in (("from", "__ge__"), ("to", "__le__")):
         value = filters.get(name)
         if value:
@@ -169,11 +209,22 @@ def inbox(session: Session, filters: dict[str, str], page: int, per_page: int = 
             conditions.append(getattr(Testimony.received_on, op)(day))
     total = session.scalar(select(func.count()).select_from(Testimony).where(*conditions)) or 0
     order = (Testimony.updated_on.desc(), Testimony.id.desc())
-    page_ids = (select(Testimony.id).where(*conditions).order_by(*order)
-                .limit(per_page).offset(max(page - 1, 0) * per_page).subquery("page"))
+    page_ids = (
+        select(Testimony.id)
+        .where(*conditions)
+        .order_by(*order)
+        .limit(per_page)
+        .offset(max(page - 1, 0) * per_page)
+        .subquery("page")
+    )
     rows = session.execute(
-        select(Testimony, _count_for_row(Statement), _count_for_row(Attachment),
-               _count_for_row(Message), _count_for_row(TestimonyIncident))
+        select(
+            Testimony,
+            _count_for_row(Statement),
+            _count_for_row(Attachment),
+            _count_for_row(Message),
+            _count_for_row(TestimonyIncident),
+        )
         .join(page_ids, page_ids.c.id == Testimony.id)
         .order_by(*order)
     ).all()
@@ -229,8 +280,9 @@ def _drop_pool() -> None:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _match(identity: crypto.Identity, needle: str, sealed: bytes,
-           first: int | None) -> tuple[int, object]:
+def _match(
+    identity: crypto.Identity, needle: str, sealed: bytes, first: int | None
+) -> tuple[int, object]:
     try:
         text = str(unpad_document(open_sealed(sealed, identity, first)).get("text", ""))
     except crypto.NoIdentityMatchError:
@@ -241,11 +293,12 @@ def _match(identity: crypto.Identity, needle: str, sealed: bytes,
     if at < 0:
         return _MISS, None
     start = max(at - 80, 0)
-    return _HIT, ("…" if start else "") + text[start:at + len(needle) + 80]
+    return _HIT, ("…" if start else "") + text[start : at + len(needle) + 80]
 
 
-def _match_batch(identity_text: str, needle: str,
-                 batch: list[tuple[bytes, int | None]]) -> list[tuple[int, object]]:
+def _match_batch(
+    identity_text: str, needle: str, batch: list[tuple[bytes, int | None]]
+) -> list[tuple[int, object]]:
     """A pool task: unseal and search a batch of statements in memory."""
     identity = crypto.parse_identity(identity_text)
     return [_match(identity, needle, sealed, first) for sealed, first in batch]
@@ -269,15 +322,17 @@ def _in_order(rows: Sealed) -> Sealed:
     yield from reversed(group)
 
 
-def _serial(rows: Sealed, identity: crypto.Identity, needle: str,
-            skip: Callable[[int], bool]) -> Iterator[tuple[int, tuple[int, object]]]:
+def _serial(
+    rows: Sealed, identity: crypto.Identity, needle: str, skip: Callable[[int], bool]
+) -> Iterator[tuple[int, tuple[int, object]]]:
     for keys, sealed, first in rows:
         if not skip(keys[0]):
             yield keys[0], _match(identity, needle, sealed, first)
 
 
-def _parallel(rows: Sealed, identity: crypto.Identity, needle: str,
-              skip: Callable[[int], bool]) -> Iterator[tuple[int, tuple[int, object]]]:
+def _parallel(
+    rows: Sealed, identity: crypto.Identity, needle: str, skip: Callable[[int], bool]
+) -> Iterator[tuple[int, tuple[int, object]]]:
     pool = _search_pool()
     text = str(identity)
     pending: deque[tuple[list[int], Future[list[tuple[int, object]]]]] = deque()
@@ -309,8 +364,9 @@ def _parallel(rows: Sealed, identity: crypto.Identity, needle: str,
             future.cancel()
 
 
-def search(session: Session, identity: crypto.Identity, query: str,
-           limit: int = 200) -> tuple[list[SearchHit], int]:
+def search(
+    session: Session, identity: crypto.Identity, query: str, limit: int = 200
+) -> tuple[list[SearchHit], int]:
     """Case-insensitive search over statements, unsealed in memory.
 
     There is no index at rest: an index would be plaintext (or a fingerprint of it).
@@ -321,10 +377,12 @@ def search(session: Session, identity: crypto.Identity, query: str,
     """
     needle = query.casefold().strip()
     recipient = getattr(identity, "recipient", None)
-    mine = session.scalar(select(Recipient.id).where(
-        Recipient.public_key == str(recipient))) if recipient is not None else None
-    many = _cores() > 1 and (session.scalar(select(func.count(Statement.id))) or 0) \
-        >= PARALLEL_FROM
+    mine = (
+        session.scalar(select(Recipient.id).where(Recipient.public_key == str(recipient)))
+        if recipient is not None
+        else None
+    )
+    many = _cores() > 1 and (session.scalar(select(func.count(Statement.id))) or 0) >= PARALLEL_FROM
     try:
         return _search(session, identity, needle, limit, mine, many)
     except BrokenProcessPool:
@@ -332,13 +390,25 @@ def search(session: Session, identity: crypto.Identity, query: str,
         return _search(session, identity, needle, limit, mine, False)
 
 
-def _search(session: Session, identity: crypto.Identity, needle: str, limit: int,
-            mine: int | None, parallel: bool) -> tuple[list[SearchHit], int]:
+def _search(
+    session: Session,
+    identity: crypto.Identity,
+    needle: str,
+    limit: int,
+    mine: int | None,
+    parallel: bool,
+) -> tuple[list[SearchHit], int]:
     hits: dict[int, SearchHit] = {}
     searched = 0
-    rows = _in_order(read_sealed_many(
-        session, Statement.blob_id, [Statement.testimony_id, Statement.id],
-        order_by=[Statement.testimony_id.desc(), Statement.id.desc()], recipient_id=mine))
+    rows = _in_order(
+        read_sealed_many(
+            session,
+            Statement.blob_id,
+            [Statement.testimony_id, Statement.id],
+            order_by=[Statement.testimony_id.desc(), Statement.id.desc()],
+            recipient_id=mine,
+        )
+    )
     outcomes = (_parallel if parallel else _serial)(rows, identity, needle, hits.__contains__)
     try:
         for testimony_id, (kind, value) in outcomes:

@@ -39,13 +39,17 @@ class Rewritten:
 
 def _witness_keys(session: Session, blob_id: int) -> list[crypto.Recipient]:
     key = session.scalar(
-        select(Witness.reply_public_key).join(Testimony, Testimony.witness_id == Witness.id)
-        .join(Message, Message.testimony_id == Testimony.id).where(Message.blob_id == blob_id))
+        select(Witness.reply_public_key)
+        .join(Testimony, Testimony.witness_id == Witness.id)
+        .join(Message, Message.testimony_id == Testimony.id)
+        .where(Message.blob_id == blob_id)
+    )
     return [crypto.parse_recipient(key)] if key else []
 
 
-def add_recipient(session: Session, identities: list[crypto.Identity],
-                  recipient: Recipient) -> Rewritten:
+def add_recipient(
+    session: Session, identities: list[crypto.Identity], recipient: Recipient
+) -> Rewritten:
     """Add ``recipient`` to every item that does not name it yet and that
     ``identities`` can open."""
     result = Rewritten()
@@ -62,8 +66,9 @@ def add_recipient(session: Session, identities: list[crypto.Identity],
     return result
 
 
-def drop_recipient(session: Session, identities: list[crypto.Identity],
-                   recipient: Recipient) -> Rewritten:
+def drop_recipient(
+    session: Session, identities: list[crypto.Identity], recipient: Recipient
+) -> Rewritten:
     """Rewrite every item naming ``recipient`` for its other recipients only."""
     result = Rewritten()
     holding = select(BlobRecipient.blob_id).where(BlobRecipient.recipient_id == recipient.id)
@@ -84,36 +89,57 @@ def drop_recipient(session: Session, identities: list[crypto.Identity],
     return result
 
 
-def grant(session: Session, identities: list[crypto.Identity], reviewer: Reviewer,
-          actor: str) -> Rewritten:
+def grant(
+    session: Session, identities: list[crypto.Identity], reviewer: Reviewer, actor: str
+) -> Rewritten:
     """Share every item ``identities`` can open with ``reviewer``."""
     result = add_recipient(session, identities, reviewer.recipient)
-    audit.append(session, actor, "reviewer.grant", "reviewer:%s" % reviewer.name,
-                 {"items": result.changed, "skipped": result.skipped})
+    audit.append(
+        session,
+        actor,
+        "reviewer.grant",
+        "reviewer:%s" % reviewer.name,
+        {"items": result.changed, "skipped": result.skipped},
+    )
     return result
 
 
-def disable(session: Session, identities: list[crypto.Identity], reviewer: Reviewer,
-            actor: str) -> Rewritten:
+def disable(
+    session: Session, identities: list[crypto.Identity], reviewer: Reviewer, actor: str
+) -> Rewritten:
     """Stop sealing to ``reviewer``, end their sessions, and drop their stanzas."""
     reviewer.active = False
     reviewer.recipient.active = False
     end_all_sessions(session, reviewer.id)
     result = drop_recipient(session, identities, reviewer.recipient)
-    audit.append(session, actor, "reviewer.disable", "reviewer:%s" % reviewer.name,
-                 {"items": result.changed, "skipped": result.skipped})
+    audit.append(
+        session,
+        actor,
+        "reviewer.disable",
+        "reviewer:%s" % reviewer.name,
+        {"items": result.changed, "skipped": result.skipped},
+    )
     return result
 
 
-def upgrade_reviewer_key(session: Session, settings, reviewer: Reviewer,  # type: ignore[no-untyped-def]
-                         old: crypto.Identity, password: str) -> crypto.HybridIdentity:
+def upgrade_reviewer_key(
+    session: Session,
+    settings,
+    reviewer: Reviewer,  # type: ignore[no-untyped-def]
+    old: crypto.Identity,
+    password: str,
+) -> crypto.HybridIdentity:
     """Replace a reviewer's X25519 key with a hybrid one, at login (the only time the
     password is at hand): add the new key to every item the old one opens, then drop the
     old key's stanzas."""
     new = crypto.HybridIdentity.generate()
-    recipient = Recipient(public_key=str(new.recipient), kind="reviewer",
-                          label="reviewer %s" % reviewer.name, active=True,
-                          created_on=now().date())
+    recipient = Recipient(
+        public_key=str(new.recipient),
+        kind="reviewer",
+        label="reviewer %s" % reviewer.name,
+        active=True,
+        created_on=now().date(),
+    )
     session.add(recipient)
     session.flush()
     secret = crypto.unseal_bytes(reviewer.totp_sealed, [old])
@@ -125,34 +151,59 @@ def upgrade_reviewer_key(session: Session, settings, reviewer: Reviewer,  # type
     reviewer.identity_sealed = seal_identity(settings, new, password)
     reviewer.totp_sealed = crypto.seal_bytes(secret, [new.recipient])
     dropped = drop_recipient(session, [new], old_recipient)
-    audit.append(session, "reviewer:%s" % reviewer.name, "reviewer.key_upgrade",
-                 "reviewer:%s" % reviewer.name,
-                 {"public_key": recipient.public_key, "added": added.changed,
-                  "dropped": dropped.changed, "skipped": dropped.skipped})
+    audit.append(
+        session,
+        "reviewer:%s" % reviewer.name,
+        "reviewer.key_upgrade",
+        "reviewer:%s" % reviewer.name,
+        {
+            "public_key": recipient.public_key,
+            "added": added.changed,
+            "dropped": dropped.changed,
+            "skipped": dropped.skipped,
+        },
+    )
     return new
 
 
-def upgrade_recovery_key(session: Session, old: list[crypto.Identity],
-                         new: crypto.HybridIdentity, actor: str) -> tuple[Rewritten, Rewritten]:
+def upgrade_recovery_key(
+    session: Session, old: list[crypto.Identity], new: crypto.HybridIdentity, actor: str
+) -> tuple[Rewritten, Rewritten]:
     """Register ``new`` as the recovery key, add it to every item the ``old`` identities
     open, then drop the old recovery key's stanzas."""
-    old_recipients = list(session.scalars(select(Recipient).where(
-        Recipient.kind == "recovery", Recipient.active.is_(True))))
-    recipient = Recipient(public_key=str(new.recipient), kind="recovery",
-                          label="organisation recovery key (post-quantum)", active=True,
-                          created_on=now().date())
+    old_recipients = list(
+        session.scalars(
+            select(Recipient).where(Recipient.kind == "recovery", Recipient.active.is_(True))
+        )
+    )
+    recipient = Recipient(
+        public_key=str(new.recipient),
+        kind="recovery",
+        label="organisation recovery key (post-quantum)",
+        active=True,
+        created_on=now().date(),
+    )
     session.add(recipient)
     session.flush()
     added = add_recipient(session, old, recipient)
-    audit.append(session, actor, "recovery.key_add", "recipient:%d" % recipient.id,
-                 {"public_key": recipient.public_key, "items": added.changed,
-                  "skipped": added.skipped})
+    audit.append(
+        session,
+        actor,
+        "recovery.key_add",
+        "recipient:%d" % recipient.id,
+        {"public_key": recipient.public_key, "items": added.changed, "skipped": added.skipped},
+    )
     dropped = Rewritten()
     for previous in old_recipients:
         previous.active = False
         result = drop_recipient(session, [new], previous)
         dropped.changed += result.changed
         dropped.skipped += result.skipped
-    audit.append(session, actor, "recovery.key_drop", "recovery",
-                 {"items": dropped.changed, "skipped": dropped.skipped})
+    audit.append(
+        session,
+        actor,
+        "recovery.key_drop",
+        "recovery",
+        {"items": dropped.changed, "skipped": dropped.skipped},
+    )
     return added, dropped

@@ -77,9 +77,14 @@ def _record(session: Session, action: str, subject: str, **details: object) -> N
 
 # --- auth ----------------------------------------------------------------------------------
 
+
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") \
-            and not urlsplit(target).netloc:
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("inbox.index")
 
@@ -92,23 +97,33 @@ def login() -> Any:
         with _db().transaction() as session:
             try:
                 reviewer, identity = accounts.authenticate(
-                    session, _settings(), form.name.data, form.password.data, form.code.data)
+                    session, _settings(), form.name.data, form.password.data, form.code.data
+                )
             except accounts.LoginFailed:
                 failed = True
             else:
-                if _settings().recipient_keys == "pq" and isinstance(identity,
-                                                                     crypto.X25519Identity):
-                    identity = sharing.upgrade_reviewer_key(session, _settings(), reviewer,
-                                                            identity, form.password.data)
+                if _settings().recipient_keys == "pq" and isinstance(
+                    identity, crypto.X25519Identity
+                ):
+                    identity = sharing.upgrade_reviewer_key(
+                        session, _settings(), reviewer, identity, form.password.data
+                    )
                 accounts.end_session(session, request.cookies.get(SESSION_COOKIE))
                 cookie = accounts.open_session(session, _settings(), reviewer, identity)
-                audit.append(session, "reviewer:%s" % reviewer.name, "login",
-                             "reviewer:%s" % reviewer.name)
+                audit.append(
+                    session, "reviewer:%s" % reviewer.name, "login", "reviewer:%s" % reviewer.name
+                )
         if not failed:
             flask_session.clear()  # a fresh CSRF secret: nothing from before login survives
             response = redirect(_safe_next(request.args.get("next")))
-            response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Strict",
-                                secure=_settings().cookie_secure, path="/")
+            response.set_cookie(
+                SESSION_COOKIE,
+                cookie,
+                httponly=True,
+                samesite="Strict",
+                secure=_settings().cookie_secure,
+                path="/",
+            )
             return response
     elif request.method == "POST":
         failed = True
@@ -129,8 +144,7 @@ def logout() -> Any:
 
 # --- inbox ---------------------------------------------------------------------------------
 
-FILTERS = ("status", "place", "language", "relation", "assigned", "incident", "tag", "from",
-           "to")
+FILTERS = ("status", "place", "language", "relation", "assigned", "incident", "tag", "from", "to")
 
 
 @inbox.route("/")
@@ -141,22 +155,42 @@ def index() -> Any:
     with _db().sessions() as session:
         rows, total = reading.inbox(session, filters, page, PER_PAGE)
         names = dict(session.execute(select(Reviewer.id, Reviewer.name)).all())
-        incidents = list(session.execute(select(Incident.slug, Incident.title, Incident.start)
-                                         .order_by(Incident.start)).all())
-        tags = list(session.execute(select(ViolationType.slug, ViolationType.labels)
-                                    .order_by(ViolationType.slug)).all())
+        incidents = list(
+            session.execute(
+                select(Incident.slug, Incident.title, Incident.start).order_by(Incident.start)
+            ).all()
+        )
+        tags = list(
+            session.execute(
+                select(ViolationType.slug, ViolationType.labels).order_by(ViolationType.slug)
+            ).all()
+        )
     pages = max((total + PER_PAGE - 1) // PER_PAGE, 1)
     return render_template(
-        "inbox.html", rows=rows, total=total, page=page, pages=pages, filters=filters,
-        statuses=STATUSES, status_labels=STATUS_LABELS, places=PLACES, languages=LANGUAGES,
-        relations=RELATIONS, names=names, place_name=place_name, incidents=incidents,
-        tags=tags, label=label,
-        page_url=lambda n: url_for("inbox.index", **{**{k: v for k, v in filters.items() if v},
-                                                    "page": n}),
+        "inbox.html",
+        rows=rows,
+        total=total,
+        page=page,
+        pages=pages,
+        filters=filters,
+        statuses=STATUSES,
+        status_labels=STATUS_LABELS,
+        places=PLACES,
+        languages=LANGUAGES,
+        relations=RELATIONS,
+        names=names,
+        place_name=place_name,
+        incidents=incidents,
+        tags=tags,
+        label=label,
+        page_url=lambda n: url_for(
+            "inbox.index", **{**{k: v for k, v in filters.items() if v}, "page": n}
+        ),
     )
 
 
 # --- one testimony -------------------------------------------------------------------------
+
 
 def _load(session: Session, testimony_id: int) -> Testimony:
     found = session.get(Testimony, testimony_id)
@@ -168,8 +202,11 @@ def _load(session: Session, testimony_id: int) -> Testimony:
 def _assign_form(session: Session) -> AssignForm:
     form = AssignForm()
     form.reviewer.choices = [("", _("Nobody"))] + [
-        (str(r.id), r.name) for r in session.scalars(
-            select(Reviewer).where(Reviewer.active.is_(True)).order_by(Reviewer.name))]
+        (str(r.id), r.name)
+        for r in session.scalars(
+            select(Reviewer).where(Reviewer.active.is_(True)).order_by(Reviewer.name)
+        )
+    ]
     return form
 
 
@@ -178,18 +215,31 @@ def show(testimony_id: int, contact: str | None = None) -> Any:
     with _db().transaction() as session:
         item = _load(session, testimony_id)
         view = reading.read_testimony(session, item, g.identity)
-        _record(session, "testimony.unseal", "testimony:%d" % testimony_id,
-                unreadable=len(view.unreadable))
+        _record(
+            session,
+            "testimony.unseal",
+            "testimony:%d" % testimony_id,
+            unreadable=len(view.unreadable),
+        )
         assign = _assign_form(session)
         assign.reviewer.data = str(item.assigned_to or "")
         status = StatusForm(status=item.status)
         return render_template(
-            "testimony.html", view=view, item=item, contact=contact, status_form=status,
-            assign_form=assign, note_form=TextForm(prefix="note"),
-            reply_form=TextForm(prefix="reply"), action=ActionForm(),
-            status_labels=STATUS_LABELS, relation_labels=RELATION_LABELS,
-            consent_labels=CONSENT_LABELS, place_name=place_name,
-            **mapping_context(session, item))
+            "testimony.html",
+            view=view,
+            item=item,
+            contact=contact,
+            status_form=status,
+            assign_form=assign,
+            note_form=TextForm(prefix="note"),
+            reply_form=TextForm(prefix="reply"),
+            action=ActionForm(),
+            status_labels=STATUS_LABELS,
+            relation_labels=RELATION_LABELS,
+            consent_labels=CONSENT_LABELS,
+            place_name=place_name,
+            **mapping_context(session, item),
+        )
 
 
 @testimony.route("/<int:testimony_id>/contact", methods=["POST"])
@@ -211,8 +261,9 @@ def set_status(testimony_id: int) -> Any:
     with _db().transaction() as session:
         item = _load(session, testimony_id)
         old, item.status = item.status, form.status.data
-        _record(session, "testimony.status", "testimony:%d" % testimony_id,
-                old=old, new=item.status)
+        _record(
+            session, "testimony.status", "testimony:%d" % testimony_id, old=old, new=item.status
+        )
     return redirect(url_for("testimony.show", testimony_id=testimony_id))
 
 
@@ -223,8 +274,9 @@ def assign(testimony_id: int) -> Any:
         form.validate_on_submit() or abort(400)
         item = _load(session, testimony_id)
         item.assigned_to = int(form.reviewer.data) if form.reviewer.data else None
-        _record(session, "testimony.assign", "testimony:%d" % testimony_id,
-                reviewer=item.assigned_to)
+        _record(
+            session, "testimony.assign", "testimony:%d" % testimony_id, reviewer=item.assigned_to
+        )
     return redirect(url_for("testimony.show", testimony_id=testimony_id))
 
 
@@ -234,10 +286,17 @@ def add_note(testimony_id: int) -> Any:
     form.validate_on_submit() or abort(400)
     with _db().transaction() as session:
         item = _load(session, testimony_id)
-        blob = seal_blob(session, active_recipients(session),
-                         pad_document({"text": form.text.data}))
-        session.add(Note(testimony_id=item.id, reviewer_id=g.reviewer.id,
-                         written_on=accounts.now().date(), blob_id=blob.id))
+        blob = seal_blob(
+            session, active_recipients(session), pad_document({"text": form.text.data})
+        )
+        session.add(
+            Note(
+                testimony_id=item.id,
+                reviewer_id=g.reviewer.id,
+                written_on=accounts.now().date(),
+                blob_id=blob.id,
+            )
+        )
         _record(session, "note.add", "testimony:%d" % testimony_id)
     return redirect(url_for("testimony.show", testimony_id=testimony_id) + "#notes")
 
@@ -249,16 +308,27 @@ def reply(testimony_id: int) -> Any:
     with _db().transaction() as session:
         item = _load(session, testimony_id)
         witness_key = crypto.parse_recipient(item.witness.reply_public_key)
-        blob = seal_blob(session, active_recipients(session),
-                         pad_document({"text": form.text.data}), extra=[witness_key])
-        session.add(Message(testimony_id=item.id, sent_on=accounts.now().date(),
-                            blob_id=blob.id, reviewer_id=g.reviewer.id))
+        blob = seal_blob(
+            session,
+            active_recipients(session),
+            pad_document({"text": form.text.data}),
+            extra=[witness_key],
+        )
+        session.add(
+            Message(
+                testimony_id=item.id,
+                sent_on=accounts.now().date(),
+                blob_id=blob.id,
+                reviewer_id=g.reviewer.id,
+            )
+        )
         _record(session, "message.send", "testimony:%d" % testimony_id)
     return redirect(url_for("testimony.show", testimony_id=testimony_id) + "#messages")
 
 
-def _attachment_blob(session: Session, attachment_id: int,
-                     which: str) -> tuple[Attachment, SealedBlob]:
+def _attachment_blob(
+    session: Session, attachment_id: int, which: str
+) -> tuple[Attachment, SealedBlob]:
     attachment = session.get(Attachment, attachment_id)
     if attachment is None:
         abort(404)
@@ -290,17 +360,26 @@ def original(attachment_id: int) -> Any:
     _checked()
     with _db().transaction() as session:
         attachment, blob = _attachment_blob(session, attachment_id, "original")
-        meta = json.loads(open_blob(session, session.get(SealedBlob, attachment.metadata_blob_id),
-                                    [g.identity]).read())
+        meta = json.loads(
+            open_blob(
+                session, session.get(SealedBlob, attachment.metadata_blob_id), [g.identity]
+            ).read()
+        )
         data = open_blob(session, blob, [g.identity]).read()
         _record(session, "file.download", "attachment:%d" % attachment_id)
     extension = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}.get(
-        meta.get("detected_type", ""), "bin")
-    return send_file(io.BytesIO(data), mimetype="application/octet-stream", as_attachment=True,
-                     download_name="testimony-file-%d.%s" % (attachment_id, extension))
+        meta.get("detected_type", ""), "bin"
+    )
+    return send_file(
+        io.BytesIO(data),
+        mimetype="application/octet-stream",
+        as_attachment=True,
+        download_name="testimony-file-%d.%s" % (attachment_id, extension),
+    )
 
 
 # --- search --------------------------------------------------------------------------------
+
 
 @search.route("/")
 def results() -> Any:
@@ -317,13 +396,15 @@ def results() -> Any:
 
 # --- reviewers -----------------------------------------------------------------------------
 
+
 @reviewers.route("/")
 def listing() -> Any:
     with _db().sessions() as session:
         people = list(session.scalars(select(Reviewer).order_by(Reviewer.name)))
         recipients = len(active_recipients(session))
-    return render_template("reviewers.html", people=people, action=ActionForm(),
-                           recipients=recipients)
+    return render_template(
+        "reviewers.html", people=people, action=ActionForm(), recipients=recipients
+    )
 
 
 def _reviewer(session: Session, reviewer_id: int) -> Reviewer:
@@ -341,13 +422,18 @@ def grant(reviewer_id: int) -> Any:
         if not person.active:
             abort(400)
         done = sharing.grant(session, [g.identity], person, _actor())
-    message = ngettext("%(name)s can now read %(num)d more sealed item.",
-                       "%(name)s can now read %(num)d more sealed items.",
-                       done.changed, name=person.name)
+    message = ngettext(
+        "%(name)s can now read %(num)d more sealed item.",
+        "%(name)s can now read %(num)d more sealed items.",
+        done.changed,
+        name=person.name,
+    )
     if done.skipped:
         message += " " + ngettext(
             "%(num)d item could not be shared: you cannot open it yourself.",
-            "%(num)d items could not be shared: you cannot open them yourself.", done.skipped)
+            "%(num)d items could not be shared: you cannot open them yourself.",
+            done.skipped,
+        )
     flash(message)
     return redirect(url_for("reviewers.listing"))
 
@@ -361,14 +447,19 @@ def disable(reviewer_id: int) -> Any:
         if person.id == g.reviewer.id:
             abort(400)
         done = sharing.disable(session, [g.identity], person, _actor())
-    message = ngettext("%(name)s is disabled and can no longer open %(num)d sealed item.",
-                       "%(name)s is disabled and can no longer open %(num)d sealed items.",
-                       done.changed, name=person.name)
+    message = ngettext(
+        "%(name)s is disabled and can no longer open %(num)d sealed item.",
+        "%(name)s is disabled and can no longer open %(num)d sealed items.",
+        done.changed,
+        name=person.name,
+    )
     if done.skipped:
         message += " " + ngettext(
             "%(num)d item still names them: an administrator must run "
             "“testimony reviewer disable” with the recovery key.",
             "%(num)d items still name them: an administrator must run "
-            "“testimony reviewer disable” with the recovery key.", done.skipped)
+            "“testimony reviewer disable” with the recovery key.",
+            done.skipped,
+        )
     flash(message)
     return redirect(url_for("reviewers.listing"))

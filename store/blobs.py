@@ -98,8 +98,9 @@ class BlobWriter(io.RawIOBase):
     reply key).
     """
 
-    def __init__(self, session: Session, recipients: list[Recipient],
-                 extra: Iterable[crypto.Recipient] = ()) -> None:
+    def __init__(
+        self, session: Session, recipients: list[Recipient], extra: Iterable[crypto.Recipient] = ()
+    ) -> None:
         super().__init__()
         if not recipients:
             raise NoRecipientsError("no active recipient: nothing can be sealed")
@@ -148,8 +149,12 @@ def active_recipients(session: Session) -> list[Recipient]:
     )
 
 
-def seal_blob(session: Session, recipients: list[Recipient], data: bytes,
-              extra: Iterable[crypto.Recipient] = ()) -> SealedBlob:
+def seal_blob(
+    session: Session,
+    recipients: list[Recipient],
+    data: bytes,
+    extra: Iterable[crypto.Recipient] = (),
+) -> SealedBlob:
     """Seal ``data`` into a new blob (see :class:`BlobWriter`)."""
     with BlobWriter(session, recipients, extra) as writer:
         writer.write(data)
@@ -215,12 +220,14 @@ class _ChunkReader(io.RawIOBase):
 
 def sealed_stream(session: Session, blob: SealedBlob) -> BinaryIO:
     """The blob as an age file (header then payload), streamed from the database."""
-    return io.BufferedReader(_ChunkReader(blob.header, _chunks(session, blob.id)),
-                             buffer_size=CHUNK_BYTES)
+    return io.BufferedReader(
+        _ChunkReader(blob.header, _chunks(session, blob.id)), buffer_size=CHUNK_BYTES
+    )
 
 
-def open_blob(session: Session, blob: SealedBlob,
-              identities: Iterable[crypto.Identity]) -> BinaryIO:
+def open_blob(
+    session: Session, blob: SealedBlob, identities: Iterable[crypto.Identity]
+) -> BinaryIO:
     """A plaintext reader of ``blob``. Review side only: it needs a private key."""
     return crypto.unseal(sealed_stream(session, blob), identities, armor=False)  # type: ignore[return-value]
 
@@ -234,8 +241,9 @@ def blob_header(blob: SealedBlob) -> crypto.Header:
     return header
 
 
-def replace_header(session: Session, blob: SealedBlob, header: crypto.Header,
-                   recipients: Iterable[Recipient]) -> None:
+def replace_header(
+    session: Session, blob: SealedBlob, header: crypto.Header, recipients: Iterable[Recipient]
+) -> None:
     """Store a rewritten header (same file key, so the payload chunks stay valid) and
     record which registered recipients it names."""
     blob.header = header.marshal()
@@ -246,9 +254,14 @@ def replace_header(session: Session, blob: SealedBlob, header: crypto.Header,
 
 def blob_recipients(session: Session, blob_id: int) -> list[Recipient]:
     """The registered recipients a blob's header names."""
-    return list(session.scalars(
-        select(Recipient).join(BlobRecipient, BlobRecipient.recipient_id == Recipient.id)
-        .where(BlobRecipient.blob_id == blob_id).order_by(Recipient.id)))
+    return list(
+        session.scalars(
+            select(Recipient)
+            .join(BlobRecipient, BlobRecipient.recipient_id == Recipient.id)
+            .where(BlobRecipient.blob_id == blob_id)
+            .order_by(Recipient.id)
+        )
+    )
 
 
 # --- many small items at once (search) ---------------------------------------------------
@@ -256,12 +269,15 @@ def blob_recipients(session: Session, blob_id: int) -> list[Recipient]:
 READ_MANY_ROWS = 256  # rows fetched from the database at a time by read_sealed_many
 
 
-def read_sealed_many(session: Session, blob_id: ColumnElement[int],
-                     keys: Sequence[ColumnElement[Any]], *,
-                     where: Sequence[ColumnElement[bool]] = (),
-                     order_by: Sequence[ColumnElement[Any]] = (),
-                     recipient_id: int | None = None,
-                     ) -> Iterator[tuple[tuple[Any, ...], bytes, int | None]]:
+def read_sealed_many(
+    session: Session,
+    blob_id: ColumnElement[int],
+    keys: Sequence[ColumnElement[Any]],
+    *,
+    where: Sequence[ColumnElement[bool]] = (),
+    order_by: Sequence[ColumnElement[Any]] = (),
+    recipient_id: int | None = None,
+) -> Iterator[tuple[tuple[Any, ...], bytes, int | None]]:
     """Many small blobs (statements) as age files, read with one streamed query instead
     of queries per blob; each blob is held whole in memory, so not for uploads.
 
@@ -277,16 +293,21 @@ def read_sealed_many(session: Session, blob_id: ColumnElement[int],
     columns: list[Any] = [*keys, SealedBlob.id, SealedBlob.header]
     if recipient_id is not None:
         columns.append(
-            select(func.count()).select_from(BlobRecipient)
-            .where(BlobRecipient.blob_id == SealedBlob.id,
-                   BlobRecipient.recipient_id < recipient_id)
-            .scalar_subquery())
-    query = (select(*columns, BlobChunk.data)
-             .join(SealedBlob, SealedBlob.id == blob_id)
-             .outerjoin(BlobChunk, BlobChunk.blob_id == SealedBlob.id)
-             .where(*where)
-             .order_by(*order_by, SealedBlob.id, BlobChunk.seq)
-             .execution_options(yield_per=READ_MANY_ROWS))
+            select(func.count())
+            .select_from(BlobRecipient)
+            .where(
+                BlobRecipient.blob_id == SealedBlob.id, BlobRecipient.recipient_id < recipient_id
+            )
+            .scalar_subquery()
+        )
+    query = (
+        select(*columns, BlobChunk.data)
+        .join(SealedBlob, SealedBlob.id == blob_id)
+        .outerjoin(BlobChunk, BlobChunk.blob_id == SealedBlob.id)
+        .where(*where)
+        .order_by(*order_by, SealedBlob.id, BlobChunk.seq)
+        .execution_options(yield_per=READ_MANY_ROWS)
+    )
     width = len(keys)
     current: tuple[Any, ...] | None = None
     parts: list[bytes] = []
@@ -323,7 +344,8 @@ def open_sealed(sealed: bytes, identity: crypto.Identity, first: int | None = No
     if first is not None and 0 < first < len(header.stanzas):
         stanzas = header.stanzas
         header = dataclasses.replace(
-            header, stanzas=[stanzas[first], *stanzas[:first], *stanzas[first + 1:]])
+            header, stanzas=[stanzas[first], *stanzas[:first], *stanzas[first + 1 :]]
+        )
     file_key = crypto.unwrap_file_key(header, [identity])
     nonce = source.read(NONCE_SIZE)
     if len(nonce) != NONCE_SIZE:

@@ -72,35 +72,56 @@ def _whole_stream(payload: int) -> bool:
 
 
 def _check_chunks(session: Session, report: CheckReport) -> None:
-    counted = (select(BlobChunk.blob_id, func.count().label("rows"),
-                      func.coalesce(func.sum(func.length(BlobChunk.data)), 0).label("size"),
-                      func.min(BlobChunk.seq).label("first"),
-                      func.max(BlobChunk.seq).label("last"),
-                      func.sum(case((func.length(BlobChunk.data) != CHUNK_BYTES, 1),
-                                    else_=0)).label("short"))
-               .group_by(BlobChunk.blob_id).subquery())
+    counted = (
+        select(
+            BlobChunk.blob_id,
+            func.count().label("rows"),
+            func.coalesce(func.sum(func.length(BlobChunk.data)), 0).label("size"),
+            func.min(BlobChunk.seq).label("first"),
+            func.max(BlobChunk.seq).label("last"),
+            func.sum(case((func.length(BlobChunk.data) != CHUNK_BYTES, 1), else_=0)).label("short"),
+        )
+        .group_by(BlobChunk.blob_id)
+        .subquery()
+    )
     rows = session.execute(
-        select(SealedBlob.id, SealedBlob.payload_size, SealedBlob.chunk_count, counted.c.rows,
-               counted.c.size, counted.c.first, counted.c.last, counted.c.short)
-        .outerjoin(counted, counted.c.blob_id == SealedBlob.id).order_by(SealedBlob.id))
+        select(
+            SealedBlob.id,
+            SealedBlob.payload_size,
+            SealedBlob.chunk_count,
+            counted.c.rows,
+            counted.c.size,
+            counted.c.first,
+            counted.c.last,
+            counted.c.short,
+        )
+        .outerjoin(counted, counted.c.blob_id == SealedBlob.id)
+        .order_by(SealedBlob.id)
+    )
     for blob_id, payload, count, found, size, first, last, short in rows:
         report.items += 1
         found, size = found or 0, size or 0
         if found != count:
-            report.problems.append("sealed item %d: %d of its %d chunks are stored"
-                                   % (blob_id, found, count))
+            report.problems.append(
+                "sealed item %d: %d of its %d chunks are stored" % (blob_id, found, count)
+            )
         elif found and (first != 0 or last != count - 1):
-            report.problems.append("sealed item %d: chunk numbers are not 0 to %d"
-                                   % (blob_id, count - 1))
+            report.problems.append(
+                "sealed item %d: chunk numbers are not 0 to %d" % (blob_id, count - 1)
+            )
         if size != payload:
-            report.problems.append("sealed item %d: chunks hold %d bytes, %d recorded"
-                                   % (blob_id, size, payload))
+            report.problems.append(
+                "sealed item %d: chunks hold %d bytes, %d recorded" % (blob_id, size, payload)
+            )
         elif not _whole_stream(payload):
-            report.problems.append("sealed item %d: the payload (%d bytes) does not end "
-                                   "on a whole age chunk: it is cut short" % (blob_id, payload))
+            report.problems.append(
+                "sealed item %d: the payload (%d bytes) does not end "
+                "on a whole age chunk: it is cut short" % (blob_id, payload)
+            )
         if found and short and short > 1:
-            report.problems.append("sealed item %d: %d chunks are short; only the last "
-                                   "may be" % (blob_id, short))
+            report.problems.append(
+                "sealed item %d: %d chunks are short; only the last may be" % (blob_id, short)
+            )
 
 
 def _check_headers(session: Session, report: CheckReport) -> None:
@@ -109,13 +130,19 @@ def _check_headers(session: Session, report: CheckReport) -> None:
     replies = set(session.scalars(select(Message.blob_id)))
     # Both streams in blob order, walked side by side: memory stays flat however many
     # items there are.
-    pairs = iter(session.execute(
-        select(BlobRecipient.blob_id, BlobRecipient.recipient_id)
-        .order_by(BlobRecipient.blob_id, BlobRecipient.recipient_id)
-        .execution_options(yield_per=5000)))
+    pairs = iter(
+        session.execute(
+            select(BlobRecipient.blob_id, BlobRecipient.recipient_id)
+            .order_by(BlobRecipient.blob_id, BlobRecipient.recipient_id)
+            .execution_options(yield_per=5000)
+        )
+    )
     pending = next(pairs, None)
-    query = select(SealedBlob.id, SealedBlob.header).order_by(SealedBlob.id) \
+    query = (
+        select(SealedBlob.id, SealedBlob.header)
+        .order_by(SealedBlob.id)
         .execution_options(yield_per=500)
+    )
     for blob_id, raw in session.execute(query):
         ids = []
         while pending is not None and pending[0] <= blob_id:
@@ -125,28 +152,35 @@ def _check_headers(session: Session, report: CheckReport) -> None:
         try:
             header, _source = crypto.read_header(io.BytesIO(raw), armor=False)
         except crypto.AgeError as exc:
-            report.problems.append("sealed item %d: the age header does not parse: %s"
-                                   % (blob_id, exc))
+            report.problems.append(
+                "sealed item %d: the age header does not parse: %s" % (blob_id, exc)
+            )
             continue
         expected = Counter(stanza_type(recipients[i].public_key) for i in ids)
         found = Counter(s.type for s in header.stanzas)
         if blob_id in replies:
             extra = found - expected
             if sum(extra.values()) != 1:
-                report.problems.append("sealed item %d: a reply's header should name its "
-                                       "recipients and the witness's key" % blob_id)
+                report.problems.append(
+                    "sealed item %d: a reply's header should name its "
+                    "recipients and the witness's key" % blob_id
+                )
         elif found != expected:
-            report.problems.append("sealed item %d: the header's stanzas (%s) do not match "
-                                   "its %d registered recipients" % (
-                                       blob_id, ", ".join(sorted(found.elements())) or "none",
-                                       len(ids)))
+            report.problems.append(
+                "sealed item %d: the header's stanzas (%s) do not match "
+                "its %d registered recipients"
+                % (blob_id, ", ".join(sorted(found.elements())) or "none", len(ids))
+            )
         if recovery and not recovery & set(ids):
-            report.problems.append("sealed item %d: not sealed to the active recovery key"
-                                   % blob_id)
+            report.problems.append(
+                "sealed item %d: not sealed to the active recovery key" % blob_id
+            )
         retired = [recipients[i] for i in ids if not recipients[i].active]
         for recipient in retired:
-            report.problems.append("sealed item %d: still names the retired recipient %d "
-                                   "(%s)" % (blob_id, recipient.id, recipient.label))
+            report.problems.append(
+                "sealed item %d: still names the retired recipient %d "
+                "(%s)" % (blob_id, recipient.id, recipient.label)
+            )
 
 
 def _owned_blobs(session: Session) -> set[int]:
@@ -169,12 +203,12 @@ def _check_orphans(session: Session, report: CheckReport) -> None:
     owned = _owned_blobs(session)
     for blob_id in session.scalars(select(SealedBlob.id).order_by(SealedBlob.id)):
         if blob_id not in owned:
-            report.problems.append("sealed item %d: nothing refers to it (an orphan)"
-                                   % blob_id)
+            report.problems.append("sealed item %d: nothing refers to it (an orphan)" % blob_id)
 
 
-def _open_everything(session: Session, identities: list[crypto.Identity],
-                     report: CheckReport) -> None:
+def _open_everything(
+    session: Session, identities: list[crypto.Identity], report: CheckReport
+) -> None:
     for blob in session.scalars(select(SealedBlob).order_by(SealedBlob.id)):
         try:
             with open_blob(session, blob, identities) as reader:
@@ -182,8 +216,9 @@ def _open_everything(session: Session, identities: list[crypto.Identity],
                     pass
             report.opened += 1
         except crypto.NoIdentityMatchError:
-            report.problems.append("sealed item %d: none of the given identities opens it"
-                                   % blob.id)
+            report.problems.append(
+                "sealed item %d: none of the given identities opens it" % blob.id
+            )
         except crypto.AgeError as exc:
             report.problems.append("sealed item %d: does not unseal: %s" % (blob.id, exc))
 

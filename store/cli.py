@@ -38,8 +38,10 @@ def _audit_verify(args: argparse.Namespace) -> int:
     if report.ok:
         print("audit chain intact: %d events" % report.events)
         return 0
-    print("audit chain BROKEN: %d problem(s) in %d events"
-          % (len(report.problems), report.events), file=sys.stderr)
+    print(
+        "audit chain BROKEN: %d problem(s) in %d events" % (len(report.problems), report.events),
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -51,9 +53,14 @@ def _incidents_import(args: argparse.Namespace) -> int:
         for path in args.files:
             with db.transaction() as session:
                 result = load_file(session, path, "operator")
-            print("%s: created %s; updated %s" % (
-                path, ", ".join("%d %s" % (n, k) for k, n in result.created.items()),
-                ", ".join("%d %s" % (n, k) for k, n in result.updated.items())))
+            print(
+                "%s: created %s; updated %s"
+                % (
+                    path,
+                    ", ".join("%d %s" % (n, k) for k, n in result.created.items()),
+                    ", ".join("%d %s" % (n, k) for k, n in result.updated.items()),
+                )
+            )
     except CatalogueError as exc:
         print("error: %s" % exc, file=sys.stderr)
         return 1
@@ -85,19 +92,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     parser = argparse.ArgumentParser(
         prog="testimony",
         description="Administer a Testimony instance (settings come from TESTIMONY_* "
-                    "environment variables).",
+        "environment variables).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("init", help="create or migrate the instance; first run makes the "
-                   "recovery key").set_defaults(handler=_init)
+    sub.add_parser(
+        "init", help="create or migrate the instance; first run makes the recovery key"
+    ).set_defaults(handler=_init)
     audit_parser = sub.add_parser("audit", help="the audit log")
     audit_sub = audit_parser.add_subparsers(dest="audit_command", required=True)
-    audit_sub.add_parser("verify", help="check the hash chain and say where it breaks"
-                         ).set_defaults(handler=_audit_verify)
+    audit_sub.add_parser(
+        "verify", help="check the hash chain and say where it breaks"
+    ).set_defaults(handler=_audit_verify)
     incidents = sub.add_parser("incidents", help="the incident catalogue")
     incidents_sub = incidents.add_subparsers(dest="incidents_command", required=True)
-    load = incidents_sub.add_parser("import", help="create or update from catalogue files "
-                                    "(idempotent)")
+    load = incidents_sub.add_parser(
+        "import", help="create or update from catalogue files (idempotent)"
+    )
     load.add_argument("files", nargs="+", metavar="FILE")
     load.set_defaults(handler=_incidents_import)
     dump = incidents_sub.add_parser("export", help="write the catalogue as JSON")
@@ -107,8 +117,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     return parser, sub
 
 
-def main(argv: Sequence[str] | None = None,
-         extend: Callable[[argparse._SubParsersAction], None] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    extend: Callable[[argparse._SubParsersAction], None] | None = None,
+) -> int:
     parser, sub = build_parser()
     if extend:
         extend(sub)

@@ -44,8 +44,9 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = make_engine(settings)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False,
-                                     info={"settings": settings})
+        self.sessions = sessionmaker(
+            self.engine, expire_on_commit=False, info={"settings": settings}
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -41,50 +41,60 @@ class CatalogueError(ValueError):
     """The file does not follow the format; the message lists every problem."""
 
 
-def validate(document: Any, known_places: set[str] = frozenset(),  # type: ignore[assignment]
-             known_types: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+def validate(
+    document: Any,
+    known_places: set[str] = frozenset(),  # type: ignore[assignment]
+    known_types: set[str] = frozenset(),
+) -> None:  # type: ignore[assignment]
     """Check ``document`` against the schema and its internal references."""
     validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
-    problems = ["%s: %s" % ("/".join(map(str, e.absolute_path)) or "(top)", e.message)
-                for e in sorted(validator.iter_errors(document), key=lambda e: list(e.path))]
+    problems = [
+        "%s: %s" % ("/".join(map(str, e.absolute_path)) or "(top)", e.message)
+        for e in sorted(validator.iter_errors(document), key=lambda e: list(e.path))
+    ]
     if problems:
         raise CatalogueError("; ".join(problems[:20]))
     places = {p["slug"] for p in document.get("places", [])} | set(known_places)
     types = {t["slug"] for t in document.get("violation_types", [])} | set(known_types)
     incidents = [i["slug"] for i in document["incidents"]]
-    for kind, slugs in (("place", [p["slug"] for p in document.get("places", [])]),
-                        ("violation type", [t["slug"] for t in document.get("violation_types",
-                                                                            [])]),
-                        ("incident", incidents)):
+    for kind, slugs in (
+        ("place", [p["slug"] for p in document.get("places", [])]),
+        ("violation type", [t["slug"] for t in document.get("violation_types", [])]),
+        ("incident", incidents),
+    ):
         duplicates = {s for s in slugs if slugs.count(s) > 1}
         if duplicates:
             problems.append("duplicate %s slugs: %s" % (kind, ", ".join(sorted(duplicates))))
     for entry in document.get("violation_types", []):
         if entry.get("parent") and entry["parent"] not in types:
-            problems.append("violation type %s: unknown parent %s" % (entry["slug"],
-                                                                      entry["parent"]))
+            problems.append(
+                "violation type %s: unknown parent %s" % (entry["slug"], entry["parent"])
+            )
     for incident in document["incidents"]:
         for slug in incident["places"]:
             if slug not in places:
                 problems.append("incident %s: unknown place %s" % (incident["slug"], slug))
         for slug in incident["violation_types"]:
             if slug not in types:
-                problems.append("incident %s: unknown violation type %s"
-                                % (incident["slug"], slug))
+                problems.append("incident %s: unknown violation type %s" % (incident["slug"], slug))
         for link in incident.get("related", []):
             if link["incident"] not in incidents:
-                problems.append("incident %s: unknown related incident %s"
-                                % (incident["slug"], link["incident"]))
+                problems.append(
+                    "incident %s: unknown related incident %s"
+                    % (incident["slug"], link["incident"])
+                )
     if problems:
         raise CatalogueError("; ".join(problems[:20]))
 
 
 @dataclass
 class ImportResult:
-    created: dict[str, int] = field(default_factory=lambda: {"place": 0, "violation_type": 0,
-                                                              "incident": 0})
-    updated: dict[str, int] = field(default_factory=lambda: {"place": 0, "violation_type": 0,
-                                                              "incident": 0})
+    created: dict[str, int] = field(
+        default_factory=lambda: {"place": 0, "violation_type": 0, "incident": 0}
+    )
+    updated: dict[str, int] = field(
+        default_factory=lambda: {"place": 0, "violation_type": 0, "incident": 0}
+    )
 
     @property
     def changed(self) -> bool:
@@ -92,32 +102,56 @@ class ImportResult:
 
 
 def place_doc(place: Place) -> dict[str, Any]:
-    return {"slug": place.slug, "names": place.names, "district": place.district,
-            "kind": place.kind, "lat": place.lat, "lon": place.lon}
+    return {
+        "slug": place.slug,
+        "names": place.names,
+        "district": place.district,
+        "kind": place.kind,
+        "lat": place.lat,
+        "lon": place.lon,
+    }
 
 
 def _type_doc(entry: ViolationType, slugs: dict[int, str]) -> dict[str, Any]:
-    return {"slug": entry.slug, "parent": slugs.get(entry.parent_id) if entry.parent_id else None,
-            "labels": entry.labels}
+    return {
+        "slug": entry.slug,
+        "parent": slugs.get(entry.parent_id) if entry.parent_id else None,
+        "labels": entry.labels,
+    }
 
 
 def incident_doc(incident: Incident, related: list[tuple[str, str]]) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "slug": incident.slug, "title": incident.title, "description": incident.description,
+        "slug": incident.slug,
+        "title": incident.title,
+        "description": incident.description,
         "start": incident.start,
     }
     if incident.end:
         doc["end"] = incident.end
-    doc.update(precision=incident.precision, places=[p.slug for p in incident.places],
-               violation_types=[v.slug for v in incident.violation_types])
+    doc.update(
+        precision=incident.precision,
+        places=[p.slug for p in incident.places],
+        violation_types=[v.slug for v in incident.violation_types],
+    )
     if incident.figures:
         doc["figures"] = incident.figures
     if incident.figures_note:
         doc["figures_note"] = incident.figures_note
-    doc["sources"] = [{k: v for k, v in (("title", s.title), ("publisher", s.publisher),
-                                         ("url", s.url), ("language", s.language),
-                                         ("date", s.date)) if v}
-                      for s in incident.sources]
+    doc["sources"] = [
+        {
+            k: v
+            for k, v in (
+                ("title", s.title),
+                ("publisher", s.publisher),
+                ("url", s.url),
+                ("language", s.language),
+                ("date", s.date),
+            )
+            if v
+        }
+        for s in incident.sources
+    ]
     if related:
         doc["related"] = [{"incident": slug, "relation": rel} for slug, rel in related]
     return doc
@@ -127,7 +161,9 @@ def _related(session: Session, incident: Incident) -> list[tuple[str, str]]:
     rows = session.execute(
         select(Incident.slug, IncidentRelation.relation)
         .join(IncidentRelation, IncidentRelation.related_id == Incident.id)
-        .where(IncidentRelation.incident_id == incident.id).order_by(Incident.slug)).all()
+        .where(IncidentRelation.incident_id == incident.id)
+        .order_by(Incident.slug)
+    ).all()
     return [(slug, relation) for slug, relation in rows]
 
 
@@ -155,8 +191,13 @@ def import_document(session: Session, document: dict[str, Any], actor: str) -> I
             for key, value in new.items():
                 setattr(place, key, value)
             result.updated["place"] += 1
-            audit.append(session, actor, "place.update", "place:%s" % entry["slug"],
-                         {"previous": previous, "new": new})
+            audit.append(
+                session,
+                actor,
+                "place.update",
+                "place:%s" % entry["slug"],
+                {"previous": previous, "new": new},
+            )
     session.flush()
 
     types = {t.slug: t for t in session.scalars(select(ViolationType))}
@@ -175,12 +216,18 @@ def import_document(session: Session, document: dict[str, Any], actor: str) -> I
         previous = previous_types.get(entry["slug"])
         if previous is None:
             result.created["violation_type"] += 1
-            audit.append(session, actor, "violation_type.create",
-                         "violation_type:%s" % entry["slug"], new)
+            audit.append(
+                session, actor, "violation_type.create", "violation_type:%s" % entry["slug"], new
+            )
         elif _normalized(previous) != _normalized(new):
             result.updated["violation_type"] += 1
-            audit.append(session, actor, "violation_type.update",
-                         "violation_type:%s" % entry["slug"], {"previous": previous, "new": new})
+            audit.append(
+                session,
+                actor,
+                "violation_type.update",
+                "violation_type:%s" % entry["slug"],
+                {"previous": previous, "new": new},
+            )
     session.flush()
 
     places = {p.slug: p for p in session.scalars(select(Place))}
@@ -191,8 +238,8 @@ def import_document(session: Session, document: dict[str, Any], actor: str) -> I
         previous = incident_doc(incident, _related(session, incident)) if incident else None
         comparable = {k: v for k, v in entry.items() if k != "related"}
         if previous is not None and _normalized(
-                {k: v for k, v in previous.items() if k != "related"}) == _normalized(
-                _complete(comparable)):
+            {k: v for k, v in previous.items() if k != "related"}
+        ) == _normalized(_complete(comparable)):
             pending_relations.append((incident, entry.get("related", [])))  # type: ignore[arg-type]
             continue
         if incident is None:
@@ -213,21 +260,33 @@ def import_document(session: Session, document: dict[str, Any], actor: str) -> I
         incident.violation_types = [types[s] for s in entry["violation_types"]]
         incident.sources = [Source(**source) for source in entry["sources"]]
         session.flush()
-        audit.append(session, actor, "incident.create" if previous is None else "incident.update",
-                     "incident:%s" % entry["slug"],
-                     {"previous": previous} if previous else {"slug": entry["slug"]})
+        audit.append(
+            session,
+            actor,
+            "incident.create" if previous is None else "incident.update",
+            "incident:%s" % entry["slug"],
+            {"previous": previous} if previous else {"slug": entry["slug"]},
+        )
         pending_relations.append((incident, entry.get("related", [])))
     for incident, related in pending_relations:
         wanted = sorted((incidents[r["incident"]].id, r["relation"]) for r in related)
-        current = sorted(session.execute(
-            select(IncidentRelation.related_id, IncidentRelation.relation)
-            .where(IncidentRelation.incident_id == incident.id)).all())
+        current = sorted(
+            session.execute(
+                select(IncidentRelation.related_id, IncidentRelation.relation).where(
+                    IncidentRelation.incident_id == incident.id
+                )
+            ).all()
+        )
         if [tuple(c) for c in current] != wanted:
-            session.execute(delete(IncidentRelation).where(
-                IncidentRelation.incident_id == incident.id))
+            session.execute(
+                delete(IncidentRelation).where(IncidentRelation.incident_id == incident.id)
+            )
             for related_id, relation in wanted:
-                session.add(IncidentRelation(incident_id=incident.id, related_id=related_id,
-                                             relation=relation))
+                session.add(
+                    IncidentRelation(
+                        incident_id=incident.id, related_id=related_id, relation=relation
+                    )
+                )
     session.flush()
     return result
 
@@ -248,8 +307,10 @@ def export_document(session: Session) -> dict[str, Any]:
         "format": FORMAT,
         "violation_types": [_type_doc(t, slugs) for t in types],
         "places": [place_doc(p) for p in session.scalars(select(Place).order_by(Place.slug))],
-        "incidents": [incident_doc(i, _related(session, i)) for i in session.scalars(
-            select(Incident).order_by(Incident.start, Incident.slug))],
+        "incidents": [
+            incident_doc(i, _related(session, i))
+            for i in session.scalars(select(Incident).order_by(Incident.start, Incident.slug))
+        ],
     }
 
 
@@ -273,13 +334,18 @@ def corroboration(session: Session, incident_ids: list[int] | None = None) -> di
     many times it is linked. It counts if the witness's role is not hearsay, the reviewer's
     confidence is not low, and the testimony is not marked not credible or withdrawn.
     """
-    query = (select(TestimonyIncident.incident_id,
-                    func.count(func.distinct(TestimonyIncident.testimony_id)))
-             .join(Testimony, Testimony.id == TestimonyIncident.testimony_id)
-             .where(TestimonyIncident.role.in_(CORROBORATING_ROLES),
-                    TestimonyIncident.confidence != "low",
-                    Testimony.status.not_in(DISCOUNTED_STATUSES))
-             .group_by(TestimonyIncident.incident_id))
+    query = (
+        select(
+            TestimonyIncident.incident_id, func.count(func.distinct(TestimonyIncident.testimony_id))
+        )
+        .join(Testimony, Testimony.id == TestimonyIncident.testimony_id)
+        .where(
+            TestimonyIncident.role.in_(CORROBORATING_ROLES),
+            TestimonyIncident.confidence != "low",
+            Testimony.status.not_in(DISCOUNTED_STATUSES),
+        )
+        .group_by(TestimonyIncident.incident_id)
+    )
     if incident_ids is not None:
         query = query.where(TestimonyIncident.incident_id.in_(incident_ids))
     return {incident_id: count for incident_id, count in session.execute(query).all()}

@@ -73,15 +73,21 @@ def _pin_receipt_cost(session: Session, settings: Settings) -> None:
         cost = (settings.argon2_memory_kib, settings.argon2_time_cost)
     else:
         cost = (settings.receipt_argon2_memory_kib, settings.receipt_argon2_time_cost)
-    instance_value(session, "receipt_kdf", make=json.dumps(
-        {"memory_kib": cost[0], "time_cost": cost[1]}).encode())
+    instance_value(
+        session,
+        "receipt_kdf",
+        make=json.dumps({"memory_kib": cost[0], "time_cost": cost[1]}).encode(),
+    )
 
 
 def receipt_kdf(session: Session) -> ReceiptKdf:
     """The instance's receipt salt and Argon2id cost (see :class:`ReceiptKdf`)."""
     cost = json.loads(instance_value(session, "receipt_kdf"))
-    return ReceiptKdf(salt=instance_value(session, "receipt_salt"),
-                      memory_kib=int(cost["memory_kib"]), time_cost=int(cost["time_cost"]))
+    return ReceiptKdf(
+        salt=instance_value(session, "receipt_salt"),
+        memory_kib=int(cost["memory_kib"]),
+        time_cost=int(cost["time_cost"]),
+    )
 
 
 def today() -> dt.date:
@@ -104,8 +110,9 @@ def init(settings: Settings, out=print) -> Path | None:  # type: ignore[no-untyp
                 identity = new_identity(settings)
                 created = settings.instance_path / RECOVERY_FILE
                 try:
-                    write_secret_file(str(created),
-                                      identity_file_text(identity, identity.recipient))
+                    write_secret_file(
+                        str(created), identity_file_text(identity, identity.recipient)
+                    )
                 except FileExistsError:
                     created = None
                     raise SystemExit(
@@ -113,13 +120,22 @@ def init(settings: Settings, out=print) -> Path | None:  # type: ignore[no-untyp
                         "file somewhere safe (it may be the only key to older testimony) "
                         "and run init again" % (settings.instance_path / RECOVERY_FILE)
                     ) from None
-                recipient = Recipient(public_key=str(identity.recipient), kind="recovery",
-                                      label="organisation recovery key", active=True,
-                                      created_on=today())
+                recipient = Recipient(
+                    public_key=str(identity.recipient),
+                    kind="recovery",
+                    label="organisation recovery key",
+                    active=True,
+                    created_on=today(),
+                )
                 session.add(recipient)
                 session.flush()
-                audit.append(session, "operator", "recipient.add", "recipient:%d" % recipient.id,
-                             {"kind": "recovery", "public_key": str(identity.recipient)})
+                audit.append(
+                    session,
+                    "operator",
+                    "recipient.add",
+                    "recipient:%d" % recipient.id,
+                    {"kind": "recovery", "public_key": str(identity.recipient)},
+                )
     finally:
         db.dispose()
     if created:

@@ -62,8 +62,11 @@ class SealedBlob(Base):
     payload_size: Mapped[int] = mapped_column(Integer, default=0)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     chunks: Mapped[list[BlobChunk]] = relationship(
-        back_populates="blob", cascade="all, delete-orphan", order_by="BlobChunk.seq",
-        lazy="raise", passive_deletes=True,
+        back_populates="blob",
+        cascade="all, delete-orphan",
+        order_by="BlobChunk.seq",
+        lazy="raise",
+        passive_deletes=True,
     )
 
 
@@ -190,8 +193,9 @@ class ReviewSession(Base):
 
     __tablename__ = "review_session"
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewer.id", ondelete="CASCADE"),
-                                             index=True)
+    reviewer_id: Mapped[int] = mapped_column(
+        ForeignKey("reviewer.id", ondelete="CASCADE"), index=True
+    )
     sealed_identity: Mapped[bytes] = mapped_column(LargeBinary)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
     last_seen: Mapped[dt.datetime] = mapped_column(DateTime)
@@ -247,31 +251,37 @@ class Incident(Base):
     figures_note: Mapped[str] = mapped_column(Text, default="")
     places: Mapped[list[Place]] = relationship(secondary="incident_place", order_by="Place.slug")
     violation_types: Mapped[list[ViolationType]] = relationship(
-        secondary="incident_violation", order_by="ViolationType.slug")
+        secondary="incident_violation", order_by="ViolationType.slug"
+    )
     sources: Mapped[list[Source]] = relationship(
-        back_populates="incident", cascade="all, delete-orphan", order_by="Source.id")
+        back_populates="incident", cascade="all, delete-orphan", order_by="Source.id"
+    )
 
 
 class IncidentPlace(Base):
     __tablename__ = "incident_place"
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"),
-                                             primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incident.id", ondelete="CASCADE"), primary_key=True
+    )
     place_id: Mapped[int] = mapped_column(ForeignKey("place.id"), primary_key=True)
 
 
 class IncidentViolation(Base):
     __tablename__ = "incident_violation"
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"),
-                                             primary_key=True)
-    violation_type_id: Mapped[int] = mapped_column(ForeignKey("violation_type.id"),
-                                                   primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incident.id", ondelete="CASCADE"), primary_key=True
+    )
+    violation_type_id: Mapped[int] = mapped_column(
+        ForeignKey("violation_type.id"), primary_key=True
+    )
 
 
 class Source(Base):
     __tablename__ = "source"
     id: Mapped[int] = mapped_column(primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"),
-                                             index=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incident.id", ondelete="CASCADE"), index=True
+    )
     title: Mapped[str] = mapped_column(String(500))
     publisher: Mapped[str] = mapped_column(String(200))
     url: Mapped[str | None] = mapped_column(Text)
@@ -284,10 +294,12 @@ class IncidentRelation(Base):
     """``incident`` is caused_by / part_of / follows ``related``."""
 
     __tablename__ = "incident_relation"
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"),
-                                             primary_key=True)
-    related_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"),
-                                            primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incident.id", ondelete="CASCADE"), primary_key=True
+    )
+    related_id: Mapped[int] = mapped_column(
+        ForeignKey("incident.id", ondelete="CASCADE"), primary_key=True
+    )
     relation: Mapped[str] = mapped_column(String(20))
 
 
@@ -312,8 +324,9 @@ class TestimonyViolation(Base):
 
     __tablename__ = "testimony_violation"
     testimony_id: Mapped[int] = mapped_column(ForeignKey("testimony.id"), primary_key=True)
-    violation_type_id: Mapped[int] = mapped_column(ForeignKey("violation_type.id"),
-                                                   primary_key=True, index=True)
+    violation_type_id: Mapped[int] = mapped_column(
+        ForeignKey("violation_type.id"), primary_key=True, index=True
+    )
 
 
 class AuditEvent(Base):

@@ -26,8 +26,11 @@ def _roles(args: argparse.Namespace) -> int:
 
     settings = settings_module.load()
     if settings.is_sqlite:
-        print("error: database roles are for PostgreSQL; this instance uses SQLite "
-              "(set TESTIMONY_DATABASE_URL)", file=sys.stderr)
+        print(
+            "error: database roles are for PostgreSQL; this instance uses SQLite "
+            "(set TESTIMONY_DATABASE_URL)",
+            file=sys.stderr,
+        )
         return 1
     try:
         role = check_name(args.intake_role)
@@ -38,23 +41,29 @@ def _roles(args: argparse.Namespace) -> int:
     if args.password_env:
         password = os.environ.get(args.password_env)
         if not password:
-            print("error: the environment variable %s is empty" % args.password_env,
-                  file=sys.stderr)
+            print(
+                "error: the environment variable %s is empty" % args.password_env, file=sys.stderr
+            )
             return 1
     db = Database(settings)
     try:
         with db.engine.connect() as conn:
             database, schema = conn.execute(
-                text("SELECT current_database(), current_schema()")).one()
+                text("SELECT current_database(), current_schema()")
+            ).one()
         plan = RolePlan(role=role, database=database, schema=schema, password=password)
         statements = intake_role_sql(plan)
         if not args.apply:
-            print("-- The intake's role for database %s, schema %s. Run as the owner (the "
-                  "role that runs `testimony init`),\n-- or run `testimony db roles "
-                  "--apply`. Apply again after every upgrade." % (database, schema))
+            print(
+                "-- The intake's role for database %s, schema %s. Run as the owner (the "
+                "role that runs `testimony init`),\n-- or run `testimony db roles "
+                "--apply`. Apply again after every upgrade." % (database, schema)
+            )
             if not password:
-                print("-- No password is set here: use --password-env VAR, or "
-                      "\\password %s in psql, or certificate authentication." % role)
+                print(
+                    "-- No password is set here: use --password-env VAR, or "
+                    "\\password %s in psql, or certificate authentication." % role
+                )
             for statement in statements:
                 print(statement + ";")
             return 0
@@ -68,9 +77,11 @@ def _roles(args: argparse.Namespace) -> int:
             raw.close()
     finally:
         db.dispose()
-    print("Role %s can now add testimony to %s (schema %s), and read no reviewer table. "
-          "Give the intake host:\n  TESTIMONY_DATABASE_URL=postgresql+psycopg://%s:…@HOST/%s"
-          % (role, database, schema, role, database))
+    print(
+        "Role %s can now add testimony to %s (schema %s), and read no reviewer table. "
+        "Give the intake host:\n  TESTIMONY_DATABASE_URL=postgresql+psycopg://%s:…@HOST/%s"
+        % (role, database, schema, role, database)
+    )
     return 0
 
 
@@ -80,8 +91,10 @@ def _purge(args: argparse.Namespace) -> int:
 
     settings = settings_module.load()
     if args.testimony is None and settings.retention_days <= 0:
-        print("Retention is off (TESTIMONY_RETENTION_DAYS is not set): nothing to do. "
-              "To delete particular testimony, name it with --testimony ID.")
+        print(
+            "Retention is off (TESTIMONY_RETENTION_DAYS is not set): nothing to do. "
+            "To delete particular testimony, name it with --testimony ID."
+        )
         return 0
     db = Database(settings)
     try:
@@ -96,11 +109,15 @@ def _purge(args: argparse.Namespace) -> int:
         missing = sorted(set(args.testimony) - set(result.testimonies))
         if missing:
             print("No testimony %s." % ", ".join(str(i) for i in missing), file=sys.stderr)
-    print("Deleted %d testimonies (%s) and %d sealed items; recorded in the audit log."
-          % (len(result.testimonies), listed, result.blobs))
+    print(
+        "Deleted %d testimonies (%s) and %d sealed items; recorded in the audit log."
+        % (len(result.testimonies), listed, result.blobs)
+    )
     if result.testimonies and not settings.is_sqlite:
-        print("PostgreSQL: VACUUM done. The deleted rows' bytes may stay in table files "
-              "until VACUUM FULL, and in WAL and backups until they expire (docs/deploy.md).")
+        print(
+            "PostgreSQL: VACUUM done. The deleted rows' bytes may stay in table files "
+            "until VACUUM FULL, and in WAL and backups until they expire (docs/deploy.md)."
+        )
     return 0
 
 
@@ -127,11 +144,16 @@ def _check(args: argparse.Namespace) -> int:
         print(problem)
     opened = ", %d unsealed to the end" % report.opened if identities else ""
     if report.ok:
-        print("check passed: %d sealed items whole and sealed to current keys%s; audit "
-              "chain intact (%d events)" % (report.items, opened, report.events))
+        print(
+            "check passed: %d sealed items whole and sealed to current keys%s; audit "
+            "chain intact (%d events)" % (report.items, opened, report.events)
+        )
         return 0
-    print("check FAILED: %d problem(s) in %d sealed items and %d audit events"
-          % (len(report.problems), report.items, report.events), file=sys.stderr)
+    print(
+        "check FAILED: %d problem(s) in %d sealed items and %d audit events"
+        % (len(report.problems), report.items, report.events),
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -139,23 +161,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``db``, ``purge`` and ``check`` to the ``testimony`` command."""
     db = sub.add_parser("db", help="the database (PostgreSQL roles)")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    roles = db_sub.add_parser("roles", help="print (or apply) the SQL of the intake's "
-                              "limited role")
+    roles = db_sub.add_parser("roles", help="print (or apply) the SQL of the intake's limited role")
     roles.add_argument("--apply", action="store_true", help="run it (as the database owner)")
     roles.add_argument("--intake-role", default="testimony_intake", metavar="NAME")
-    roles.add_argument("--password-env", metavar="VAR",
-                       help="set the role's password from this environment variable")
+    roles.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="set the role's password from this environment variable",
+    )
     roles.set_defaults(handler=_roles)
 
-    purge = sub.add_parser("purge", help="delete testimony past its retention period "
-                           "(TESTIMONY_RETENTION_DAYS), audited")
+    purge = sub.add_parser(
+        "purge",
+        help="delete testimony past its retention period (TESTIMONY_RETENTION_DAYS), audited",
+    )
     purge.add_argument("--dry-run", action="store_true", help="list, delete nothing")
-    purge.add_argument("--testimony", type=int, action="append", metavar="ID",
-                       help="delete this testimony now, whatever its status (repeatable)")
+    purge.add_argument(
+        "--testimony",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="delete this testimony now, whatever its status (repeatable)",
+    )
     purge.set_defaults(handler=_purge)
 
-    check = sub.add_parser("check", help="every sealed item whole and sealed to current "
-                           "keys, no orphans, audit chain intact")
-    check.add_argument("--identity", action="append", metavar="FILE",
-                       help="also unseal everything with this identity (repeatable)")
+    check = sub.add_parser(
+        "check",
+        help="every sealed item whole and sealed to current keys, no orphans, audit chain intact",
+    )
+    check.add_argument(
+        "--identity",
+        action="append",
+        metavar="FILE",
+        help="also unseal everything with this identity (repeatable)",
+    )
     check.set_defaults(handler=_check)

@@ -67,18 +67,29 @@ def due(session: Session, settings: Settings, today: dt.date) -> list[int]:
     if settings.retention_days <= 0:
         return []
     cutoff = today - dt.timedelta(days=settings.retention_days)
-    candidates = list(session.scalars(
-        select(Testimony.id).where(Testimony.status.in_(settings.retention_statuses),
-                                   Testimony.updated_on <= cutoff).order_by(Testimony.id)))
+    candidates = list(
+        session.scalars(
+            select(Testimony.id)
+            .where(
+                Testimony.status.in_(settings.retention_statuses), Testimony.updated_on <= cutoff
+            )
+            .order_by(Testimony.id)
+        )
+    )
     if not candidates:
         return []
     # A status changed after the cutoff restarts the count.
     recent: set[str] = set()
     for batch in _batches(candidates):
-        recent.update(session.scalars(select(AuditEvent.subject).where(
-            AuditEvent.action == "testimony.status",
-            AuditEvent.at >= dt.datetime.combine(cutoff + dt.timedelta(days=1), dt.time()),
-            AuditEvent.subject.in_(["testimony:%d" % i for i in batch]))))
+        recent.update(
+            session.scalars(
+                select(AuditEvent.subject).where(
+                    AuditEvent.action == "testimony.status",
+                    AuditEvent.at >= dt.datetime.combine(cutoff + dt.timedelta(days=1), dt.time()),
+                    AuditEvent.subject.in_(["testimony:%d" % i for i in batch]),
+                )
+            )
+        )
     return [i for i in candidates if "testimony:%d" % i not in recent]
 
 
@@ -86,7 +97,7 @@ BATCH = 500  # ids per IN (...) list: SQLite caps the parameters of one statemen
 
 
 def _batches(ids: list[int]) -> list[list[int]]:
-    return [ids[i:i + BATCH] for i in range(0, len(ids), BATCH)]
+    return [ids[i : i + BATCH] for i in range(0, len(ids), BATCH)]
 
 
 def delete_testimonies(session: Session, ids: list[int]) -> Purge:
@@ -97,8 +108,9 @@ def delete_testimonies(session: Session, ids: list[int]) -> Purge:
         return result
     blobs: set[int] = set()
     testimony = table_of(Testimony)
-    rows = session.execute(select(testimony.c.witness_id, *_blob_columns(testimony))
-                           .where(testimony.c.id.in_(ids))).all()
+    rows = session.execute(
+        select(testimony.c.witness_id, *_blob_columns(testimony)).where(testimony.c.id.in_(ids))
+    ).all()
     witnesses = [row[0] for row in rows]
     blobs.update(v for row in rows for v in row[1:] if v is not None)
 
@@ -107,11 +119,12 @@ def delete_testimonies(session: Session, ids: list[int]) -> Purge:
         if not keys:
             return
         key_columns = list(table.primary_key.columns)
-        selected = session.execute(select(*key_columns, *_blob_columns(table))
-                                   .where(column.in_(keys))).all()
+        selected = session.execute(
+            select(*key_columns, *_blob_columns(table)).where(column.in_(keys))
+        ).all()
         if not selected:
             return
-        blobs.update(v for row in selected for v in row[len(key_columns):] if v is not None)
+        blobs.update(v for row in selected for v in row[len(key_columns) :] if v is not None)
         if len(key_columns) == 1 and "id" in table.c:
             own = [row[0] for row in selected]
             for child, child_column in referring(table):
@@ -150,8 +163,15 @@ def _delete_blobs(session: Session, blob_ids: set[int]) -> int:
     return len(gone)
 
 
-def purge(db: Database, settings: Settings, today: dt.date, *, dry_run: bool = False,
-          requested: list[int] | None = None, actor: str = "operator") -> Purge:
+def purge(
+    db: Database,
+    settings: Settings,
+    today: dt.date,
+    *,
+    dry_run: bool = False,
+    requested: list[int] | None = None,
+    actor: str = "operator",
+) -> Purge:
     """Delete what retention says is due (or, with ``requested``, those testimonies),
     audit it, then make the deletion reach the disk (SQLite VACUUM, PostgreSQL VACUUM)."""
     with db.transaction() as session:
@@ -168,12 +188,19 @@ def purge(db: Database, settings: Settings, today: dt.date, *, dry_run: bool = F
             result.blobs += done.blobs
             for table, count in done.rows.items():
                 result.rows[table] = result.rows.get(table, 0) + count
-        audit.append(session, actor, "testimony.purge",
-                     "retention" if requested is None else "request",
-                     {"count": len(ids), "testimonies": ids, "sealed_items": result.blobs,
-                      "retention_days": settings.retention_days if requested is None else None,
-                      "statuses": list(settings.retention_statuses)
-                      if requested is None else None})
+        audit.append(
+            session,
+            actor,
+            "testimony.purge",
+            "retention" if requested is None else "request",
+            {
+                "count": len(ids),
+                "testimonies": ids,
+                "sealed_items": result.blobs,
+                "retention_days": settings.retention_days if requested is None else None,
+                "statuses": list(settings.retention_statuses) if requested is None else None,
+            },
+        )
     reclaim(db)
     return result
 
@@ -187,5 +214,9 @@ def reclaim(db: Database) -> None:
             conn.execute(text("VACUUM"))
             conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
         else:
-            conn.execute(text("VACUUM blob_chunk, sealed_blob, blob_recipient, testimony, "
-                              "witness, statement, attachment, message"))
+            conn.execute(
+                text(
+                    "VACUUM blob_chunk, sealed_blob, blob_recipient, testimony, "
+                    "witness, statement, attachment, message"
+                )
+            )

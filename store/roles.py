@@ -31,11 +31,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-READS = ("recipient", "instance_value", "witness", "testimony", "statement", "attachment",
-         "message", "sealed_blob", "blob_chunk", "blob_recipient")
+READS = (
+    "recipient",
+    "instance_value",
+    "witness",
+    "testimony",
+    "statement",
+    "attachment",
+    "message",
+    "sealed_blob",
+    "blob_chunk",
+    "blob_recipient",
+)
 AUDIT_HEAD = ("id", "seq", "hash")  # what appending to the chain needs to read
-ADDS = ("witness", "testimony", "statement", "attachment", "sealed_blob", "blob_chunk",
-        "blob_recipient", "audit_event")
+ADDS = (
+    "witness",
+    "testimony",
+    "statement",
+    "attachment",
+    "sealed_blob",
+    "blob_chunk",
+    "blob_recipient",
+    "audit_event",
+)
 SEQUENCES = ("witness", "testimony", "statement", "attachment", "sealed_blob", "audit_event")
 UPDATES = {
     "testimony": ("updated_on",),
@@ -56,8 +74,9 @@ class RolePlan:
 
 def check_name(name: str) -> str:
     if not _NAME.match(name):
-        raise ValueError("role names are lower-case letters, digits and _ (at most 63), "
-                         "not %r" % name)
+        raise ValueError(
+            "role names are lower-case letters, digits and _ (at most 63), not %r" % name
+        )
     return name
 
 
@@ -92,8 +111,8 @@ def intake_role_sql(plan: RolePlan) -> list[str]:
         "GRANT SELECT ON %s TO %s" % (", ".join(q(t) for t in READS), role),
         "GRANT SELECT (%s) ON %s TO %s" % (", ".join(AUDIT_HEAD), q("audit_event"), role),
         "GRANT INSERT ON %s TO %s" % (", ".join(q(t) for t in ADDS), role),
-        "GRANT USAGE ON SEQUENCE %s TO %s" % (
-            ", ".join("%s.%s" % (schema, _ident(t + "_id_seq")) for t in SEQUENCES), role),
+        "GRANT USAGE ON SEQUENCE %s TO %s"
+        % (", ".join("%s.%s" % (schema, _ident(t + "_id_seq")) for t in SEQUENCES), role),
     ]
     for table, columns in UPDATES.items():
         out.append("GRANT UPDATE (%s) ON %s TO %s" % (", ".join(columns), q(table), role))
@@ -106,8 +125,12 @@ def intake_role_sql(plan: RolePlan) -> list[str]:
             ("add", "INSERT", "WITH CHECK (true)"),
             # Which rows may change is USING's to say; the new row version has no xmin
             # yet, so the check on it is only that it is a row.
-            ("finish", "UPDATE", "USING (xmin = pg_current_xact_id()::xid OR id IN (%s)) "
-             "WITH CHECK (true)" % REPLIES),
+            (
+                "finish",
+                "UPDATE",
+                "USING (xmin = pg_current_xact_id()::xid OR id IN (%s)) "
+                "WITH CHECK (true)" % REPLIES,
+            ),
         ],
         "blob_recipient": [
             ("read", "SELECT", "USING (true)"),
@@ -120,8 +143,9 @@ def intake_role_sql(plan: RolePlan) -> list[str]:
         for name, command, clause in rules:
             policy = _ident("%s_%s" % (role, name))
             out.append("DROP POLICY IF EXISTS %s ON %s" % (policy, q(table)))
-            out.append("CREATE POLICY %s ON %s FOR %s TO %s %s"
-                       % (policy, q(table), command, role, clause))
+            out.append(
+                "CREATE POLICY %s ON %s FOR %s TO %s %s" % (policy, q(table), command, role, clause)
+            )
     return out
 
 

@@ -98,8 +98,9 @@ def _secret_key(instance: Path, env: dict[str, str]) -> bytes:
 def _session_storage(env: dict[str, str]) -> str:
     uri = env.get("TESTIMONY_SESSION_STORAGE_URI", "")
     if uri and not uri.startswith(("redis://", "rediss://", "unix://")):
-        raise SystemExit("TESTIMONY_SESSION_STORAGE_URI must be empty (the database) or a "
-                         "redis:// address")
+        raise SystemExit(
+            "TESTIMONY_SESSION_STORAGE_URI must be empty (the database) or a redis:// address"
+        )
     return uri
 
 
@@ -110,8 +111,10 @@ def _retention_statuses(env: dict[str, str]) -> tuple[str, ...]:
     chosen = tuple(s.strip() for s in raw.split(",") if s.strip())
     unknown = [s for s in chosen if s not in STATUSES]
     if unknown or not chosen:
-        raise SystemExit("TESTIMONY_RETENTION_STATUSES must list statuses among %s, not %r"
-                         % (", ".join(STATUSES), raw))
+        raise SystemExit(
+            "TESTIMONY_RETENTION_STATUSES must list statuses among %s, not %r"
+            % (", ".join(STATUSES), raw)
+        )
     return chosen
 
 

@@ -58,8 +58,17 @@ def unavailable(error: BaseException) -> bool:
 
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return True
-    return isinstance(error, (exc.OperationalError, exc.TimeoutError, StorageError,
-                              RedisConnectionError, RedisTimeoutError, BusyLoadingError))
+    return isinstance(
+        error,
+        (
+            exc.OperationalError,
+            exc.TimeoutError,
+            StorageError,
+            RedisConnectionError,
+            RedisTimeoutError,
+            BusyLoadingError,
+        ),
+    )
 
 
 def client_key(secret: bytes, face: str, address: str | None) -> str:
@@ -77,8 +86,9 @@ def behind_proxies(app: Any, settings: Settings) -> None:
     if settings.trusted_proxies > 0:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0,
-                                x_host=0, x_port=0, x_prefix=0)
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0, x_host=0, x_port=0, x_prefix=0
+        )
 
 
 class _Below(logging.Filter):

@@ -41,8 +41,13 @@ class Seeded:
 
     @property
     def arguments(self) -> dict[str, str]:
-        return {"testimony_id": "1", "attachment_id": "1", "reviewer_id": str(self.reviewer.id),
-                "slug": self.incident, "excerpt_id": "1"}
+        return {
+            "testimony_id": "1",
+            "attachment_id": "1",
+            "reviewer_id": str(self.reviewer.id),
+            "slug": self.incident,
+            "excerpt_id": "1",
+        }
 
     def secrets(self) -> list[str]:
         """What must never appear in an answer to someone not logged in."""
@@ -57,17 +62,28 @@ def seeded_desk(tmp_path: Path, monkeypatch, **env: str) -> Seeded:
         for name in ("violation-types.json", "korday-2020.json"):
             load_file(session, DATA / name, "operator")
         incident = session.scalars(select(Incident.slug).order_by(Incident.id)).first()
-    response = submit(desk.intake_app.test_client(), lang="en", statement=STATEMENT,
-                      contact=CONTACT, consent="quotes",
-                      files=[("photo.jpg", photo_with_exif())])
+    response = submit(
+        desk.intake_app.test_client(),
+        lang="en",
+        statement=STATEMENT,
+        contact=CONTACT,
+        consent="quotes",
+        files=[("photo.jpg", photo_with_exif())],
+    )
     receipt = receipt_code(response)
     assert receipt, response.data
     client = desk.logged_in(admin)
     assert client.post("/testimony/1/note", data={"note-text": NOTE}).status_code == 302
     assert client.post("/testimony/1/reply", data={"reply-text": REPLY}).status_code == 302
-    linked = client.post("/testimony/1/links", data={
-        "incident": incident, "role": "eyewitness", "confidence": "high",
-        "passage": "grey van"})
+    linked = client.post(
+        "/testimony/1/links",
+        data={
+            "incident": incident,
+            "role": "eyewitness",
+            "confidence": "high",
+            "passage": "grey van",
+        },
+    )
     assert linked.status_code == 302 and "mapping_error" not in linked.location
     excerpt = client.post("/testimony/1/excerpts/new", data={"text": "saw a grey van"})
     assert excerpt.status_code == 302 and excerpt.location.endswith("/excerpts/1"), excerpt
@@ -76,6 +92,7 @@ def seeded_desk(tmp_path: Path, monkeypatch, **env: str) -> Seeded:
 
 def url_for_rule(rule, arguments: dict[str, str], default: str = "1") -> str:
     """The rule's path with each argument filled from ``arguments`` (else ``default``)."""
+
     def fill(match: re.Match[str]) -> str:
         name = match.group(1).split(":")[-1]
         return arguments.get(name, default)
@@ -86,15 +103,20 @@ def url_for_rule(rule, arguments: dict[str, str], default: str = "1") -> str:
 def static_files(app) -> list[str]:
     """Every file the app serves from its static folder, as URL paths."""
     folder = Path(app.static_folder)
-    return sorted("%s/%s" % (app.static_url_path, p.relative_to(folder).as_posix())
-                  for p in folder.rglob("*") if p.is_file())
+    return sorted(
+        "%s/%s" % (app.static_url_path, p.relative_to(folder).as_posix())
+        for p in folder.rglob("*")
+        if p.is_file()
+    )
 
 
 def table_counts(db) -> dict[str, int]:
     """Rows in every table of the schema."""
     with db.sessions() as session:
-        return {table.name: session.scalar(select(func.count()).select_from(table))
-                for table in Base.metadata.sorted_tables}
+        return {
+            table.name: session.scalar(select(func.count()).select_from(table))
+            for table in Base.metadata.sorted_tables
+        }
 
 
 class _Forms(HTMLParser):
@@ -142,13 +164,20 @@ def every_form(app, pages: dict[str, str], arguments: dict[str, str]) -> dict[st
 # --- hostile text everywhere, for the browser and export checks -----------------------------
 
 # Each piece that could run sets window.__pwned (and opens a dialog); none must.
-HOSTILE = ("\"'><script>window.__pwned='script';alert(1)</script>"
-           "<img src=x onerror=\"window.__pwned='img';alert(2)\">"
-           "<svg onload=\"window.__pwned='svg'\"></svg> {{7*7}} {% if 1 %}jinja{% endif %} "
-           "'; DROP TABLE testimony; -- \u202egnp.exe \"quoted, with comma\"")
+HOSTILE = (
+    "\"'><script>window.__pwned='script';alert(1)</script>"
+    "<img src=x onerror=\"window.__pwned='img';alert(2)\">"
+    "<svg onload=\"window.__pwned='svg'\"></svg> {{7*7}} {% if 1 %}jinja{% endif %} "
+    '\'; DROP TABLE testimony; -- \u202egnp.exe "quoted, with comma"'
+)
 CONTROL = "\x1b[31m\x08\x7f"
-HOSTILE_SHOWN = ("<script>window.__pwned=", "<img src=x onerror=", "{{7*7}}",
-                 "{% if 1 %}jinja{% endif %}", "DROP TABLE testimony")
+HOSTILE_SHOWN = (
+    "<script>window.__pwned=",
+    "<img src=x onerror=",
+    "{{7*7}}",
+    "{% if 1 %}jinja{% endif %}",
+    "DROP TABLE testimony",
+)
 
 
 @dataclass
@@ -168,8 +197,13 @@ class Hostile:
 
 
 INCIDENT, PLACE, VIOLATION = "invented-incident", "invented-place", "invented-type"
-FORMULAS = {"title": "=HYPERLINK(\"http://example.invalid\") ", "description": "+1+2 ",
-            "place": "-3+4 ", "label": "@SUM(1) ", "excerpt": "=2+5 "}
+FORMULAS = {
+    "title": '=HYPERLINK("http://example.invalid") ',
+    "description": "+1+2 ",
+    "place": "-3+4 ",
+    "label": "@SUM(1) ",
+    "excerpt": "=2+5 ",
+}
 EXCERPT = FORMULAS["excerpt"] + HOSTILE + "\nA second line, \"quoted\"\r\n=cmd|' /C calc'!A0"
 
 
@@ -186,41 +220,90 @@ def hostile_desk(tmp_path: Path, monkeypatch) -> Hostile:
     load_catalogue(desk.db)
     client = desk.logged_in(admin)
     for path, data in (
-            ("/catalogue/places", {"slug": PLACE, "name_en": FORMULAS["place"] + HOSTILE,
-                                   "name_ru": HOSTILE, "name_kk": HOSTILE, "district": HOSTILE,
-                                   "lat": "43.1", "lon": "75.2"}),
-            ("/catalogue/vocabulary", {"slug": VIOLATION, "label_en": FORMULAS["label"] + HOSTILE,
-                                       "label_ru": HOSTILE, "label_kk": HOSTILE}),
-            ("/incidents/new", {"slug": INCIDENT, "title_en": FORMULAS["title"] + HOSTILE,
-                                "description_en": FORMULAS["description"] + HOSTILE,
-                                "start": "2020-02-07", "precision": "day",
-                                "figures": '{"killed": 1}', "figures_note": HOSTILE,
-                                "sources": HOSTILE.replace("|", "/") + " | Invented press",
-                                "places": PLACE, "violation_types": VIOLATION})):
+        (
+            "/catalogue/places",
+            {
+                "slug": PLACE,
+                "name_en": FORMULAS["place"] + HOSTILE,
+                "name_ru": HOSTILE,
+                "name_kk": HOSTILE,
+                "district": HOSTILE,
+                "lat": "43.1",
+                "lon": "75.2",
+            },
+        ),
+        (
+            "/catalogue/vocabulary",
+            {
+                "slug": VIOLATION,
+                "label_en": FORMULAS["label"] + HOSTILE,
+                "label_ru": HOSTILE,
+                "label_kk": HOSTILE,
+            },
+        ),
+        (
+            "/incidents/new",
+            {
+                "slug": INCIDENT,
+                "title_en": FORMULAS["title"] + HOSTILE,
+                "description_en": FORMULAS["description"] + HOSTILE,
+                "start": "2020-02-07",
+                "precision": "day",
+                "figures": '{"killed": 1}',
+                "figures_note": HOSTILE,
+                "sources": HOSTILE.replace("|", "/") + " | Invented press",
+                "places": PLACE,
+                "violation_types": VIOLATION,
+            },
+        ),
+    ):
         response = client.post(path, data=data)
         assert response.status_code == 302 and "error" not in (response.location or ""), (
-            path, response.status_code, response.location)
+            path,
+            response.status_code,
+            response.location,
+        )
     response = desk.intake_app.test_client().post(
-        "/en/testimony/", content_type="multipart/form-data", data={
-            "statement": HOSTILE, "when_approx": HOSTILE[:200], "place_other": HOSTILE[:200],
-            "contact": HOSTILE, "relation": "saw", "consent": "quotes",
-            "files": [(io.BytesIO(jpeg()), HOSTILE[:100] + ".jpg")]})
+        "/en/testimony/",
+        content_type="multipart/form-data",
+        data={
+            "statement": HOSTILE,
+            "when_approx": HOSTILE[:200],
+            "place_other": HOSTILE[:200],
+            "contact": HOSTILE,
+            "relation": "saw",
+            "consent": "quotes",
+            "files": [(io.BytesIO(jpeg()), HOSTILE[:100] + ".jpg")],
+        },
+    )
     receipt = receipt_code(response)
     assert receipt, response.get_data(as_text=True)
-    for path, data in (("/testimony/1/note", {"note-text": HOSTILE + CONTROL}),
-                       ("/testimony/1/reply", {"reply-text": HOSTILE + CONTROL}),
-                       ("/testimony/1/links", {"incident": INCIDENT, "role": "eyewitness",
-                                               "confidence": "low", "passage": HOSTILE}),
-                       ("/testimony/1/tags", {"tag": VIOLATION})):
+    for path, data in (
+        ("/testimony/1/note", {"note-text": HOSTILE + CONTROL}),
+        ("/testimony/1/reply", {"reply-text": HOSTILE + CONTROL}),
+        (
+            "/testimony/1/links",
+            {"incident": INCIDENT, "role": "eyewitness", "confidence": "low", "passage": HOSTILE},
+        ),
+        ("/testimony/1/tags", {"tag": VIOLATION}),
+    ):
         response = client.post(path, data=data)
-        assert response.status_code == 302 and "error" not in response.location, (path,
-                                                                                  response)
+        assert response.status_code == 302 and "error" not in response.location, (path, response)
     made = client.post("/testimony/1/excerpts/new", data={"text": EXCERPT})
     assert made.status_code == 302, made.data
     excerpt_id = int(made.location.rstrip("/").split("/")[-1])
     approved = client.post("/excerpts/%d/approve" % excerpt_id)
     assert approved.status_code == 302, approved.data
     # Enough others like it that the hostile place, type and incident are published.
-    add_testimonies(desk.db, 6, PLACE, "saw", dt.date(2020, 2, 10), INCIDENT, "eyewitness",
-                    (VIOLATION,), consent="quotes")
+    add_testimonies(
+        desk.db,
+        6,
+        PLACE,
+        "saw",
+        dt.date(2020, 2, 10),
+        INCIDENT,
+        "eyewitness",
+        (VIOLATION,),
+        consent="quotes",
+    )
     return Hostile(desk, admin, viewer, receipt, excerpt_id)

@@ -30,8 +30,9 @@ TESTKIT = Path(os.environ.get("TESTIMONY_TESTKIT", ROOT.parent / "shared" / "tes
 def age_vectors_dir() -> Path:
     folder = TESTKIT / "age"
     if not folder.is_dir():
-        pytest.skip("the C2SP age vectors are absent: %s (../shared/testkit not beside the repo)"
-                    % folder)
+        pytest.skip(
+            "the C2SP age vectors are absent: %s (../shared/testkit not beside the repo)" % folder
+        )
     return folder
 
 
@@ -45,9 +46,12 @@ def age_binary() -> str:
 
 # --- instances and apps ------------------------------------------------------------------
 
-FAST_ARGON2 = {"TESTIMONY_ARGON2_MEMORY_KIB": "1024", "TESTIMONY_ARGON2_TIME_COST": "1",
-               "TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB": "1024",
-               "TESTIMONY_RECEIPT_ARGON2_TIME_COST": "1"}
+FAST_ARGON2 = {
+    "TESTIMONY_ARGON2_MEMORY_KIB": "1024",
+    "TESTIMONY_ARGON2_TIME_COST": "1",
+    "TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB": "1024",
+    "TESTIMONY_RECEIPT_ARGON2_TIME_COST": "1",
+}
 
 
 def make_settings(instance: Path, database_url: str | None = None, **env: str):
@@ -62,15 +66,20 @@ def make_settings(instance: Path, database_url: str | None = None, **env: str):
 
 # --- the PostgreSQL pass ----------------------------------------------------------------------
 
-ONCE = {"test_age_vectors", "test_age_interop", "test_crypto_cli", "test_seal_properties",
-        "test_hybrid", "test_soak"}
+ONCE = {
+    "test_age_vectors",
+    "test_age_interop",
+    "test_crypto_cli",
+    "test_seal_properties",
+    "test_hybrid",
+    "test_soak",
+}
 _SUITE: dict[str, object] = {"force_sqlite": False, "base": None}
 
 
 def on_postgres() -> bool:
     """Whether this run's instances live on PostgreSQL (the second pass of make test)."""
-    return os.environ.get("TESTIMONY_TEST_BACKEND") == "postgres" \
-        and not _SUITE["force_sqlite"]
+    return os.environ.get("TESTIMONY_TEST_BACKEND") == "postgres" and not _SUITE["force_sqlite"]
 
 
 def _suite_database() -> str:
@@ -85,15 +94,15 @@ def _suite_database() -> str:
         name = "testimony_suite_%d" % os.getpid()
         engine = create_engine(server, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
-            for (stale,) in conn.execute(text(
-                    "SELECT datname FROM pg_database WHERE datname LIKE 'testimony_suite_%'")):
+            for (stale,) in conn.execute(
+                text("SELECT datname FROM pg_database WHERE datname LIKE 'testimony_suite_%'")
+            ):
                 pid = int(stale.rsplit("_", 1)[1])
                 if pid == os.getpid() or not _alive(pid):
                     conn.execute(text('DROP DATABASE "%s" WITH (FORCE)' % stale))
             conn.execute(text('CREATE DATABASE "%s"' % name))
         engine.dispose()
-        _SUITE["base"] = make_url(server).set(database=name).render_as_string(
-            hide_password=False)
+        _SUITE["base"] = make_url(server).set(database=name).render_as_string(hide_password=False)
     return str(_SUITE["base"])
 
 
@@ -138,8 +147,13 @@ def table_rows(settings) -> dict[str, list[tuple]]:
     try:
         with engine.connect() as conn:
             names = inspect(conn).get_table_names()
-            return {name: sorted((tuple(row) for row in conn.execute(
-                text('SELECT * FROM "%s"' % name))), key=repr) for name in sorted(names)}
+            return {
+                name: sorted(
+                    (tuple(row) for row in conn.execute(text('SELECT * FROM "%s"' % name))),
+                    key=repr,
+                )
+                for name in sorted(names)
+            }
     finally:
         engine.dispose()
 
@@ -162,8 +176,9 @@ def database_bytes(settings) -> bytes:
 
 
 def pytest_configure(config) -> None:
-    config.addinivalue_line("markers", "sqlite: reads SQLite's own files; keeps SQLite on "
-                            "the PostgreSQL pass")
+    config.addinivalue_line(
+        "markers", "sqlite: reads SQLite's own files; keeps SQLite on the PostgreSQL pass"
+    )
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -213,8 +228,10 @@ def reset_postgres(url: str) -> None:
 def postgres_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
-        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests need a server "
-                    "(.ci/run sets it to the local one)")
+        pytest.skip(
+            "TEST_DATABASE_URL is not set: PostgreSQL tests need a server "
+            "(.ci/run sets it to the local one)"
+        )
     return url
 
 
@@ -222,8 +239,10 @@ def postgres_url() -> str:
 def redis_url() -> str:
     url = os.environ.get("TEST_REDIS_URL")
     if not url:
-        pytest.skip("TEST_REDIS_URL is not set: Redis tests need a server "
-                    "(.ci/run sets it to the local one)")
+        pytest.skip(
+            "TEST_REDIS_URL is not set: Redis tests need a server "
+            "(.ci/run sets it to the local one)"
+        )
     return url
 
 

@@ -33,33 +33,64 @@ def load_catalogue(db) -> None:
             load_file(session, ROOT / "store" / "data" / name, "operator")
 
 
-def add_testimonies(db, count: int, place: str, relation: str, day: dt.date,
-                    incident: str | None = None, role: str = "eyewitness",
-                    tags: tuple[str, ...] = (), consent: str = "counts",
-                    status: str = "in_review") -> list[int]:
+def add_testimonies(
+    db,
+    count: int,
+    place: str,
+    relation: str,
+    day: dt.date,
+    incident: str | None = None,
+    role: str = "eyewitness",
+    tags: tuple[str, ...] = (),
+    consent: str = "counts",
+    status: str = "in_review",
+) -> list[int]:
     """``count`` invented testimonies sharing every counted variable."""
     ids = []
     with db.transaction() as session:
-        details = seal_blob(session, active_recipients(session),
-                            pad_document({"text": "invented details"}))
-        linked = session.scalar(select(Incident.id).where(Incident.slug == incident)) \
-            if incident else None
-        tag_ids = list(session.scalars(select(ViolationType.id).where(
-            ViolationType.slug.in_(tags)))) if tags else []
+        details = seal_blob(
+            session, active_recipients(session), pad_document({"text": "invented details"})
+        )
+        linked = (
+            session.scalar(select(Incident.id).where(Incident.slug == incident))
+            if incident
+            else None
+        )
+        tag_ids = (
+            list(session.scalars(select(ViolationType.id).where(ViolationType.slug.in_(tags))))
+            if tags
+            else []
+        )
         for _ in range(count):
-            witness = Witness(receipt_hash="invented-%d" % next(_serial),
-                              reply_public_key="invented")
+            witness = Witness(
+                receipt_hash="invented-%d" % next(_serial), reply_public_key="invented"
+            )
             session.add(witness)
             session.flush()
-            item = Testimony(witness_id=witness.id, received_on=day, updated_on=day,
-                             status=status, language="ru", place=place, relation=relation,
-                             consent=consent, details_blob_id=details.id)
+            item = Testimony(
+                witness_id=witness.id,
+                received_on=day,
+                updated_on=day,
+                status=status,
+                language="ru",
+                place=place,
+                relation=relation,
+                consent=consent,
+                details_blob_id=details.id,
+            )
             session.add(item)
             session.flush()
             ids.append(item.id)
             if linked:
-                session.add(TestimonyIncident(testimony_id=item.id, incident_id=linked,
-                                              role=role, confidence="high", linked_on=day))
+                session.add(
+                    TestimonyIncident(
+                        testimony_id=item.id,
+                        incident_id=linked,
+                        role=role,
+                        confidence="high",
+                        linked_on=day,
+                    )
+                )
             for tag in tag_ids:
                 session.add(TestimonyViolation(testimony_id=item.id, violation_type_id=tag))
     return ids
@@ -70,14 +101,24 @@ def background(db) -> None:
     feb, apr = dt.date(2020, 2, 10), dt.date(2020, 4, 20)
     attack = "2020-02-07-attack-on-masanchi"
     arrests = "2020-04-arrest-and-beating-to-extract-confession"
-    add_testimonies(db, 14, "masanchi", "saw", feb, attack, "eyewitness",
-                    ("arson", "physical-assault"))
+    add_testimonies(
+        db, 14, "masanchi", "saw", feb, attack, "eyewitness", ("arson", "physical-assault")
+    )
     add_testimonies(db, 9, "masanchi", "happened_to_me", feb, attack, "victim", ("arson",))
     add_testimonies(db, 8, "sortobe", "saw", feb, attack, "eyewitness", ("physical-assault",))
-    add_testimonies(db, 7, "sortobe", "heard", apr, arrests, "hearsay",
-                    ("arbitrary-arrest-and-detention",))
-    add_testimonies(db, 6, "bular-batyr", "happened_to_family", apr, arrests, "relative",
-                    ("arbitrary-arrest-and-detention", "torture-and-ill-treatment"))
+    add_testimonies(
+        db, 7, "sortobe", "heard", apr, arrests, "hearsay", ("arbitrary-arrest-and-detention",)
+    )
+    add_testimonies(
+        db,
+        6,
+        "bular-batyr",
+        "happened_to_family",
+        apr,
+        arrests,
+        "relative",
+        ("arbitrary-arrest-and-detention", "torture-and-ill-treatment"),
+    )
     add_testimonies(db, 3, "masanchi", "saw", feb, status="withdrawn")
 
 

@@ -72,17 +72,22 @@ class Desk:
         password = "Invented %s passphrase 42" % name[::-1]
         with self.db.transaction() as session:
             created = accounts.create_reviewer(session, self.settings, name, password, admin)
-            person = Person(name, password, created.reviewer.id, created.totp_secret,
-                            created.identity)
+            person = Person(
+                name, password, created.reviewer.id, created.totp_secret, created.identity
+            )
         self.people[name] = person
         return person
 
-    def login(self, client, person: Person, password: str | None = None,
-              code: str | None = None, **kwargs):
+    def login(
+        self, client, person: Person, password: str | None = None, code: str | None = None, **kwargs
+    ):
         """Post the login form with a code for a fresh TOTP step (the clock moves on)."""
         self.clock.advance(seconds=31)
-        data = {"name": person.name, "password": password or person.password,
-                "code": code or self.clock.totp(person.totp_secret)}
+        data = {
+            "name": person.name,
+            "password": password or person.password,
+            "code": code or self.clock.totp(person.totp_secret),
+        }
         if self.review_app.config.get("WTF_CSRF_ENABLED", True):
             data["csrf_token"] = csrf_token(client.get("/login"))
         return client.post("/login", data=data, **kwargs)
@@ -95,8 +100,11 @@ class Desk:
 
     def audit_actions(self, after: int = 0) -> list[str]:
         with self.db.sessions() as session:
-            return list(session.scalars(select(AuditEvent.action).where(
-                AuditEvent.seq > after).order_by(AuditEvent.seq)))
+            return list(
+                session.scalars(
+                    select(AuditEvent.action).where(AuditEvent.seq > after).order_by(AuditEvent.seq)
+                )
+            )
 
     def audit_head(self) -> int:
         with self.db.sessions() as session:

@@ -41,8 +41,7 @@ def wait_for_port(port: int, timeout: float = 30, up: bool = True) -> None:
             if not up:
                 return
         time.sleep(0.05)
-    raise TimeoutError("port %d still %s after %ss" % (port, "closed" if up else "open",
-                                                        timeout))
+    raise TimeoutError("port %d still %s after %ss" % (port, "closed" if up else "open", timeout))
 
 
 def postgres_bin() -> Path | None:
@@ -76,36 +75,67 @@ class PostgresCluster:
         self.folder = folder
         self.data = folder / "data"
         self.user = "postgres" if self.as_root else os.environ.get("USER", "postgres")
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                  "--no-sync", "-E", "UTF8")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
         with open(self.data / "postgresql.conf", "a") as conf:
-            conf.write("\nlisten_addresses = '127.0.0.1'\nport = %d\n"
-                       "unix_socket_directories = '%s'\nfsync = off\n"
-                       "max_connections = 200\nlog_min_messages = fatal\n"
-                       % (self.port, folder))
+            conf.write(
+                "\nlisten_addresses = '127.0.0.1'\nport = %d\n"
+                "unix_socket_directories = '%s'\nfsync = off\n"
+                "max_connections = 200\nlog_min_messages = fatal\n" % (self.port, folder)
+            )
 
     def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         command = [str(self.bin / tool), *args]
         if self.as_root:
             command = ["runuser", "-u", "postgres", "--", *command]
-        return subprocess.run(command, capture_output=True, timeout=120, check=check,
-                              cwd="/")
+        return subprocess.run(command, capture_output=True, timeout=120, check=check, cwd="/")
 
-    def url(self, database: str = "postgres", user: str = "postgres",
-            password: str | None = None) -> str:
+    def url(
+        self, database: str = "postgres", user: str = "postgres", password: str | None = None
+    ) -> str:
         credentials = user + (":" + password if password else "")
         return "postgresql+psycopg://%s@127.0.0.1:%d/%s" % (credentials, self.port, database)
 
     def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "log"), "-w",
-                  "-t", "60", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.folder / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
 
     def restart(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "log"), "-m",
-                  "fast", "-w", "-t", "60", "restart")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.folder / "log"),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "60",
+            "restart",
+        )
 
     def createdb(self, name: str) -> str:
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
@@ -148,10 +178,24 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder), "--logfile",
-             str(self.folder / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                self.binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+                "--logfile",
+                str(self.folder / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for_port(self.port)
 
     def stop(self) -> None:

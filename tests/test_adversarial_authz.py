@@ -28,15 +28,35 @@ from .adversarial_helpers import seeded_desk, static_files, url_for_rule
 from .review_helpers import session_cookie
 
 EXTRA_METHODS = {"PUT", "DELETE", "PATCH"}
-FORM = {"status": "withdrawn", "reviewer": "2", "note-text": "Invented note by a thief",
-        "reply-text": "Invented reply by a thief", "role": "victim", "confidence": "low",
-        "tag": "killing", "passage": "", "slug": "invented-place", "title_en": "Invented",
-        "description_en": "Invented", "start": "2020-02-07", "precision": "day",
-        "name_en": "X", "name_ru": "X", "name_kk": "X", "district": "X", "lat": "43",
-        "lon": "75", "label_en": "X", "label_ru": "X", "label_kk": "X"}
+FORM = {
+    "status": "withdrawn",
+    "reviewer": "2",
+    "note-text": "Invented note by a thief",
+    "reply-text": "Invented reply by a thief",
+    "role": "victim",
+    "confidence": "low",
+    "tag": "killing",
+    "passage": "",
+    "slug": "invented-place",
+    "title_en": "Invented",
+    "description_en": "Invented",
+    "start": "2020-02-07",
+    "precision": "day",
+    "name_en": "X",
+    "name_ru": "X",
+    "name_kk": "X",
+    "district": "X",
+    "lat": "43",
+    "lon": "75",
+    "label_en": "X",
+    "label_ru": "X",
+    "label_kk": "X",
+}
 # Pages every reviewer may open although only administrators get a link in the menu.
-OPEN_TO_EVERY_REVIEWER = {"catalogue.overview": "the places and the vocabulary are read "
-                          "by every reviewer when tagging; only the edit forms are admin"}
+OPEN_TO_EVERY_REVIEWER = {
+    "catalogue.overview": "the places and the vocabulary are read "
+    "by every reviewer when tagging; only the edit forms are admin"
+}
 
 
 @pytest.fixture
@@ -49,8 +69,7 @@ def seeded(tmp_path, monkeypatch):
 
 def _requests(app, arguments):
     """(method, path, endpoint) for every rule and method, logout last."""
-    rules = sorted(app.url_map.iter_rules(), key=lambda r: (r.endpoint == "auth.logout",
-                                                           r.rule))
+    rules = sorted(app.url_map.iter_rules(), key=lambda r: (r.endpoint == "auth.logout", r.rule))
     for rule in rules:
         path = url_for_rule(rule, arguments)
         if rule.endpoint == "static":
@@ -112,8 +131,10 @@ def test_no_review_route_answers_any_partial_login(seeded):
     session_id, key = session_cookie(desk.logged_in(alma)).split(".")
     raw = bytearray(base64.urlsafe_b64decode(key + "=" * (-len(key) % 4)))
     raw[-1] ^= 0x80
-    tampered.set_cookie("review_session", session_id + "." + base64.urlsafe_b64encode(
-        bytes(raw)).decode().rstrip("="))
+    tampered.set_cookie(
+        "review_session",
+        session_id + "." + base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("="),
+    )
     states["cookie key tampered"] = tampered
 
     logged_out = desk.logged_in(alma)
@@ -129,15 +150,16 @@ def test_no_review_route_answers_any_partial_login(seeded):
 
     idle = desk.logged_in(alma)
     desk.clock.advance(minutes=desk.settings.review_idle_minutes, seconds=1)
-    walked["idle past the timeout"] = _assert_refused_everywhere(seeded, idle,
-                                                                 "idle past the timeout")
+    walked["idle past the timeout"] = _assert_refused_everywhere(
+        seeded, idle, "idle past the timeout"
+    )
 
     disabled = desk.logged_in(seeded.reviewer)
     with desk.db.transaction() as session:
-        session.execute(update(Reviewer).where(Reviewer.id == seeded.reviewer.id)
-                        .values(active=False))
-    walked["reviewer disabled"] = _assert_refused_everywhere(seeded, disabled,
-                                                             "reviewer disabled")
+        session.execute(
+            update(Reviewer).where(Reviewer.id == seeded.reviewer.id).values(active=False)
+        )
+    walked["reviewer disabled"] = _assert_refused_everywhere(seeded, disabled, "reviewer disabled")
     rules = len(list(app.url_map.iter_rules()))
     assert all(n >= 5 * (rules - 2) for n in walked.values()), walked
 
@@ -150,8 +172,13 @@ def test_administrator_routes_refuse_every_other_reviewer(seeded):
     desk = seeded.desk
     app = desk.review_app
     marked = _admin_endpoints(app)
-    assert {"reviewers.disable", "incidents.create", "incidents.edit",
-            "catalogue.save_place", "catalogue.save_type"} <= marked
+    assert {
+        "reviewers.disable",
+        "incidents.create",
+        "incidents.edit",
+        "catalogue.save_place",
+        "catalogue.save_type",
+    } <= marked
 
     plain = desk.logged_in(seeded.reviewer)
     before = desk.dump()
@@ -194,12 +221,20 @@ def _admin_gated_endpoints(app) -> tuple[set[str], set[str]]:
     folder = Path(app.root_path) / app.template_folder
 
     def is_admin_test(test) -> bool:
-        return (isinstance(test, nodes.Getattr) and test.attr == "is_admin"
-                and isinstance(test.node, nodes.Name) and test.node.name == "reviewer")
+        return (
+            isinstance(test, nodes.Getattr)
+            and test.attr == "is_admin"
+            and isinstance(test.node, nodes.Name)
+            and test.node.name == "reviewer"
+        )
 
     def endpoint(call) -> str | None:
-        if (isinstance(call.node, nodes.Name) and call.node.name == "url_for" and call.args
-                and isinstance(call.args[0], nodes.Const)):
+        if (
+            isinstance(call.node, nodes.Name)
+            and call.node.name == "url_for"
+            and call.args
+            and isinstance(call.args[0], nodes.Const)
+        ):
             return call.args[0].value
         return None
 
@@ -233,8 +268,10 @@ def test_links_shown_only_to_administrators_lead_to_administrator_routes(seeded)
     assert {"reviewers.disable", "incidents.create", "catalogue.save_place"} <= gated
     only_admin = gated - open_ - set(OPEN_TO_EVERY_REVIEWER)
     unmarked = only_admin - _admin_endpoints(app)
-    assert not unmarked, "shown only to administrators but open to every reviewer " \
+    assert not unmarked, (
+        "shown only to administrators but open to every reviewer "
         "(mark the view with @admin_only): %s" % sorted(unmarked)
+    )
     assert set(OPEN_TO_EVERY_REVIEWER) <= set(app.view_functions)
 
 
@@ -242,19 +279,24 @@ def test_the_intake_serves_no_review_path_or_file_with_any_method(seeded):
     desk = seeded.desk
     intake = desk.intake_app.test_client()
     review = desk.review_app
-    paths = {url_for_rule(rule, seeded.arguments) for rule in review.url_map.iter_rules()
-             if rule.endpoint != "static"}
+    paths = {
+        url_for_rule(rule, seeded.arguments)
+        for rule in review.url_map.iter_rules()
+        if rule.endpoint != "static"
+    }
     files = static_files(review)
     assert files and "/static/review.css" in files
     review_css = (Path(review.static_folder) / "review.css").read_bytes()
     for path in sorted(paths | set(files)):
         for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
-            response = intake.open(path, method=method, data=seeded.form,
-                                   follow_redirects=True)
+            response = intake.open(path, method=method, data=seeded.form, follow_redirects=True)
             where = (method, path, response.request.path, response.status_code)
             if path == "/" and method in ("GET", "HEAD"):  # the witness's welcome page
                 assert response.status_code == 200 and response.request.path in (
-                    "/ru/", "/kk/", "/en/"), where
+                    "/ru/",
+                    "/kk/",
+                    "/en/",
+                ), where
                 continue
             if method == "OPTIONS" and response.status_code == 200:
                 assert not response.data, where  # Flask's automatic answer: methods only

@@ -79,8 +79,11 @@ class Watch:
 
     def ran(self) -> list[str]:
         marker = self.page.evaluate("() => window.__pwned")
-        found = self.dialogs + self.errors + (["window.__pwned = %r" % marker]
-                                              if marker is not None else [])
+        found = (
+            self.dialogs
+            + self.errors
+            + (["window.__pwned = %r" % marker] if marker is not None else [])
+        )
         self.dialogs, self.errors = [], []
         return found
 
@@ -88,16 +91,26 @@ class Watch:
 def _without_csp(unescape: str | None = None):
     """A route handler passing every answer on without its Content-Security-Policy (and,
     for the control, with ``unescape``'s escaped form turned back into markup)."""
+
     def handle(route) -> None:
         response = route.fetch(max_redirects=0)
-        headers = {name: value for name, value in response.headers.items()
-                   if name.lower() != "content-security-policy"}
+        headers = {
+            name: value
+            for name, value in response.headers.items()
+            if name.lower() != "content-security-policy"
+        }
         body = response.body()
         if unescape and "text/html" in headers.get("content-type", ""):
-            escaped = unescape.replace("&", "&amp;").replace("<", "&lt;").replace(
-                ">", "&gt;").replace('"', "&#34;").replace("'", "&#39;")
+            escaped = (
+                unescape.replace("&", "&amp;")
+                .replace("<", "&lt;")
+                .replace(">", "&gt;")
+                .replace('"', "&#34;")
+                .replace("'", "&#39;")
+            )
             body = body.replace(escaped.encode(), unescape.encode())
         route.fulfill(status=response.status, headers=headers, body=body)
+
     return handle
 
 
@@ -114,24 +127,31 @@ def hostile_site(tmp_path_factory):
     with pytest.MonkeyPatch.context() as monkeypatch:
         hostile = hostile_desk(tmp_path, monkeypatch)
         hostile.desk.close()
-    env = instance_env(tmp_path / "instance",
-                       TESTIMONY_DATABASE_URL=hostile.desk.settings.database_url)
+    env = instance_env(
+        tmp_path / "instance", TESTIMONY_DATABASE_URL=hostile.desk.settings.database_url
+    )
     # Threads: the answers are fetched beside the browser, which may hold a connection
     # of its own open that a single synchronous worker would wait on.
     threads = ("--threads", "4")
     with ExitStack() as stack:
-        intake = stack.enter_context(gunicorn("intake_app", "/en/", env, tmp_path / "intake.log",
-                                              workers=1, extra_args=threads))
-        review = stack.enter_context(gunicorn("review_app", "/login", env,
-                                              tmp_path / "review.log", workers=1,
-                                              extra_args=threads))
+        intake = stack.enter_context(
+            gunicorn(
+                "intake_app", "/en/", env, tmp_path / "intake.log", workers=1, extra_args=threads
+            )
+        )
+        review = stack.enter_context(
+            gunicorn(
+                "review_app", "/login", env, tmp_path / "review.log", workers=1, extra_args=threads
+            )
+        )
         browser = stack.enter_context(open_browser())
         yield hostile, intake, review, browser
 
 
 def _context(browser, unescape: str | None = None):
-    context = browser.new_context(java_script_enabled=True, locale="en-GB",
-                                  viewport={"width": 1600, "height": 900})
+    context = browser.new_context(
+        java_script_enabled=True, locale="en-GB", viewport={"width": 1600, "height": 900}
+    )
     context.set_default_timeout(STEP_TIMEOUT_MS)
     context.route("**/*", _without_csp(unescape))
     return context
@@ -168,19 +188,30 @@ def test_hostile_text_stays_text_in_a_browser_without_csp(hostile_site):
     page.fill("#contact", HOSTILE)
     page.check("input[name=relation][value=saw]")
     page.check("input[name=consent][value=counts]")
-    page.set_input_files("#files", {"name": HOSTILE.replace("/", "") + ".exe",
-                                    "mimeType": "application/octet-stream",
-                                    "buffer": b"MZ invented"})
+    page.set_input_files(
+        "#files",
+        {
+            "name": HOSTILE.replace("/", "") + ".exe",
+            "mimeType": "application/octet-stream",
+            "buffer": b"MZ invented",
+        },
+    )
     with page.expect_navigation():
         page.click("main form button[type=submit]")
     shown["form sent back"] = page.locator("body").inner_text()
     assert watch.ran() == [], "form sent back"
 
     _log_in(page, review, hostile.viewer)
-    pages = {"inbox": "/", "testimony": "/testimony/1",
-             "search": "/search/?q=" + quote(HOSTILE[:120]), "incidents": "/incidents/",
-             "incident": "/incidents/" + INCIDENT, "catalogue": "/catalogue/",
-             "excerpt": "/excerpts/%d" % hostile.excerpt_id, "export": "/export/"}
+    pages = {
+        "inbox": "/",
+        "testimony": "/testimony/1",
+        "search": "/search/?q=" + quote(HOSTILE[:120]),
+        "incidents": "/incidents/",
+        "incident": "/incidents/" + INCIDENT,
+        "catalogue": "/catalogue/",
+        "excerpt": "/excerpts/%d" % hostile.excerpt_id,
+        "export": "/export/",
+    }
     for name, path in pages.items():
         shown[name] = _open(page, review + path)
         assert watch.ran() == [], name
@@ -192,8 +223,17 @@ def test_hostile_text_stays_text_in_a_browser_without_csp(hostile_site):
     assert watch.ran() == [], "contact"
     context.close()
 
-    for name in ("thread", "form sent back", "testimony", "contact", "search", "incident",
-                 "catalogue", "excerpt", "export"):
+    for name in (
+        "thread",
+        "form sent back",
+        "testimony",
+        "contact",
+        "search",
+        "incident",
+        "catalogue",
+        "excerpt",
+        "export",
+    ):
         missing = [text for text in HOSTILE_SHOWN if text not in shown[name]]
         # The search page shows what was searched for: the payload's first 120 characters.
         assert missing == (["DROP TABLE testimony"] if name == "search" else []), name
@@ -236,8 +276,10 @@ def test_a_bidi_override_in_a_file_name_does_not_turn_the_sentence_around(hostil
     page.fill("#statement", "Invented statement for a test.")
     page.check("input[name=relation][value=saw]")
     page.check("input[name=consent][value=counts]")
-    page.set_input_files("#files", {"name": BIDI_NAME, "mimeType": "application/x-msdownload",
-                                    "buffer": b"MZ invented"})
+    page.set_input_files(
+        "#files",
+        {"name": BIDI_NAME, "mimeType": "application/x-msdownload", "buffer": b"MZ invented"},
+    )
     with page.expect_navigation():
         page.click("main form button[type=submit]")
     error = page.locator("p.error", has_text="report")

@@ -48,8 +48,9 @@ def export(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
         hostile = hostile_desk(tmp_path, monkeypatch)
         try:
             with hostile.desk.db.transaction() as session:
-                made = build.build(session, hostile.admin.identity, build.Options(),
-                                   "reviewer:alma")
+                made = build.build(
+                    session, hostile.admin.identity, build.Options(), "reviewer:alma"
+                )
         finally:
             hostile.desk.close()
     folder = tmp_path / "export"
@@ -70,8 +71,7 @@ def test_csv_cells_start_no_formula_and_parse_back_whole(export):
     for name, rows in (("summary.csv", summary), ("excerpts.csv", excerpts)):
         assert len(rows) >= 2, name
         assert {len(row) for row in rows} == {len(rows[0])}, name
-        starting = [cell for row in rows for cell in row
-                    if cell.startswith(build.FORMULA_STARTS)]
+        starting = [cell for row in rows for cell in row if cell.startswith(build.FORMULA_STARTS)]
         assert starting == [], (name, starting)
     cells = {cell for row in summary for cell in row}
     for kind in ("place", "label"):
@@ -84,8 +84,13 @@ def test_csv_cells_start_no_formula_and_parse_back_whole(export):
 def test_summary_json_holds_the_text_literally(export):
     _folder, files = export
     summary = json.loads(files["summary.json"])
-    labels = {c["label"] for t in summary["tables"] for side in ("rows", "columns")
-              if side in t for c in t[side]["categories"]}
+    labels = {
+        c["label"]
+        for t in summary["tables"]
+        for side in ("rows", "columns")
+        if side in t
+        for c in t[side]["categories"]
+    }
     assert FORMULAS["place"] + HOSTILE in labels
     assert FORMULAS["label"] + HOSTILE in labels
     titles = {i["slug"]: i["title"] for i in summary["incidents"]}
@@ -140,8 +145,12 @@ def test_the_report_runs_nothing_in_a_browser_without_its_csp(export, tmp_path):
     inert.write_bytes(_without_csp(files["report.html"]))
     payload = "<img src=x onerror=\"window.__pwned='img';alert(2)\">"
     assert payload in HOSTILE
-    escaped = payload.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;").replace(
-        "'", "&#39;")
+    escaped = (
+        payload.replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&#34;")
+        .replace("'", "&#39;")
+    )
     control = tmp_path / "control.html"
     control.write_bytes(inert.read_bytes().replace(escaped.encode(), payload.encode(), 1))
     assert control.read_bytes() != inert.read_bytes()

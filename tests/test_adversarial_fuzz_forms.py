@@ -31,23 +31,98 @@ from .adversarial_helpers import every_form, seeded_desk, table_counts, url_for_
 from .intake_helpers import jpeg
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=False,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 
-INTAKE_FIELDS = ["statement", "when_date", "when_approx", "place", "place_other", "relation",
-                 "consent", "files", "contact", "website", "receipt", "csrf_token"]
-REVIEW_FIELDS = ["name", "password", "code", "csrf_token", "status", "reviewer", "note-text",
-                 "reply-text", "incident", "role", "confidence", "passage", "tag", "slug",
-                 "title_en", "title_ru", "description_en", "description_ru", "start", "end",
-                 "precision", "places", "violation_types", "figures", "figures_note",
-                 "sources", "name_en", "name_ru", "name_kk", "district", "kind", "lat", "lon",
-                 "label_en", "label_ru", "label_kk", "parent", "q", "page", "assigned", "from",
-                 "to", "language", "lang", "next", "mapping_error"]
-GOOD = {"relation": "saw", "consent": "counts", "place": "masanchi", "when_date": "2020-02-07",
-        "status": "withdrawn", "role": "victim", "confidence": "low", "precision": "day",
-        "reviewer": "2", "start": "2020-02-07", "figures": '{"killed": 1}', "lat": "43.1",
-        "lon": "75.2", "page": "2", "assigned": "none", "from": "2020-01-01", "lang": "ru"}
+INTAKE_FIELDS = [
+    "statement",
+    "when_date",
+    "when_approx",
+    "place",
+    "place_other",
+    "relation",
+    "consent",
+    "files",
+    "contact",
+    "website",
+    "receipt",
+    "csrf_token",
+]
+REVIEW_FIELDS = [
+    "name",
+    "password",
+    "code",
+    "csrf_token",
+    "status",
+    "reviewer",
+    "note-text",
+    "reply-text",
+    "incident",
+    "role",
+    "confidence",
+    "passage",
+    "tag",
+    "slug",
+    "title_en",
+    "title_ru",
+    "description_en",
+    "description_ru",
+    "start",
+    "end",
+    "precision",
+    "places",
+    "violation_types",
+    "figures",
+    "figures_note",
+    "sources",
+    "name_en",
+    "name_ru",
+    "name_kk",
+    "district",
+    "kind",
+    "lat",
+    "lon",
+    "label_en",
+    "label_ru",
+    "label_kk",
+    "parent",
+    "q",
+    "page",
+    "assigned",
+    "from",
+    "to",
+    "language",
+    "lang",
+    "next",
+    "mapping_error",
+]
+GOOD = {
+    "relation": "saw",
+    "consent": "counts",
+    "place": "masanchi",
+    "when_date": "2020-02-07",
+    "status": "withdrawn",
+    "role": "victim",
+    "confidence": "low",
+    "precision": "day",
+    "reviewer": "2",
+    "start": "2020-02-07",
+    "figures": '{"killed": 1}',
+    "lat": "43.1",
+    "lon": "75.2",
+    "page": "2",
+    "assigned": "none",
+    "from": "2020-01-01",
+    "lang": "ru",
+}
 
 
 def _png() -> bytes:
@@ -56,20 +131,50 @@ def _png() -> bytes:
     return out.getvalue()
 
 
-FILES = [jpeg(), jpeg()[:200], _png(), b"%PDF-1.4\n%%EOF\n", b"", b"ID3\x04" + bytes(300),
-         b"<svg xmlns='http://www.w3.org/2000/svg'><script>1</script></svg>",
-         b"<html><script>1</script></html>", b"PK\x03\x04" + bytes(40)]
+FILES = [
+    jpeg(),
+    jpeg()[:200],
+    _png(),
+    b"%PDF-1.4\n%%EOF\n",
+    b"",
+    b"ID3\x04" + bytes(300),
+    b"<svg xmlns='http://www.w3.org/2000/svg'><script>1</script></svg>",
+    b"<html><script>1</script></html>",
+    b"PK\x03\x04" + bytes(40),
+]
 
 texts = st.one_of(
     st.text(max_size=300),
     st.text(alphabet="жқңғүұәө <>&\"'{}%;-\u202e\u200f\x00\x07\r\n\t", max_size=300),
-    st.sampled_from(["", " ", "x" * 201, "ж" * 100_001, "1234 5678 9012 3456 7890",
-                     "'; DROP TABLE testimony; --", "{{7*7}}", "<script>1</script>",
-                     "99999999999999999999999", "-1", "²", "٣", "NaN", "1e309",
-                     "2020-02-30", "0000-00-00", "9999-12-31", "..", "/", "//evil.example"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "x" * 201,
+            "ж" * 100_001,
+            "1234 5678 9012 3456 7890",
+            "'; DROP TABLE testimony; --",
+            "{{7*7}}",
+            "<script>1</script>",
+            "99999999999999999999999",
+            "-1",
+            "²",
+            "٣",
+            "NaN",
+            "1e309",
+            "2020-02-30",
+            "0000-00-00",
+            "9999-12-31",
+            "..",
+            "/",
+            "//evil.example",
+        ]
+    ),
 ).map(lambda s: s.encode("utf-8", "surrogatepass"))
-raw_bytes = st.one_of(st.binary(max_size=300),
-                      st.sampled_from([b"caf\xc3\x28", b"\xff\xfe", b"\xed\xa0\x80", b"\xc0\xaf"]))
+raw_bytes = st.one_of(
+    st.binary(max_size=300),
+    st.sampled_from([b"caf\xc3\x28", b"\xff\xfe", b"\xed\xa0\x80", b"\xc0\xaf"]),
+)
 
 
 def values(field: str):
@@ -81,16 +186,44 @@ def values(field: str):
 def parts(draw, fields: list[str], others: list[str], receipt: str):
     """A list of (name, filename, content type, value): the form's own fields in any
     number, duplicated or missing, and some of other forms' or unknown ones."""
-    names = draw(st.lists(st.one_of(st.sampled_from(fields), st.sampled_from(fields),
-                                    st.sampled_from(others), texts.map(bytes.decode)),
-                          max_size=14))
+    names = draw(
+        st.lists(
+            st.one_of(
+                st.sampled_from(fields),
+                st.sampled_from(fields),
+                st.sampled_from(others),
+                texts.map(bytes.decode),
+            ),
+            max_size=14,
+        )
+    )
     out = []
     for name in names:
-        filename = draw(st.one_of(st.none(), texts, raw_bytes, st.sampled_from(
-            [b"../../etc/passwd.jpg", b"a\"; name=\"x", b"photo\xe2\x80\xaegpj.exe", b""])))
-        ctype = draw(st.one_of(st.none(), st.sampled_from(
-            [b"image/jpeg", b"text/html", b"application/octet-stream", b"multipart/mixed",
-             b"image/svg+xml", b"text/plain; charset=koi8-r"])))
+        filename = draw(
+            st.one_of(
+                st.none(),
+                texts,
+                raw_bytes,
+                st.sampled_from(
+                    [b"../../etc/passwd.jpg", b'a"; name="x', b"photo\xe2\x80\xaegpj.exe", b""]
+                ),
+            )
+        )
+        ctype = draw(
+            st.one_of(
+                st.none(),
+                st.sampled_from(
+                    [
+                        b"image/jpeg",
+                        b"text/html",
+                        b"application/octet-stream",
+                        b"multipart/mixed",
+                        b"image/svg+xml",
+                        b"text/plain; charset=koi8-r",
+                    ]
+                ),
+            )
+        )
         if name == "receipt":
             value = draw(st.one_of(st.just(receipt.encode()), values(name)))
         else:
@@ -101,12 +234,17 @@ def parts(draw, fields: list[str], others: list[str], receipt: str):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
-    max_leaves=10)
-boundaries = st.one_of(st.sampled_from([b"b", b"----x", b"a'()+_,-./:=? z", b"x" * 70]),
-                       st.text("abcdefghijklmnopqrstuvwxyz0123456789'()+_,-./:=? ",
-                               min_size=1, max_size=80).map(str.encode))
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+boundaries = st.one_of(
+    st.sampled_from([b"b", b"----x", b"a'()+_,-./:=? z", b"x" * 70]),
+    st.text("abcdefghijklmnopqrstuvwxyz0123456789'()+_,-./:=? ", min_size=1, max_size=80).map(
+        str.encode
+    ),
+)
 
 
 def multipart(items, boundary: bytes) -> bytes:
@@ -133,9 +271,11 @@ def requests(draw, forms: dict[str, list[str]], receipt: str):
     items = draw(parts(fields, others, receipt))
     kind = draw(st.sampled_from(["multipart", "multipart", "urlencoded", "json", "broken"]))
     if kind == "json":
-        document = draw(st.one_of(
-            st.dictionaries(st.sampled_from(fields), json_values, max_size=8),
-            json_values))
+        document = draw(
+            st.one_of(
+                st.dictionaries(st.sampled_from(fields), json_values, max_size=8), json_values
+            )
+        )
         return path, "application/json", json.dumps(document).encode()
     if kind == "urlencoded":
         pairs = [(n, v) for n, _f, _c, v in items]
@@ -145,10 +285,22 @@ def requests(draw, forms: dict[str, list[str]], receipt: str):
     body = multipart(items, boundary)
     ctype = "multipart/form-data; boundary=" + boundary.decode()
     if kind == "broken":
-        how = draw(st.sampled_from(["truncate", "no boundary", "other boundary", "quoted",
-                                    "text/plain", "json", "no final", "garbage"]))
+        how = draw(
+            st.sampled_from(
+                [
+                    "truncate",
+                    "no boundary",
+                    "other boundary",
+                    "quoted",
+                    "text/plain",
+                    "json",
+                    "no final",
+                    "garbage",
+                ]
+            )
+        )
         if how == "truncate":
-            body = body[:draw(st.integers(0, max(len(body) - 1, 0)))]
+            body = body[: draw(st.integers(0, max(len(body) - 1, 0)))]
         elif how == "no boundary":
             ctype = "multipart/form-data"
         elif how == "other boundary":
@@ -178,8 +330,12 @@ def _address() -> dict[str, str]:
 
 @pytest.fixture
 def seeded(tmp_path, monkeypatch):
-    seeded = seeded_desk(tmp_path, monkeypatch, TESTIMONY_SUBMISSIONS_PER_HOUR="1000000",
-                         TESTIMONY_FOLLOW_UPS_PER_HOUR="1000000")
+    seeded = seeded_desk(
+        tmp_path,
+        monkeypatch,
+        TESTIMONY_SUBMISSIONS_PER_HOUR="1000000",
+        TESTIMONY_FOLLOW_UPS_PER_HOUR="1000000",
+    )
     yield seeded
     seeded.desk.close()
 
@@ -197,9 +353,11 @@ def test_junk_posted_to_the_witness_forms_is_refused_without_a_trace(seeded):
     db = seeded.desk.db
     app = seeded.desk.intake_app
     client = app.test_client()
-    pages = {path: client.get(path).get_data(as_text=True)
-             for lang in ("ru", "kk", "en") for path in ("/%s/testimony/" % lang,
-                                                         "/%s/receipt/" % lang)}
+    pages = {
+        path: client.get(path).get_data(as_text=True)
+        for lang in ("ru", "kk", "en")
+        for path in ("/%s/testimony/" % lang, "/%s/receipt/" % lang)
+    }
     thread = client.post("/en/receipt/", data={"receipt": seeded.receipt})
     assert thread.status_code == 200
     pages["/en/receipt/"] += thread.get_data(as_text=True)
@@ -212,8 +370,7 @@ def test_junk_posted_to_the_witness_forms_is_refused_without_a_trace(seeded):
     @given(request=requests(forms, seeded.receipt))
     def send(request):
         path, ctype, data = request
-        response = client.post(path, data=data, content_type=ctype,
-                               environ_base=_address())
+        response = client.post(path, data=data, content_type=ctype, environ_base=_address())
         before = state["counts"]
         state["counts"] = after = _check(db, before, response, (path, ctype, data[:300]))
         if response.status_code == 200 and path.endswith("/testimony/"):
@@ -257,29 +414,57 @@ def test_junk_posted_to_every_review_form_is_refused_without_a_trace(seeded):
     assert admin.get("/").status_code == 200  # the junk did not end the session
 
 
-queries = st.lists(st.tuples(st.one_of(st.sampled_from(REVIEW_FIELDS + INTAKE_FIELDS),
-                                       st.text(max_size=20)),
-                             texts.map(lambda b: b.decode("utf-8", "surrogatepass"))),
-                   max_size=8)
-path_values = st.one_of(st.sampled_from(["0", "1", "2", "99999999999999999999999",
-                                         "2147483648", "9223372036854775808", "-1", "1.5",
-                                         "%00", "..%2F..", "\u202e", "%E2%80%AE", "a" * 300]),
-                        st.text(max_size=40).map(lambda s: quote(s, safe="")))
+queries = st.lists(
+    st.tuples(
+        st.one_of(st.sampled_from(REVIEW_FIELDS + INTAKE_FIELDS), st.text(max_size=20)),
+        texts.map(lambda b: b.decode("utf-8", "surrogatepass")),
+    ),
+    max_size=8,
+)
+path_values = st.one_of(
+    st.sampled_from(
+        [
+            "0",
+            "1",
+            "2",
+            "99999999999999999999999",
+            "2147483648",
+            "9223372036854775808",
+            "-1",
+            "1.5",
+            "%00",
+            "..%2F..",
+            "\u202e",
+            "%E2%80%AE",
+            "a" * 300,
+        ]
+    ),
+    st.text(max_size=40).map(lambda s: quote(s, safe="")),
+)
 
 
 def test_junk_in_query_strings_and_path_arguments_of_every_page(seeded):
     desk = seeded.desk
     review = desk.logged_in(seeded.admin)
     intake = desk.intake_app.test_client()
-    rules = [(desk.review_app, review, r) for r in desk.review_app.url_map.iter_rules()
-             if "GET" in r.methods] + \
-            [(desk.intake_app, intake, r) for r in desk.intake_app.url_map.iter_rules()
-             if "GET" in r.methods]
+    rules = [
+        (desk.review_app, review, r)
+        for r in desk.review_app.url_map.iter_rules()
+        if "GET" in r.methods
+    ] + [
+        (desk.intake_app, intake, r)
+        for r in desk.intake_app.url_map.iter_rules()
+        if "GET" in r.methods
+    ]
     state = {"counts": table_counts(desk.db)}
 
     @FUZZ
-    @given(target=st.sampled_from(rules), argument=path_values, query=queries,
-           real_arguments=st.booleans())
+    @given(
+        target=st.sampled_from(rules),
+        argument=path_values,
+        query=queries,
+        real_arguments=st.booleans(),
+    )
     def send(target, argument, query, real_arguments):
         app, client, rule = target
         arguments = dict(seeded.arguments, lang="en") if real_arguments else {}

@@ -48,21 +48,23 @@ def _every_cookie(seeded) -> dict[str, list[str]]:
         found.update({"intake " + k: v for k, v in _cookies(intake.get(path)).items()})
     review = desk.review_app.test_client()
     found.update({"review " + k: v for k, v in _cookies(review.get("/login?lang=ru")).items()})
-    found.update({"review " + k: v for k, v in _cookies(desk.login(review, seeded.admin))
-                  .items()})
+    found.update({"review " + k: v for k, v in _cookies(desk.login(review, seeded.admin)).items()})
     return found
 
 
 def test_every_cookie_is_http_only_and_same_site_strict(seeded):
     found = _every_cookie(seeded)
-    assert {"intake s", "review review_csrf", "review review_lang",
-            "review review_session"} <= set(found), sorted(found)
+    assert {"intake s", "review review_csrf", "review review_lang", "review review_session"} <= set(
+        found
+    ), sorted(found)
     for name, attributes in found.items():
         assert "HttpOnly" in attributes and "SameSite=Strict" in attributes, name
         assert not any(a.lower().startswith("domain=") for a in attributes), name
         if "Max-Age=0" not in attributes:  # not a deletion: kept for the browser session only
-            assert not any(a.lower().startswith(("expires=", "max-age="))
-                           for a in attributes), (name, attributes)
+            assert not any(a.lower().startswith(("expires=", "max-age=")) for a in attributes), (
+                name,
+                attributes,
+            )
 
 
 def test_every_cookie_is_secure_when_served_over_https(tmp_path, monkeypatch):
@@ -86,8 +88,7 @@ class Work:
         real = receipts.hash_secret_raw
 
         def counted(**kwargs):
-            self.kdf.append((len(kwargs["secret"]), kwargs["memory_cost"],
-                             kwargs["time_cost"]))
+            self.kdf.append((len(kwargs["secret"]), kwargs["memory_cost"], kwargs["time_cost"]))
             return real(**kwargs)
 
         monkeypatch.setattr(receipts, "hash_secret_raw", counted)
@@ -112,21 +113,31 @@ def _answer(response) -> tuple[int, str]:
 
 
 def test_a_receipt_lookup_does_the_same_work_for_a_right_a_wrong_and_a_malformed_code(
-        seeded, monkeypatch):
+    seeded, monkeypatch
+):
     desk = seeded.desk
     client = desk.intake_app.test_client()
     client.post("/en/receipt/", data={"receipt": seeded.receipt})  # warm the KDF cache
     work = Work(monkeypatch, desk.db.engine)
     try:
-        codes = {"right": seeded.receipt, "wrong": receipts.new_code(),
-                 "malformed": "invented code 12", "wrong length": "1234 5678 9012",
-                 "letters": "abcd efgh ijkl mnop qrst", "other digits": "١٢٣٤" * 5}
+        codes = {
+            "right": seeded.receipt,
+            "wrong": receipts.new_code(),
+            "malformed": "invented code 12",
+            "wrong length": "1234 5678 9012",
+            "letters": "abcd efgh ijkl mnop qrst",
+            "other digits": "١٢٣٤" * 5,
+        }
         seen = {}
         for what, code in codes.items():
             for path in ("/en/receipt/", "/en/receipt/add"):
-                seen[what, path] = work.measure(lambda c=code, p=path: client.post(
-                    p, data={"receipt": c, "statement": "Invented addition."},
-                    environ_base={"REMOTE_ADDR": "192.0.2.%d" % (len(seen) + 1)}))
+                seen[what, path] = work.measure(
+                    lambda c=code, p=path: client.post(
+                        p,
+                        data={"receipt": c, "statement": "Invented addition."},
+                        environ_base={"REMOTE_ADDR": "192.0.2.%d" % (len(seen) + 1)},
+                    )
+                )
     finally:
         work.close()
     for path in ("/en/receipt/", "/en/receipt/add"):
@@ -149,17 +160,18 @@ def test_guessing_receipts_is_throttled_per_client(seeded):
     client = desk.intake_app.test_client()
     guesser = {"REMOTE_ADDR": "192.0.2.66"}
     for _ in range(20):
-        guess = client.post("/en/receipt/", data={"receipt": receipts.new_code()},
-                            environ_base=guesser)
+        guess = client.post(
+            "/en/receipt/", data={"receipt": receipts.new_code()}, environ_base=guesser
+        )
         assert guess.status_code == 404
     before = table_counts(desk.db)
-    refused = client.post("/en/receipt/", data={"receipt": seeded.receipt},
-                          environ_base=guesser)
+    refused = client.post("/en/receipt/", data={"receipt": seeded.receipt}, environ_base=guesser)
     assert refused.status_code == 429  # even the right code waits
     assert "Invented question" not in refused.get_data(as_text=True)
     assert table_counts(desk.db) == before
-    elsewhere = client.post("/en/receipt/", data={"receipt": seeded.receipt},
-                            environ_base={"REMOTE_ADDR": "192.0.2.67"})
+    elsewhere = client.post(
+        "/en/receipt/", data={"receipt": seeded.receipt}, environ_base={"REMOTE_ADDR": "192.0.2.67"}
+    )
     assert elsewhere.status_code == 200
 
 
@@ -176,10 +188,13 @@ def test_an_old_cookie_replayed_after_logout_or_timeout_changes_nothing(seeded):
         thief = desk.review_app.test_client()
         thief.set_cookie("review_session", cookie)
         before = desk.dump()
-        for path, data in (("/testimony/1/note", {"note-text": "Invented forged note"}),
-                           ("/testimony/1/reply", {"reply-text": "Invented forged reply"}),
-                           ("/testimony/1/contact", {}), ("/testimony/file/1/original", {}),
-                           ("/reviewers/%d/disable" % seeded.reviewer.id, {})):
+        for path, data in (
+            ("/testimony/1/note", {"note-text": "Invented forged note"}),
+            ("/testimony/1/reply", {"reply-text": "Invented forged reply"}),
+            ("/testimony/1/contact", {}),
+            ("/testimony/file/1/original", {}),
+            ("/reviewers/%d/disable" % seeded.reviewer.id, {}),
+        ):
             response = thief.post(path, data=data)
             assert response.status_code == 401, (how, path)
             assert "invented-contact" not in response.get_data(as_text=True)

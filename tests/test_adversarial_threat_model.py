@@ -15,22 +15,31 @@ NAMED = re.compile(r"`(tests/[\w/]+\.py)::(test_\w+)`")
 
 def _tests_in(path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    return {node.name for node in tree.body
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+    return {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+    }
 
 
 def _threat_rows(text: str) -> list[str]:
     section = text.split("## Threats and the tests that cover them", 1)[1].split("\n## ", 1)[0]
-    return [line for line in section.splitlines()
-            if line.startswith("| ") and not line.startswith(("| threat", "|---"))]
+    return [
+        line
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith(("| threat", "|---"))
+    ]
 
 
 def test_every_test_the_threat_model_names_exists():
     text = DOC.read_text(encoding="utf-8")
     named = NAMED.findall(text)
     assert len(named) >= 60
-    missing = [(path, name) for path, name in named
-               if not (ROOT / path).is_file() or name not in _tests_in(ROOT / path)]
+    missing = [
+        (path, name)
+        for path, name in named
+        if not (ROOT / path).is_file() or name not in _tests_in(ROOT / path)
+    ]
     assert not missing, missing
 
 

@@ -38,39 +38,66 @@ def desk(tmp_path, monkeypatch):
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(
-        ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(body))
+        + kind
+        + body
+        + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    )
 
 
 def png_bomb(width: int = 30_000, height: int = 30_000) -> bytes:
     """A PNG of under 100 bytes that announces 900 megapixels."""
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 4096)) + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 4096))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def gif_bomb() -> bytes:
     """A GIF whose screen and single frame are 60000 x 60000 pixels."""
-    return (b"GIF89a" + struct.pack("<HHBBB", 60_000, 60_000, 0, 0, 0) + b","
-            + struct.pack("<HHHHB", 0, 0, 60_000, 60_000, 0) + b"\x02\x02\x4c\x01\x00;")
+    return (
+        b"GIF89a"
+        + struct.pack("<HHBBB", 60_000, 60_000, 0, 0, 0)
+        + b","
+        + struct.pack("<HHHHB", 0, 0, 60_000, 60_000, 0)
+        + b"\x02\x02\x4c\x01\x00;"
+    )
 
 
 def jpeg_bomb() -> bytes:
     """A small JPEG whose frame header is rewritten to 65000 x 65000 pixels."""
     data = bytearray(jpeg((16, 16)))
     at = data.index(b"\xff\xc0")
-    data[at + 5:at + 9] = struct.pack(">HH", 65_000, 65_000)
+    data[at + 5 : at + 9] = struct.pack(">HH", 65_000, 65_000)
     return bytes(data)
 
 
 def tiff_bomb() -> bytes:
     """A TIFF announcing 50000 x 50000 one-bit pixels with ten bytes of data."""
-    entries = [(256, 4, 50_000), (257, 4, 50_000), (258, 3, 1), (259, 3, 1), (262, 3, 1),
-               (273, 4, 8 + 2 + 9 * 12 + 4), (278, 4, 50_000), (279, 4, 10), (277, 3, 1)]
-    ifd = struct.pack("<H", len(entries)) + b"".join(
-        struct.pack("<HHI", tag, kind, 1) + (struct.pack("<I", value) if kind == 4
-                                             else struct.pack("<HH", value, 0))
-        for tag, kind, value in sorted(entries)) + struct.pack("<I", 0)
+    entries = [
+        (256, 4, 50_000),
+        (257, 4, 50_000),
+        (258, 3, 1),
+        (259, 3, 1),
+        (262, 3, 1),
+        (273, 4, 8 + 2 + 9 * 12 + 4),
+        (278, 4, 50_000),
+        (279, 4, 10),
+        (277, 3, 1),
+    ]
+    ifd = (
+        struct.pack("<H", len(entries))
+        + b"".join(
+            struct.pack("<HHI", tag, kind, 1)
+            + (struct.pack("<I", value) if kind == 4 else struct.pack("<HH", value, 0))
+            for tag, kind, value in sorted(entries)
+        )
+        + struct.pack("<I", 0)
+    )
     return b"II*\x00" + struct.pack("<I", 8) + ifd + bytes(10)
 
 
@@ -111,8 +138,7 @@ REFUSED = [
     ("jpeg bomb", "huge.jpg", "image/jpeg", jpeg_bomb(), "too big to open"),
     ("tiff bomb", "huge.tif", "image/tiff", tiff_bomb(), "too big to open"),
     ("zip bomb", "photos.zip", "application/zip", zip_bomb(), "is not a photo"),
-    ("gzip", "photo.jpg.gz", "application/gzip", b"\x1f\x8b\x08\x00" + bytes(40),
-     "is not a photo"),
+    ("gzip", "photo.jpg.gz", "application/gzip", b"\x1f\x8b\x08\x00" + bytes(40), "is not a photo"),
     ("svg with script", "map.png", "image/png", SVG, "is not a photo"),
     ("svg declared as svg", "map.svg", "image/svg+xml", SVG, "is not a photo"),
     ("html named as a photo", "photo.jpg", "image/jpeg", SCRIPT, "is not a photo"),
@@ -122,15 +148,22 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize("what,name,declared,content,message", REFUSED,
-                         ids=[r[0] for r in REFUSED])
+@pytest.mark.parametrize("what,name,declared,content,message", REFUSED, ids=[r[0] for r in REFUSED])
 def test_a_hostile_file_is_refused_with_a_clear_message_and_nothing_stored(
-        desk, what, name, declared, content, message):
+    desk, what, name, declared, content, message
+):
     before = table_counts(desk.db)
     client = desk.intake_app.test_client()
-    response = client.post("/en/testimony/", content_type="multipart/form-data", data={
-        "statement": KEPT, "relation": "saw", "consent": "counts",
-        "files": [(io.BytesIO(content), name, declared)]})
+    response = client.post(
+        "/en/testimony/",
+        content_type="multipart/form-data",
+        data={
+            "statement": KEPT,
+            "relation": "saw",
+            "consent": "counts",
+            "files": [(io.BytesIO(content), name, declared)],
+        },
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 400, what
     assert message in page and html.escape(name) in page, what
@@ -149,31 +182,62 @@ def test_refusals_come_in_the_witness_language(desk):
 
 STORED = [
     # (what, declared name, declared type, content, detected type, download extension)
-    ("jpeg that is also html", "photo.jpg", "image/jpeg", jpeg_html_polyglot(), "image/jpeg",
-     "jpg"),
-    ("png with a zip after it", "photo.png", "image/png", png_zip_polyglot(), "image/png",
-     "png"),
+    (
+        "jpeg that is also html",
+        "photo.jpg",
+        "image/jpeg",
+        jpeg_html_polyglot(),
+        "image/jpeg",
+        "jpg",
+    ),
+    ("png with a zip after it", "photo.png", "image/png", png_zip_polyglot(), "image/png", "png"),
     ("pdf that is also html", "report.pdf", "text/html", PDF_HTML, "application/pdf", "pdf"),
     ("heic header before html", "photo.heic", "text/html", HEIC_HTML, "image/heic", "bin"),
     ("photo declared as html", "index.html", "text/html", jpeg((30, 20)), "image/jpeg", "jpg"),
-    ("path traversal", "../../../../etc/cron.d/invented.jpg", "image/jpeg", jpeg(), "image/jpeg",
-     "jpg"),
-    ("windows traversal", "..\\..\\Windows\\invented.jpg", "image/jpeg", jpeg(), "image/jpeg",
-     "jpg"),
-    ("bidi override", "photo\u202egpj.exe", "application/x-msdownload", jpeg(), "image/jpeg",
-     "jpg"),
-    ("markup", "<img src=x onerror=alert(1)>.jpg", "image/jpeg", jpeg(),
-     "image/jpeg", "jpg"),
+    (
+        "path traversal",
+        "../../../../etc/cron.d/invented.jpg",
+        "image/jpeg",
+        jpeg(),
+        "image/jpeg",
+        "jpg",
+    ),
+    (
+        "windows traversal",
+        "..\\..\\Windows\\invented.jpg",
+        "image/jpeg",
+        jpeg(),
+        "image/jpeg",
+        "jpg",
+    ),
+    (
+        "bidi override",
+        "photo\u202egpj.exe",
+        "application/x-msdownload",
+        jpeg(),
+        "image/jpeg",
+        "jpg",
+    ),
+    ("markup", "<img src=x onerror=alert(1)>.jpg", "image/jpeg", jpeg(), "image/jpeg", "jpg"),
 ]
 
 
 def test_polyglots_and_hostile_names_are_stored_inertly_and_served_safely(desk, tmp_path):
     intake = desk.intake_app.test_client()
     listing_before = sorted(os.listdir(tmp_path)), sorted(os.listdir(os.getcwd()))
-    response = intake.post("/en/testimony/", content_type="multipart/form-data", data={
-        "statement": KEPT, "relation": "saw", "consent": "counts",
-        "files": [(io.BytesIO(content), name, declared)
-                  for _w, name, declared, content, _t, _e in STORED]})
+    response = intake.post(
+        "/en/testimony/",
+        content_type="multipart/form-data",
+        data={
+            "statement": KEPT,
+            "relation": "saw",
+            "consent": "counts",
+            "files": [
+                (io.BytesIO(content), name, declared)
+                for _w, name, declared, content, _t, _e in STORED
+            ],
+        },
+    )
     assert receipt_code(response), response.get_data(as_text=True)
     # No name was used as a path: nothing new appeared beside the instance or here.
     assert (sorted(os.listdir(tmp_path)), sorted(os.listdir(os.getcwd()))) == listing_before
@@ -190,7 +254,8 @@ def test_polyglots_and_hostile_names_are_stored_inertly_and_served_safely(desk, 
         assert original.headers["Content-Type"] == "application/octet-stream", what
         assert original.headers["X-Content-Type-Options"] == "nosniff", what
         assert original.headers["Content-Disposition"] == (
-            "attachment; filename=testimony-file-%d.%s" % (number, extension)), what
+            "attachment; filename=testimony-file-%d.%s" % (number, extension)
+        ), what
         assert "default-src 'none'" in original.headers["Content-Security-Policy"], what
         assert hashlib.sha256(content).hexdigest() in page, what
 

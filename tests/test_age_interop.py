@@ -44,18 +44,36 @@ def plaintext(size: int, seed: int = 0) -> bytes:
     return (head + random.Random(size * 7919 + seed).randbytes(size))[:size]
 
 
-def run(argv: list[str], *, input: bytes | None = b"", env: dict[str, str] | None = None,
-        check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    result = subprocess.run(argv, input=input, capture_output=True, cwd=ROOT, timeout=120,
-                            env=env, start_new_session=True)
+def run(
+    argv: list[str],
+    *,
+    input: bytes | None = b"",
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    result = subprocess.run(
+        argv,
+        input=input,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+        env=env,
+        start_new_session=True,
+    )
     if check and result.returncode != 0:
-        pytest.fail("%s exited %d: %s" % (argv[:3], result.returncode,
-                                          result.stderr.decode(errors="replace")))
+        pytest.fail(
+            "%s exited %d: %s"
+            % (argv[:3], result.returncode, result.stderr.decode(errors="replace"))
+        )
     return result
 
 
-def run_cli(*args: str, input: bytes | None = b"", env_extra: dict[str, str] | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[bytes]:
+def run_cli(
+    *args: str,
+    input: bytes | None = b"",
+    env_extra: dict[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
     """``python -m crypto ARGS`` with the project's interpreter, from the repository root."""
     env = dict(os.environ)
     env.update(env_extra or {})
@@ -67,9 +85,14 @@ def _make_controlling_terminal() -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
-def run_with_terminal(argv: list[str], answers: list[tuple[bytes, str]], *,
-                      env: dict[str, str] | None = None, stdout_to_terminal: bool = False,
-                      timeout: float = 60) -> tuple[int, bytes, bytes]:
+def run_with_terminal(
+    argv: list[str],
+    answers: list[tuple[bytes, str]],
+    *,
+    env: dict[str, str] | None = None,
+    stdout_to_terminal: bool = False,
+    timeout: float = 60,
+) -> tuple[int, bytes, bytes]:
     """Run ``argv`` with a fresh pseudo-terminal as its controlling terminal.
 
     ``answers`` are (prompt fragment, reply) pairs: each reply is typed once its prompt
@@ -77,10 +100,16 @@ def run_with_terminal(argv: list[str], answers: list[tuple[bytes, str]], *,
     """
     master, slave = os.openpty()
     try:
-        proc = subprocess.Popen(argv, stdin=slave,
-                                stdout=slave if stdout_to_terminal else subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, cwd=ROOT, env=env,
-                                start_new_session=True, preexec_fn=_make_controlling_terminal)
+        proc = subprocess.Popen(
+            argv,
+            stdin=slave,
+            stdout=slave if stdout_to_terminal else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_make_controlling_terminal,
+        )
     finally:
         os.close(slave)
     transcript = b""
@@ -119,13 +148,13 @@ def run_with_terminal(argv: list[str], answers: list[tuple[bytes, str]], *,
 
 @dataclass
 class Keys:
-    keygen_file: Path        # written by age-keygen
+    keygen_file: Path  # written by age-keygen
     keygen_recipient: str
     ours: X25519Identity
-    ours_file: Path          # written in age-keygen's layout by our code
+    ours_file: Path  # written in age-keygen's layout by our code
     other: X25519Identity
     other_file: Path
-    stranger_file: Path      # an age-keygen identity that is never a recipient
+    stranger_file: Path  # an age-keygen identity that is never a recipient
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +182,9 @@ def keys(age_binary: str, age_keygen: str, tmp_path_factory: pytest.TempPathFact
     return Keys(keygen_file, recipient, ours, ours_file, other, other_file, stranger_file)
 
 
-def age_decrypt(age: str, identity: Path, sealed: Path, *,
-                check: bool = True) -> subprocess.CompletedProcess[bytes]:
+def age_decrypt(
+    age: str, identity: Path, sealed: Path, *, check: bool = True
+) -> subprocess.CompletedProcess[bytes]:
     return run([age, "-d", "-i", str(identity), str(sealed)], check=check)
 
 
@@ -163,8 +193,9 @@ def age_decrypt(age: str, identity: Path, sealed: Path, *,
 
 @pytest.mark.parametrize("armor", [False, True], ids=["binary", "armor"])
 @pytest.mark.parametrize("size", SIZES)
-def test_age_opens_what_we_seal(age_binary: str, keys: Keys, tmp_path: Path, size: int,
-                                armor: bool) -> None:
+def test_age_opens_what_we_seal(
+    age_binary: str, keys: Keys, tmp_path: Path, size: int, armor: bool
+) -> None:
     data = plaintext(size)
     sealed = tmp_path / "item.age"
     recipient = crypto.parse_recipient(keys.keygen_recipient)
@@ -178,23 +209,35 @@ def test_age_opens_what_we_seal(age_binary: str, keys: Keys, tmp_path: Path, siz
 
 
 @pytest.mark.parametrize("armor", [False, True], ids=["binary", "armor"])
-def test_age_opens_what_our_cli_seals(age_binary: str, keys: Keys, tmp_path: Path,
-                                      armor: bool) -> None:
+def test_age_opens_what_our_cli_seals(
+    age_binary: str, keys: Keys, tmp_path: Path, armor: bool
+) -> None:
     data = plaintext(CHUNK + 1, seed=3)
     source = tmp_path / "statement.txt"
     source.write_bytes(data)
     sealed = tmp_path / "statement.age"
-    run_cli("encrypt", "-r", keys.keygen_recipient, *(["-a"] if armor else []),
-            "-o", str(sealed), str(source))
+    run_cli(
+        "encrypt",
+        "-r",
+        keys.keygen_recipient,
+        *(["-a"] if armor else []),
+        "-o",
+        str(sealed),
+        str(source),
+    )
     assert sealed.read_bytes().startswith(BEGIN if armor else b"age-encryption.org/v1\n")
     assert age_decrypt(age_binary, keys.keygen_file, sealed).stdout == data
 
 
-def test_age_opens_our_item_with_several_recipients(age_binary: str, keys: Keys,
-                                                    tmp_path: Path) -> None:
+def test_age_opens_our_item_with_several_recipients(
+    age_binary: str, keys: Keys, tmp_path: Path
+) -> None:
     data = plaintext(2 * CHUNK + 5, seed=4)
-    recipients = [crypto.parse_recipient(keys.keygen_recipient), keys.ours.recipient,
-                  keys.other.recipient]
+    recipients = [
+        crypto.parse_recipient(keys.keygen_recipient),
+        keys.ours.recipient,
+        keys.other.recipient,
+    ]
     sealed = tmp_path / "shared.age"
     sealed.write_bytes(crypto.seal_bytes(data, recipients))
     # age reads identities written by age-keygen and by our code alike.
@@ -205,14 +248,17 @@ def test_age_opens_our_item_with_several_recipients(age_binary: str, keys: Keys,
     assert refused.stdout == b""
 
 
-def test_age_opens_our_cli_item_with_recipient_file(age_binary: str, keys: Keys,
-                                                    tmp_path: Path) -> None:
+def test_age_opens_our_cli_item_with_recipient_file(
+    age_binary: str, keys: Keys, tmp_path: Path
+) -> None:
     data = plaintext(CHUNK, seed=5)
     recipients_file = tmp_path / "reviewers.txt"
-    recipients_file.write_text("# reviewers\n%s\n\n# recovery\n%s\n"
-                               % (keys.ours.recipient, keys.other.recipient))
-    sealed = run_cli("encrypt", "-r", keys.keygen_recipient, "-R", str(recipients_file),
-                     input=data).stdout
+    recipients_file.write_text(
+        "# reviewers\n%s\n\n# recovery\n%s\n" % (keys.ours.recipient, keys.other.recipient)
+    )
+    sealed = run_cli(
+        "encrypt", "-r", keys.keygen_recipient, "-R", str(recipients_file), input=data
+    ).stdout
     path = tmp_path / "shared.age"
     path.write_bytes(sealed)
     for identity in (keys.keygen_file, keys.ours_file, keys.other_file):
@@ -224,14 +270,25 @@ def test_age_opens_our_cli_item_with_recipient_file(age_binary: str, keys: Keys,
 
 @pytest.mark.parametrize("armor", [False, True], ids=["binary", "armor"])
 @pytest.mark.parametrize("size", SIZES)
-def test_we_open_what_age_seals(age_binary: str, keys: Keys, tmp_path: Path, size: int,
-                                armor: bool) -> None:
+def test_we_open_what_age_seals(
+    age_binary: str, keys: Keys, tmp_path: Path, size: int, armor: bool
+) -> None:
     data = plaintext(size, seed=1)
     source = tmp_path / "statement.bin"
     source.write_bytes(data)
     sealed = tmp_path / "statement.age"
-    run([age_binary, "-e", "-r", str(keys.ours.recipient), *(["-a"] if armor else []),
-         "-o", str(sealed), str(source)])
+    run(
+        [
+            age_binary,
+            "-e",
+            "-r",
+            str(keys.ours.recipient),
+            *(["-a"] if armor else []),
+            "-o",
+            str(sealed),
+            str(source),
+        ]
+    )
     # The Python API, streaming from the file, armor detected.
     with sealed.open("rb") as src:
         reader = crypto.unseal(src, [keys.ours])
@@ -243,14 +300,28 @@ def test_we_open_what_age_seals(age_binary: str, keys: Keys, tmp_path: Path, siz
     assert run_cli("decrypt", "-i", str(keys.ours_file), str(sealed)).stdout == data
 
 
-def test_we_open_age_item_with_several_recipients(age_binary: str, keys: Keys,
-                                                  tmp_path: Path) -> None:
+def test_we_open_age_item_with_several_recipients(
+    age_binary: str, keys: Keys, tmp_path: Path
+) -> None:
     data = plaintext(CHUNK - 1, seed=6)
     recipients_file = tmp_path / "recovery.txt"
     recipients_file.write_text("# recovery key\n%s\n" % keys.other.recipient)
     sealed = tmp_path / "shared.age"
-    run([age_binary, "-e", "-r", keys.keygen_recipient, "-r", str(keys.ours.recipient),
-         "-R", str(recipients_file), "-o", str(sealed)], input=data)
+    run(
+        [
+            age_binary,
+            "-e",
+            "-r",
+            keys.keygen_recipient,
+            "-r",
+            str(keys.ours.recipient),
+            "-R",
+            str(recipients_file),
+            "-o",
+            str(sealed),
+        ],
+        input=data,
+    )
     raw = sealed.read_bytes()
     assert raw.count(b"\n-> X25519 ") == 3
     # An identity file written by age-keygen parses here and opens the item.
@@ -272,15 +343,18 @@ CONFIRM = b"Confirm passphrase"
 
 def age_passphrase_decrypt(age: str, sealed: Path, out: Path, passphrase: str) -> None:
     status, transcript, stderr = run_with_terminal(
-        [age, "-d", "-o", str(out), str(sealed)], [(ENTER, passphrase)])
+        [age, "-d", "-o", str(out), str(sealed)], [(ENTER, passphrase)]
+    )
     assert status == 0, (stderr, transcript)
 
 
-def age_passphrase_encrypt(age: str, source: Path, sealed: Path, passphrase: str,
-                           armor: bool) -> None:
+def age_passphrase_encrypt(
+    age: str, source: Path, sealed: Path, passphrase: str, armor: bool
+) -> None:
     argv = [age, "-p", *(["-a"] if armor else []), "-o", str(sealed), str(source)]
     status, transcript, stderr = run_with_terminal(
-        argv, [(ENTER, passphrase), (CONFIRM, passphrase)])
+        argv, [(ENTER, passphrase), (CONFIRM, passphrase)]
+    )
     assert status == 0, (stderr, transcript)
 
 
@@ -288,8 +362,9 @@ def age_passphrase_encrypt(age: str, source: Path, sealed: Path, passphrase: str
 def test_age_opens_our_passphrase_item(age_binary: str, tmp_path: Path, armor: bool) -> None:
     data = plaintext(CHUNK + 3, seed=7)
     sealed = tmp_path / "wrapped.age"
-    sealed.write_bytes(crypto.seal_bytes(data, [ScryptRecipient(PASSPHRASE, work_factor=10)],
-                                         armor=armor))
+    sealed.write_bytes(
+        crypto.seal_bytes(data, [ScryptRecipient(PASSPHRASE, work_factor=10)], armor=armor)
+    )
     out = tmp_path / "opened.bin"
     age_passphrase_decrypt(age_binary, sealed, out, PASSPHRASE)
     assert out.read_bytes() == data
@@ -298,22 +373,32 @@ def test_age_opens_our_passphrase_item(age_binary: str, tmp_path: Path, armor: b
 def test_age_opens_our_cli_passphrase_item(age_binary: str, tmp_path: Path) -> None:
     data = plaintext(5000, seed=8)
     sealed = tmp_path / "wrapped.age"
-    run_cli("encrypt", "-p", "--passphrase-env", "TESTIMONY_TEST_PASSPHRASE",
-            "-o", str(sealed), input=data,
-            env_extra={"TESTIMONY_TEST_PASSPHRASE": PASSPHRASE})
+    run_cli(
+        "encrypt",
+        "-p",
+        "--passphrase-env",
+        "TESTIMONY_TEST_PASSPHRASE",
+        "-o",
+        str(sealed),
+        input=data,
+        env_extra={"TESTIMONY_TEST_PASSPHRASE": PASSPHRASE},
+    )
     out = tmp_path / "opened.bin"
     age_passphrase_decrypt(age_binary, sealed, out, PASSPHRASE)
     assert out.read_bytes() == data
 
 
-def test_age_refuses_our_passphrase_item_with_wrong_passphrase(age_binary: str,
-                                                               tmp_path: Path) -> None:
+def test_age_refuses_our_passphrase_item_with_wrong_passphrase(
+    age_binary: str, tmp_path: Path
+) -> None:
     sealed = tmp_path / "wrapped.age"
-    sealed.write_bytes(crypto.seal_bytes(b"invented statement",
-                                         [ScryptRecipient(PASSPHRASE, work_factor=10)]))
+    sealed.write_bytes(
+        crypto.seal_bytes(b"invented statement", [ScryptRecipient(PASSPHRASE, work_factor=10)])
+    )
     out = tmp_path / "opened.bin"
-    status, _, _ = run_with_terminal([age_binary, "-d", "-o", str(out), str(sealed)],
-                                     [(ENTER, "not the passphrase")])
+    status, _, _ = run_with_terminal(
+        [age_binary, "-d", "-o", str(out), str(sealed)], [(ENTER, "not the passphrase")]
+    )
     assert status != 0
     assert not out.exists() or out.read_bytes() == b""
 
@@ -327,8 +412,13 @@ def test_we_open_age_passphrase_item(age_binary: str, tmp_path: Path, armor: boo
     age_passphrase_encrypt(age_binary, source, sealed, PASSPHRASE, armor)
     raw = sealed.read_bytes()
     assert raw.startswith(BEGIN) == armor
-    opened = run_cli("decrypt", "--passphrase-env", "TESTIMONY_TEST_PASSPHRASE", str(sealed),
-                     env_extra={"TESTIMONY_TEST_PASSPHRASE": PASSPHRASE})
+    opened = run_cli(
+        "decrypt",
+        "--passphrase-env",
+        "TESTIMONY_TEST_PASSPHRASE",
+        str(sealed),
+        env_extra={"TESTIMONY_TEST_PASSPHRASE": PASSPHRASE},
+    )
     assert opened.stdout == data
     if not armor:  # (the API reads armor the same way; each scrypt costs a second)
         assert crypto.unseal_bytes(raw, [ScryptIdentity(PASSPHRASE)]) == data
@@ -404,8 +494,7 @@ def test_hundred_mib_both_ways(age_binary: str, keys: Keys, tmp_path: Path) -> N
     assert filecmp.cmp(plain, opened, shallow=False)
 
 
-def test_age_refuses_our_item_when_altered(age_binary: str, keys: Keys,
-                                          tmp_path: Path) -> None:
+def test_age_refuses_our_item_when_altered(age_binary: str, keys: Keys, tmp_path: Path) -> None:
     """The tag we write is the one age checks: a flipped payload byte is caught there too."""
     data = plaintext(CHUNK + 100, seed=11)
     sealed = bytearray(crypto.seal_bytes(data, [crypto.parse_recipient(keys.keygen_recipient)]))

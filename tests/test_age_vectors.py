@@ -66,8 +66,7 @@ def test_vector(name: str, age_vectors_dir: Path) -> None:
     released = hashlib.sha256()
     outcome = "success"
     try:
-        reader = crypto.unseal(io.BytesIO(body), identities,
-                               armor=meta.get("armored") == ["yes"])
+        reader = crypto.unseal(io.BytesIO(body), identities, armor=meta.get("armored") == ["yes"])
         while block := reader.read(4096):
             released.update(block)
     except crypto.AgeError as exc:

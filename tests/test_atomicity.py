@@ -33,7 +33,7 @@ RECEIPT = re.compile(rb"\d{4} \d{4} \d{4} \d{4} \d{4}")
 
 # The child process: open the instance named by the environment, fill upload spools from
 # the given files, and call intake.submission.receive, dying where it is told to.
-CHILD = r'''
+CHILD = r"""
 import json, os, signal, sys
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -88,10 +88,19 @@ code = submission.receive(db, settings, submission.Submission(
     relation="saw", consent="counts", contact="invented contact: ask at the bakery",
     language="ru", files=received))
 print(json.dumps({"code": code, "trace": trace}))
-'''
+"""
 
-TABLES = ("witness", "testimony", "statement", "attachment", "sealed_blob", "blob_chunk",
-          "blob_recipient", "audit_event", "message")
+TABLES = (
+    "witness",
+    "testimony",
+    "statement",
+    "attachment",
+    "sealed_blob",
+    "blob_chunk",
+    "blob_recipient",
+    "audit_event",
+    "message",
+)
 
 
 def uploads(folder: Path) -> list[tuple[str, str, str]]:
@@ -102,9 +111,11 @@ def uploads(folder: Path) -> list[tuple[str, str, str]]:
     out = io.BytesIO()
     Image.frombytes("RGB", (40, 30), os.urandom(40 * 30 * 3)).save(out, "JPEG")
     listing = []
-    for name, data, mime in (("first-voice.mp3", first, "audio/mpeg"),
-                             ("second-voice.mp3", second, "audio/mpeg"),
-                             ("photo.jpg", out.getvalue(), "image/jpeg")):
+    for name, data, mime in (
+        ("first-voice.mp3", first, "audio/mpeg"),
+        ("second-voice.mp3", second, "audio/mpeg"),
+        ("photo.jpg", out.getvalue(), "image/jpeg"),
+    ):
         (folder / name).write_bytes(data)
         listing.append((str(folder / name), name, mime))
     return listing
@@ -112,16 +123,28 @@ def uploads(folder: Path) -> list[tuple[str, str, str]]:
 
 def run_child(settings, mode: str, files) -> subprocess.CompletedProcess:
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, **FAST_ARGON2, "TESTIMONY_INSTANCE_PATH": str(settings.instance_path),
-           "TESTIMONY_DATABASE_URL": settings.database_url, "PYTHONPATH": path}
-    return subprocess.run([sys.executable, "-c", CHILD, mode, json.dumps(files)], cwd=ROOT,
-                          env=env, capture_output=True, timeout=120)
+    env = {
+        **os.environ,
+        **FAST_ARGON2,
+        "TESTIMONY_INSTANCE_PATH": str(settings.instance_path),
+        "TESTIMONY_DATABASE_URL": settings.database_url,
+        "PYTHONPATH": path,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, mode, json.dumps(files)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def counts(db) -> dict[str, int]:
     with db.engine.connect() as conn:
-        return {table: conn.execute(text("SELECT count(*) FROM %s" % table)).scalar_one()
-                for table in TABLES}
+        return {
+            table: conn.execute(text("SELECT count(*) FROM %s" % table)).scalar_one()
+            for table in TABLES
+        }
 
 
 def unseal_everything(db, identity, sent: dict[str, bytes]) -> int:
@@ -132,6 +155,7 @@ def unseal_everything(db, identity, sent: dict[str, bytes]) -> int:
 
     checked = 0
     with db.sessions() as session:
+
         def unseal(blob_id: int) -> bytes:
             blob = session.get(SealedBlob, blob_id)
             assert blob is not None, blob_id
@@ -145,7 +169,8 @@ def unseal_everything(db, identity, sent: dict[str, bytes]) -> int:
             for statement in testimony.statements:
                 assert "lorries" in unpad_document(unseal(statement.blob_id))["text"]
             attachments = session.scalars(
-                select(Attachment).where(Attachment.testimony_id == testimony.id)).all()
+                select(Attachment).where(Attachment.testimony_id == testimony.id)
+            ).all()
             assert len(attachments) == len(sent)
             for attachment in attachments:
                 original = unseal(attachment.original_blob_id)
@@ -157,11 +182,13 @@ def unseal_everything(db, identity, sent: dict[str, bytes]) -> int:
                 checked += 1
         blob_total = session.scalar(select(func.count()).select_from(SealedBlob))
         referenced = session.scalar(select(func.count()).select_from(Attachment)) * 2 + sum(
-            1 for a in session.scalars(select(Attachment)) if a.working_blob_id)
+            1 for a in session.scalars(select(Attachment)) if a.working_blob_id
+        )
         testimonies = session.scalar(select(func.count()).select_from(Testimony))
         statements = session.scalar(text("SELECT count(*) FROM statement"))
         contacts = session.scalar(
-            text("SELECT count(*) FROM testimony WHERE contact_blob_id IS NOT NULL"))
+            text("SELECT count(*) FROM testimony WHERE contact_blob_id IS NOT NULL")
+        )
         # Every blob belongs to something: no orphan left by a half-finished testimony.
         assert blob_total == referenced + testimonies + statements + contacts
     return checked
@@ -203,8 +230,12 @@ def test_a_killed_process_leaves_the_whole_testimony_or_nothing(backend, tmp_pat
     assert unseal_everything(db, identity, sent) == 3
 
     second_file = trace.index(1) + 1  # the second file's first chunk is stored ...
-    kill_points = ["emit:1", "emit:%d" % (second_file + 1), "emit:%d" % len(trace),
-                   "before-commit"]  # ... and the kill comes with its second
+    kill_points = [
+        "emit:1",
+        "emit:%d" % (second_file + 1),
+        "emit:%d" % len(trace),
+        "before-commit",
+    ]  # ... and the kill comes with its second
     if not settings.is_sqlite:
         kill_points = kill_points[1:2] + kill_points[3:]
     for mode in kill_points:
@@ -233,8 +264,7 @@ def test_a_successful_receive_stores_every_file_completely(instance, tmp_path):
     settings, identity = instance
     files = uploads(tmp_path / "uploads")
     sent = {name: Path(path).read_bytes() for path, name, _mime in files}
-    budget = UploadBudget(per_file=settings.max_file_size,
-                          remaining=settings.max_submission_size)
+    budget = UploadBudget(per_file=settings.max_file_size, remaining=settings.max_submission_size)
     received = []
     for path, name, mime in files:
         spool = SealedSpool(budget)
@@ -242,10 +272,22 @@ def test_a_successful_receive_stores_every_file_completely(instance, tmp_path):
         received.append(submission.check_upload(spool, name, mime))
     db = Database(settings)
     try:
-        code = submission.receive(db, settings, submission.Submission(
-            statement="Invented statement: the lorries came twice.", when_date=None,
-            when_approx="twice", place="", place_other="", relation="heard",
-            consent="quotes", contact="invented contact", language="kk", files=received))
+        code = submission.receive(
+            db,
+            settings,
+            submission.Submission(
+                statement="Invented statement: the lorries came twice.",
+                when_date=None,
+                when_approx="twice",
+                place="",
+                place_other="",
+                relation="heard",
+                consent="quotes",
+                contact="invented contact",
+                language="kk",
+                files=received,
+            ),
+        )
         assert RECEIPT.fullmatch(code.encode())
         assert counts(db)["attachment"] == len(files)
         assert unseal_everything(db, identity, sent) == len(files)
@@ -283,15 +325,20 @@ def _fail_in_the_third_file(monkeypatch):
 
 
 def test_a_failure_while_sealing_reaches_the_witness_as_an_error_not_a_receipt(
-        intake_app, client, tmp_path, monkeypatch):
+    intake_app, client, tmp_path, monkeypatch
+):
     db = intake_app.extensions["testimony_db"]
     before = counts(db)
     files = uploads(tmp_path / "uploads")
     state = _fail_in_the_third_file(monkeypatch)
     intake_app.config["TESTING"] = False  # as deployed: errors become the error page
-    data = {"statement": "Invented statement: the lorries came at night.",
-            "relation": "saw", "consent": "counts", "place": "otar",
-            "files": [(open(path, "rb"), name, mime) for path, name, mime in files]}
+    data = {
+        "statement": "Invented statement: the lorries came at night.",
+        "relation": "saw",
+        "consent": "counts",
+        "place": "otar",
+        "files": [(open(path, "rb"), name, mime) for path, name, mime in files],
+    }
     try:
         response = client.post("/ru/testimony/", data=data, content_type="multipart/form-data")
     finally:
@@ -304,15 +351,13 @@ def test_a_failure_while_sealing_reaches_the_witness_as_an_error_not_a_receipt(
     assert counts(db) == before
 
 
-def test_a_failure_while_sealing_reaches_the_caller_of_receive(instance, tmp_path,
-                                                              monkeypatch):
+def test_a_failure_while_sealing_reaches_the_caller_of_receive(instance, tmp_path, monkeypatch):
     from intake import submission
     from intake.spool import SealedSpool, UploadBudget
     from store.db import Database
 
     settings, _identity = instance
-    budget = UploadBudget(per_file=settings.max_file_size,
-                          remaining=settings.max_submission_size)
+    budget = UploadBudget(per_file=settings.max_file_size, remaining=settings.max_submission_size)
     received = []
     for path, name, mime in uploads(tmp_path / "uploads"):
         spool = SealedSpool(budget)
@@ -323,10 +368,22 @@ def test_a_failure_while_sealing_reaches_the_caller_of_receive(instance, tmp_pat
     try:
         before = counts(db)
         with pytest.raises(InventedStorageFailure):
-            submission.receive(db, settings, submission.Submission(
-                statement="Invented statement.", when_date=None, when_approx="",
-                place="", place_other="", relation="saw", consent="counts", contact="",
-                language="ru", files=received))
+            submission.receive(
+                db,
+                settings,
+                submission.Submission(
+                    statement="Invented statement.",
+                    when_date=None,
+                    when_approx="",
+                    place="",
+                    place_other="",
+                    relation="saw",
+                    consent="counts",
+                    contact="",
+                    language="ru",
+                    files=received,
+                ),
+            )
         assert counts(db) == before
     finally:
         db.dispose()

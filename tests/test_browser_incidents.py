@@ -46,60 +46,124 @@ PARENT = "velmora-week"
 CATALOGUE = {
     "format": "testimony-incidents/1",
     "violation_types": [
-        {"slug": "inv-violence", "parent": None,
-         "labels": {"en": "Invented violence", "ru": "Вымышленное насилие",
-                    "kk": "Ойдан шығарылған зорлық"}},
-        {"slug": "inv-beating", "parent": "inv-violence",
-         "labels": {"en": "Invented beating", "ru": "Вымышленное избиение",
-                    "kk": "Ойдан шығарылған соққы"}},
-        {"slug": "inv-arson", "parent": "inv-violence",
-         "labels": {"en": "Invented arson", "ru": "Вымышленный поджог",
-                    "kk": "Ойдан шығарылған өртеу"}},
+        {
+            "slug": "inv-violence",
+            "parent": None,
+            "labels": {
+                "en": "Invented violence",
+                "ru": "Вымышленное насилие",
+                "kk": "Ойдан шығарылған зорлық",
+            },
+        },
+        {
+            "slug": "inv-beating",
+            "parent": "inv-violence",
+            "labels": {
+                "en": "Invented beating",
+                "ru": "Вымышленное избиение",
+                "kk": "Ойдан шығарылған соққы",
+            },
+        },
+        {
+            "slug": "inv-arson",
+            "parent": "inv-violence",
+            "labels": {
+                "en": "Invented arson",
+                "ru": "Вымышленный поджог",
+                "kk": "Ойдан шығарылған өртеу",
+            },
+        },
     ],
     "places": [
-        {"slug": "velmora", "names": {"en": "Velmora", "ru": "Велмора", "kk": "Велмора"},
-         "district": "Invented district", "kind": "village", "lat": 43.1, "lon": 75.2},
-        {"slug": "tashkuyu", "names": {"en": "Tashkuyu", "ru": "Ташкуйу", "kk": "Ташқұйы"},
-         "district": "Invented district", "kind": "town", "lat": 43.3, "lon": 75.5},
+        {
+            "slug": "velmora",
+            "names": {"en": "Velmora", "ru": "Велмора", "kk": "Велмора"},
+            "district": "Invented district",
+            "kind": "village",
+            "lat": 43.1,
+            "lon": 75.2,
+        },
+        {
+            "slug": "tashkuyu",
+            "names": {"en": "Tashkuyu", "ru": "Ташкуйу", "kk": "Ташқұйы"},
+            "district": "Invented district",
+            "kind": "town",
+            "lat": 43.3,
+            "lon": 75.5,
+        },
     ],
     "incidents": [
-        {"slug": PARENT, "title": {"en": "Invented unrest week in Velmora"},
-         "description": {"en": "An invented week of unrest around Velmora and Tashkuyu."},
-         "start": "2020-02-05", "end": "2020-02-12", "precision": "day",
-         "places": ["velmora", "tashkuyu"], "violation_types": ["inv-violence"],
-         "sources": [{"title": "Invented report", "publisher": "Invented monitor"}]},
-        {"slug": INCIDENT, "title": {"en": "Invented night at the Velmora bridge"},
-         "description": {"en": "An invented night of beatings and fires at the bridge."},
-         "start": "2020-02-07", "precision": "approximate",
-         "places": ["velmora"], "violation_types": ["inv-beating", "inv-arson"],
-         "figures": {"injured": 4}, "sources": [],
-         "related": [{"incident": PARENT, "relation": "part_of"}]},
+        {
+            "slug": PARENT,
+            "title": {"en": "Invented unrest week in Velmora"},
+            "description": {"en": "An invented week of unrest around Velmora and Tashkuyu."},
+            "start": "2020-02-05",
+            "end": "2020-02-12",
+            "precision": "day",
+            "places": ["velmora", "tashkuyu"],
+            "violation_types": ["inv-violence"],
+            "sources": [{"title": "Invented report", "publisher": "Invented monitor"}],
+        },
+        {
+            "slug": INCIDENT,
+            "title": {"en": "Invented night at the Velmora bridge"},
+            "description": {"en": "An invented night of beatings and fires at the bridge."},
+            "start": "2020-02-07",
+            "precision": "approximate",
+            "places": ["velmora"],
+            "violation_types": ["inv-beating", "inv-arson"],
+            "figures": {"injured": 4},
+            "sources": [],
+            "related": [{"incident": PARENT, "relation": "part_of"}],
+        },
     ],
 }
 
 # Three invented witnesses, in the order they write; the dates they give are not in
 # that order, so the timeline has to sort them.
 WITNESSES = [
-    {"statement": "Invented statement one: on the second night men in black beat the "
-                  "shopkeeper at the Velmora bridge and set fire to his kiosk.",
-     "when": "2020-02-08", "passage": "men in black beat the shopkeeper",
-     "role": "eyewitness", "confidence": "high", "tags": ["inv-beating", "inv-arson"]},
-    {"statement": "Invented statement two: they dragged me out of my car near the bridge "
-                  "and beat me with sticks until I could not stand.",
-     "when": "2020-02-07", "passage": "beat me with sticks",
-     "role": "victim", "confidence": "medium", "tags": ["inv-beating"]},
-    {"statement": "Invented statement three: my neighbour told me that people were beaten "
-                  "at the bridge that week; I was not there myself.",
-     "when": "2020-02-09", "passage": "people were beaten at the bridge",
-     "role": "hearsay", "confidence": "medium", "tags": ["inv-beating"]},
+    {
+        "statement": "Invented statement one: on the second night men in black beat the "
+        "shopkeeper at the Velmora bridge and set fire to his kiosk.",
+        "when": "2020-02-08",
+        "passage": "men in black beat the shopkeeper",
+        "role": "eyewitness",
+        "confidence": "high",
+        "tags": ["inv-beating", "inv-arson"],
+    },
+    {
+        "statement": "Invented statement two: they dragged me out of my car near the bridge "
+        "and beat me with sticks until I could not stand.",
+        "when": "2020-02-07",
+        "passage": "beat me with sticks",
+        "role": "victim",
+        "confidence": "medium",
+        "tags": ["inv-beating"],
+    },
+    {
+        "statement": "Invented statement three: my neighbour told me that people were beaten "
+        "at the bridge that week; I was not there myself.",
+        "when": "2020-02-09",
+        "passage": "people were beaten at the bridge",
+        "role": "hearsay",
+        "confidence": "medium",
+        "tags": ["inv-beating"],
+    },
 ]
 KEYBOARD_WITNESS = 1  # the second testimony is linked with the keyboard alone
 
 
 def _testimony_command(args: list[str], env: dict[str, str]) -> str:
     command = Path(sys.executable).parent / "testimony"
-    result = subprocess.run([str(command), *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [str(command), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -150,7 +214,8 @@ def _focused(page) -> str:
     return page.evaluate(
         "() => { const e = document.activeElement; if (!e) return '';"
         " return e.tagName.toLowerCase() + (e.id ? '#' + e.id"
-        " : e.name ? '[' + e.name + '=' + (e.value || '') + ']' : ''); }")
+        " : e.name ? '[' + e.name + '=' + (e.value || '') + ']' : ''); }"
+    )
 
 
 def _tab_to(page, target: str, limit: int = 80) -> None:
@@ -211,8 +276,9 @@ def test_testimony_mapped_to_an_incident_in_the_browser(browser_page, faces, tmp
     catalogue.write_text(json.dumps(CATALOGUE, ensure_ascii=False), encoding="utf-8")
     loaded = _testimony_command(["incidents", "import", str(catalogue)], env)
     assert "created 2 place, 3 violation_type, 2 incident" in loaded, loaded
-    created = _testimony_command(["reviewer", "add", "vesna", "--admin"],
-                                 {**env, "TESTIMONY_PASSWORD": PASSWORD})
+    created = _testimony_command(
+        ["reviewer", "add", "vesna", "--admin"], {**env, "TESTIMONY_PASSWORD": PASSWORD}
+    )
     authenticator = Authenticator(re.search(r"TOTP secret: ([A-Z2-7]+)", created).group(1))
 
     # Three witnesses, each in a browser of their own, send their statements.
@@ -234,19 +300,22 @@ def test_testimony_mapped_to_an_incident_in_the_browser(browser_page, faces, tmp
             assert desk.locator(".statement .text").inner_text().strip() == witness["statement"]
             if number == 3:
                 # A passage the witness never wrote is refused, visibly, and nothing is linked.
-                _link_with_pointer(desk, "hearsay", "medium",
-                                   "Invented words the witness never wrote")
+                _link_with_pointer(
+                    desk, "hearsay", "medium", "Invented words the witness never wrote"
+                )
                 error = desk.locator("#mapping p.error[role=alert]")
                 assert error.inner_text().strip() == (
-                    "The passage must be copied from the statement.")
+                    "The passage must be copied from the statement."
+                )
                 assert desk.locator("#mapping table").count() == 0
             if number - 1 == KEYBOARD_WITNESS:
                 desk.goto("%s/testimony/%d" % (review, number))  # focus starts at the top
                 _link_with_keyboard(desk, str(witness["passage"]))
                 witness = {**witness, "role": "eyewitness", "confidence": "high"}
             else:
-                _link_with_pointer(desk, str(witness["role"]), str(witness["confidence"]),
-                                   str(witness["passage"]))
+                _link_with_pointer(
+                    desk, str(witness["role"]), str(witness["confidence"]), str(witness["passage"])
+                )
             assert desk.locator("#mapping p.error").count() == 0, desk.content()
             rows = desk.locator("#mapping table tbody tr")
             assert rows.count() == 1
@@ -254,8 +323,11 @@ def test_testimony_mapped_to_an_incident_in_the_browser(browser_page, faces, tmp
             assert cells[0].startswith("Invented night at the Velmora bridge")
             assert cells[1:4] == [
                 {"eyewitness": "Eyewitness", "victim": "Victim", "hearsay": "Hearsay"}[
-                    str(witness["role"])],
-                str(witness["confidence"]).capitalize(), witness["passage"]]
+                    str(witness["role"])
+                ],
+                str(witness["confidence"]).capitalize(),
+                witness["passage"],
+            ]
 
             for tag in witness["tags"]:
                 desk.check("form.tags input[name=tag][value=%s]" % tag)
@@ -263,7 +335,8 @@ def test_testimony_mapped_to_an_incident_in_the_browser(browser_page, faces, tmp
                 desk.click("form.tags button[type=submit]")
             checked = desk.locator("form.tags input[name=tag]:checked")
             assert sorted(checked.evaluate_all("els => els.map(e => e.value)")) == sorted(
-                witness["tags"])
+                witness["tags"]
+            )
 
         # The incident: two independent corroborating testimonies (the third is hearsay),
         # all three on the timeline by the date each witness gave, the violations counted.
@@ -271,14 +344,19 @@ def test_testimony_mapped_to_an_incident_in_the_browser(browser_page, faces, tmp
         timeline = desk.locator("ol.timeline li")
         assert timeline.count() == 3
         assert [m.strip() for m in timeline.locator(".meta").all_inner_texts()] == [
-            "2020-02-07", "2020-02-08", "2020-02-09"]
+            "2020-02-07",
+            "2020-02-08",
+            "2020-02-09",
+        ]
         assert timeline.locator("a").evaluate_all(
-            "els => els.map(e => e.getAttribute('href'))") == [
-            "/testimony/2", "/testimony/1", "/testimony/3"]
+            "els => els.map(e => e.getAttribute('href'))"
+        ) == ["/testimony/2", "/testimony/1", "/testimony/3"]
         assert "Hearsay" in timeline.nth(2).inner_text()
         reported = desk.locator("h2:has-text('Violations reported') + ul li")
         assert [r.strip() for r in reported.all_inner_texts()] == [
-            "Invented beating: 3", "Invented arson: 1"]
+            "Invented beating: 3",
+            "Invented arson: 1",
+        ]
         related = desk.locator("h2:has-text('Related incidents') + ul li")
         assert related.inner_text().strip() == "part of: Invented unrest week in Velmora"
 

@@ -44,8 +44,10 @@ CHROMIUM_ARGS = [
 SERVER_START_SECONDS = 30
 STEP_TIMEOUT_MS = 20_000
 
-STATEMENT = ("Ночью 7 февраля 2020 года в Масанчи горели дома. Полицейские стояли у моста "
-             "и не вмешивались, когда люди просили о помощи.")
+STATEMENT = (
+    "Ночью 7 февраля 2020 года в Масанчи горели дома. Полицейские стояли у моста "
+    "и не вмешивались, когда люди просили о помощи."
+)
 ADDITION = "Дополнение: утром 8 февраля соседей увезли в отделение в Кордае."
 RECEIPT_CODE = re.compile(r"^\d{4}( \d{4}){4}$")
 
@@ -68,25 +70,50 @@ def _answers(port: int, path: str) -> bool:
 
 
 @contextmanager
-def gunicorn(app: str, ready_path: str, env: dict[str, str], log_path: Path,
-             workers: int = 2, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
+def gunicorn(
+    app: str,
+    ready_path: str,
+    env: dict[str, str],
+    log_path: Path,
+    workers: int = 2,
+    extra_args: tuple[str, ...] = (),
+) -> Iterator[str]:
     """gunicorn serving ``wsgi:<app>`` on a free loopback port, stopped afterwards;
     ``extra_args`` go to gunicorn's command line."""
     port = _free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:%d" % port,
-             "--workers", str(workers), "--timeout", "120", *extra_args, "wsgi:%s" % app],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                "127.0.0.1:%d" % port,
+                "--workers",
+                str(workers),
+                "--timeout",
+                "120",
+                *extra_args,
+                "wsgi:%s" % app,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             deadline = time.monotonic() + SERVER_START_SECONDS
             while not _answers(port, ready_path):
                 if proc.poll() is not None:
-                    pytest.fail("gunicorn (%s) exited with %s: %s" % (
-                        app, proc.returncode, log_path.read_text(errors="replace")))
+                    pytest.fail(
+                        "gunicorn (%s) exited with %s: %s"
+                        % (app, proc.returncode, log_path.read_text(errors="replace"))
+                    )
                 if time.monotonic() > deadline:
-                    pytest.fail("gunicorn (%s) did not answer within %d s"
-                                % (app, SERVER_START_SECONDS))
+                    pytest.fail(
+                        "gunicorn (%s) did not answer within %d s" % (app, SERVER_START_SECONDS)
+                    )
                 time.sleep(0.1)
             yield "http://127.0.0.1:%d" % port
         finally:
@@ -103,12 +130,16 @@ def gunicorn(app: str, ready_path: str, env: dict[str, str], log_path: Path,
 def instance_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a fresh instance initialised with ``testimony init``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESTIMONY_")}
-    env.update(FAST_ARGON2, TESTIMONY_INSTANCE_PATH=str(tmp_path / "instance"),
-               **database_env(tmp_path / "instance"))
+    env.update(
+        FAST_ARGON2,
+        TESTIMONY_INSTANCE_PATH=str(tmp_path / "instance"),
+        **database_env(tmp_path / "instance"),
+    )
     command = Path(sys.executable).parent / "testimony"
     argv = [str(command)] if command.exists() else [sys.executable, "-m", "review.cli"]
-    result = subprocess.run([*argv, "init"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [*argv, "init"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "instance" / "recovery-key.txt").is_file()
     return env
@@ -125,15 +156,17 @@ def server(instance_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
 def open_browser() -> Iterator[object]:
     """Debian's chromium under Playwright, or a skip that says what is missing."""
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at %s (apt-get install chromium)"
-                    % CHROMIUM)
+        pytest.skip(
+            "Debian's chromium is not installed at %s (apt-get install chromium)" % CHROMIUM
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.skip("the playwright package is not installed (pip install -e '.[test]')")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         try:
             yield browser
         finally:
@@ -185,7 +218,8 @@ def _stored(instance_env: dict[str, str]) -> dict[str, object]:
 
     settings = settings_module.load(instance_env)
     identities = crypto.parse_identities_file(
-        (settings.instance_path / "recovery-key.txt").read_text())
+        (settings.instance_path / "recovery-key.txt").read_text()
+    )
     db = Database(settings)
     try:
         with db.sessions() as session:
@@ -196,25 +230,31 @@ def _stored(instance_env: dict[str, str]) -> dict[str, object]:
             def unseal(blob_id: int) -> bytes:
                 return read_blob(session, session.get(SealedBlob, blob_id), identities)
 
-            statements = [unpad_document(unseal(s.blob_id))["text"]
-                          for s in testimony.statements]
+            statements = [unpad_document(unseal(s.blob_id))["text"] for s in testimony.statements]
             attachments = [
-                {"original": unseal(a.original_blob_id),
-                 "metadata": json.loads(unseal(a.metadata_blob_id)),
-                 "kind": a.kind,
-                 "working": unseal(a.working_blob_id) if a.working_blob_id else None}
+                {
+                    "original": unseal(a.original_blob_id),
+                    "metadata": json.loads(unseal(a.metadata_blob_id)),
+                    "kind": a.kind,
+                    "working": unseal(a.working_blob_id) if a.working_blob_id else None,
+                }
                 for a in testimony.attachments
             ]
             details = unpad_document(unseal(testimony.details_blob_id))
-            return {"statements": statements, "attachments": attachments,
-                    "details": details, "place": testimony.place,
-                    "language": testimony.language}
+            return {
+                "statements": statements,
+                "attachments": attachments,
+                "details": details,
+                "place": testimony.place,
+                "language": testimony.language,
+            }
     finally:
         db.dispose()
 
 
 def test_witness_submits_and_follows_up_without_javascript(
-        browser_page, server: str, instance_env: dict[str, str], tmp_path: Path) -> None:
+    browser_page, server: str, instance_env: dict[str, str], tmp_path: Path
+) -> None:
     page = browser_page
     photo_gps = _photo(tmp_path / "photo-gps.jpg", (180, 40, 40), with_exif=True)
     _photo(tmp_path / "photo-plain.jpg", (40, 90, 160), with_exif=False)
@@ -231,8 +271,9 @@ def test_witness_submits_and_follows_up_without_javascript(
     page.select_option("#place", "masanchi")
     page.check("input[name=relation][value=saw]")
     page.check("input[name=consent][value=counts]")
-    page.set_input_files("#files", [str(tmp_path / "photo-gps.jpg"),
-                                    str(tmp_path / "photo-plain.jpg")])
+    page.set_input_files(
+        "#files", [str(tmp_path / "photo-gps.jpg"), str(tmp_path / "photo-plain.jpg")]
+    )
     assert page.input_value("#website") == ""  # the honeypot stays empty
     with page.expect_navigation():
         page.click("form button[type=submit]")
@@ -268,7 +309,10 @@ def test_witness_submits_and_follows_up_without_javascript(
     attachments = stored["attachments"]
     assert len(attachments) == 3
     assert [a["metadata"]["declared_name"] for a in attachments] == [
-        "photo-gps.jpg", "photo-plain.jpg", "photo-later.jpg"]
+        "photo-gps.jpg",
+        "photo-plain.jpg",
+        "photo-later.jpg",
+    ]
     first = attachments[0]
     assert first["original"] == photo_gps  # bit for bit
     assert first["kind"] == "image"

@@ -31,8 +31,10 @@ pytestmark = pytest.mark.browser
 instance_env = witness_side.instance_env
 browser_page = witness_side.browser_page
 
-STATEMENT = ("Invented statement: at dawn two trucks blocked the road out of Sortobe and the "
-             "drivers took away the phones of everyone who was filming.")
+STATEMENT = (
+    "Invented statement: at dawn two trucks blocked the road out of Sortobe and the "
+    "drivers took away the phones of everyone who was filming."
+)
 REPLY = "Invented question: do you remember the colour of the trucks?"
 PASSWORD = "Invented reviewer passphrase 2020"
 
@@ -41,10 +43,12 @@ PASSWORD = "Invented reviewer passphrase 2020"
 def faces(instance_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, str, dict]]:
     env = {**instance_env, "TESTIMONY_SCRYPT_WORK_FACTOR": "4"}
     with ExitStack() as stack:
-        intake = stack.enter_context(gunicorn("intake_app", "/en/", env,
-                                              tmp_path / "intake.log", workers=1))
-        review = stack.enter_context(gunicorn("review_app", "/login", env,
-                                              tmp_path / "review.log", workers=1))
+        intake = stack.enter_context(
+            gunicorn("intake_app", "/en/", env, tmp_path / "intake.log", workers=1)
+        )
+        review = stack.enter_context(
+            gunicorn("review_app", "/login", env, tmp_path / "review.log", workers=1)
+        )
         yield intake, review, env
 
 
@@ -56,9 +60,15 @@ def test_a_reviewer_answers_a_witness_in_the_browser(browser_page, faces, tmp_pa
     # An operator creates a reviewer with the command; what comes
     # in from now on is sealed to the reviewer's key.
     command = Path(sys.executable).parent / "testimony"
-    created = subprocess.run([str(command), "reviewer", "add", "alma"], cwd=ROOT,
-                             env={**env, "TESTIMONY_PASSWORD": PASSWORD}, capture_output=True,
-                             text=True, timeout=60, stdin=subprocess.DEVNULL)
+    created = subprocess.run(
+        [str(command), "reviewer", "add", "alma"],
+        cwd=ROOT,
+        env={**env, "TESTIMONY_PASSWORD": PASSWORD},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert created.returncode == 0, created.stderr
     secret = re.search(r"TOTP secret: ([A-Z2-7]+)", created.stdout).group(1)
 

@@ -29,19 +29,28 @@ CHUNK = 64 * 1024
 MiB = 1024 * 1024
 PASSPHRASE_VAR = "TESTIMONY_TEST_PASSPHRASE"
 PASSPHRASE = "invented: ночной автобус из Кордая"
-STATEMENT = (b"Invented statement. On the night of 7 February two men in uniform stopped the "
-             b"bus near the bridge and took the driver's phone.\n") * 1500
+STATEMENT = (
+    b"Invented statement. On the night of 7 February two men in uniform stopped the "
+    b"bus near the bridge and took the driver's phone.\n"
+) * 1500
 
 
-def cli(*args: str | Path, input: bytes = b"",
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+def cli(
+    *args: str | Path, input: bytes = b"", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """Run ``python -m crypto`` in its own session: no terminal to fall back on."""
     full_env = dict(os.environ)
     full_env.pop(PASSPHRASE_VAR, None)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "crypto", *map(str, args)], input=input,
-                          capture_output=True, cwd=ROOT, env=full_env, timeout=120,
-                          start_new_session=True)
+    return subprocess.run(
+        [sys.executable, "-m", "crypto", *map(str, args)],
+        input=input,
+        capture_output=True,
+        cwd=ROOT,
+        env=full_env,
+        timeout=120,
+        start_new_session=True,
+    )
 
 
 def ok(result: subprocess.CompletedProcess[bytes]) -> subprocess.CompletedProcess[bytes]:
@@ -69,8 +78,7 @@ def identity_file(folder: Path, name: str) -> tuple[Path, X25519Identity]:
 
 def fast_passphrase_item(data: bytes, armor: bool = False) -> bytes:
     """A passphrase-sealed item with a low work factor, to keep the tests quick."""
-    return crypto.seal_bytes(data, [crypto.ScryptRecipient(PASSPHRASE, work_factor=2)],
-                             armor=armor)
+    return crypto.seal_bytes(data, [crypto.ScryptRecipient(PASSPHRASE, work_factor=2)], armor=armor)
 
 
 @pytest.fixture
@@ -134,7 +142,8 @@ def test_keygen_without_output_prints_the_identity() -> None:
 
 
 def test_recipient_round_trip_through_stdin_and_stdout(
-        reviewer: tuple[Path, X25519Identity]) -> None:
+    reviewer: tuple[Path, X25519Identity],
+) -> None:
     key_file, identity = reviewer
     sealed = ok(cli("encrypt", "-r", identity.recipient, input=STATEMENT)).stdout
     assert sealed.startswith(b"age-encryption.org/v1\n-> X25519 ")
@@ -146,16 +155,17 @@ def test_recipient_round_trip_through_stdin_and_stdout(
 def test_recipients_file_and_several_identities(tmp_path: Path) -> None:
     keys = [identity_file(tmp_path, "reviewer%d.txt" % n) for n in range(4)]
     recipients_file = tmp_path / "reviewers.txt"
-    recipients_file.write_text("# reviewers\n\n%s\n  %s  \n# end\n"
-                               % (keys[0][1].recipient, keys[1][1].recipient))
-    sealed = ok(cli("encrypt", "-R", recipients_file, "-r", keys[2][1].recipient,
-                    input=STATEMENT)).stdout
+    recipients_file.write_text(
+        "# reviewers\n\n%s\n  %s  \n# end\n" % (keys[0][1].recipient, keys[1][1].recipient)
+    )
+    sealed = ok(
+        cli("encrypt", "-R", recipients_file, "-r", keys[2][1].recipient, input=STATEMENT)
+    ).stdout
     assert sealed.count(b"\n-> X25519 ") == 3
     for key_file, _ in keys[:3]:
         assert ok(cli("decrypt", "-i", key_file, input=sealed)).stdout == STATEMENT
     # Several -i: any one that matches is enough.
-    assert ok(cli("decrypt", "-i", keys[3][0], "-i", keys[1][0],
-                  input=sealed)).stdout == STATEMENT
+    assert ok(cli("decrypt", "-i", keys[3][0], "-i", keys[1][0], input=sealed)).stdout == STATEMENT
     result = cli("decrypt", "-i", keys[3][0], input=sealed)
     failed(result, "no identity matched")
     assert result.stdout == b""
@@ -184,8 +194,9 @@ def test_empty_input(reviewer: tuple[Path, X25519Identity]) -> None:
     assert ok(cli("decrypt", "-i", key_file, input=sealed)).stdout == b""
 
 
-def test_outputs_are_never_overwritten(tmp_path: Path,
-                                       reviewer: tuple[Path, X25519Identity]) -> None:
+def test_outputs_are_never_overwritten(
+    tmp_path: Path, reviewer: tuple[Path, X25519Identity]
+) -> None:
     key_file, identity = reviewer
     existing = tmp_path / "existing"
     existing.write_bytes(b"earlier work")
@@ -198,30 +209,52 @@ def test_outputs_are_never_overwritten(tmp_path: Path,
 def test_passphrase_from_the_environment(tmp_path: Path) -> None:
     env = {PASSPHRASE_VAR: PASSPHRASE}
     sealed = tmp_path / "wrapped.age"
-    ok(cli("encrypt", "-p", "--passphrase-env", PASSPHRASE_VAR, "-o", sealed,
-           input=STATEMENT, env=env))
+    ok(
+        cli(
+            "encrypt",
+            "-p",
+            "--passphrase-env",
+            PASSPHRASE_VAR,
+            "-o",
+            sealed,
+            input=STATEMENT,
+            env=env,
+        )
+    )
     assert b"\n-> scrypt " in sealed.read_bytes()
-    assert ok(cli("decrypt", "--passphrase-env", PASSPHRASE_VAR, sealed,
-                  env=env)).stdout == STATEMENT
+    assert (
+        ok(cli("decrypt", "--passphrase-env", PASSPHRASE_VAR, sealed, env=env)).stdout == STATEMENT
+    )
 
 
 def test_wrong_or_missing_passphrase(tmp_path: Path) -> None:
     sealed = fast_passphrase_item(STATEMENT)
-    wrong = cli("decrypt", "--passphrase-env", PASSPHRASE_VAR, input=sealed,
-                env={PASSPHRASE_VAR: PASSPHRASE + "!"})
+    wrong = cli(
+        "decrypt",
+        "--passphrase-env",
+        PASSPHRASE_VAR,
+        input=sealed,
+        env={PASSPHRASE_VAR: PASSPHRASE + "!"},
+    )
     failed(wrong, "no identity matched")
     assert wrong.stdout == b""
-    failed(cli("decrypt", "--passphrase-env", PASSPHRASE_VAR, input=sealed),
-           PASSPHRASE_VAR, "empty")
-    failed(cli("encrypt", "-p", "--passphrase-env", PASSPHRASE_VAR, input=STATEMENT),
-           PASSPHRASE_VAR, "empty")
+    failed(
+        cli("decrypt", "--passphrase-env", PASSPHRASE_VAR, input=sealed), PASSPHRASE_VAR, "empty"
+    )
+    failed(
+        cli("encrypt", "-p", "--passphrase-env", PASSPHRASE_VAR, input=STATEMENT),
+        PASSPHRASE_VAR,
+        "empty",
+    )
 
 
 def test_armored_passphrase_item() -> None:
     env = {PASSPHRASE_VAR: PASSPHRASE}
     armored = fast_passphrase_item(STATEMENT, armor=True)
-    assert ok(cli("decrypt", "--passphrase-env", PASSPHRASE_VAR, input=armored,
-                  env=env)).stdout == STATEMENT
+    assert (
+        ok(cli("decrypt", "--passphrase-env", PASSPHRASE_VAR, input=armored, env=env)).stdout
+        == STATEMENT
+    )
 
 
 def test_passphrase_is_never_read_from_the_data(tmp_path: Path) -> None:
@@ -239,20 +272,23 @@ def test_passphrase_typed_at_the_terminal(tmp_path: Path) -> None:
     sealed = tmp_path / "wrapped.age"
     status, transcript, stderr = run_with_terminal(
         [sys.executable, "-m", "crypto", "encrypt", "-p", "-o", str(sealed), str(source)],
-        [(b"Passphrase:", PASSPHRASE), (b"Confirm passphrase:", PASSPHRASE)])
+        [(b"Passphrase:", PASSPHRASE), (b"Confirm passphrase:", PASSPHRASE)],
+    )
     assert status == 0, stderr
     assert PASSPHRASE.encode() not in transcript  # not echoed
     out = tmp_path / "opened.txt"
     status, _, stderr = run_with_terminal(
         [sys.executable, "-m", "crypto", "decrypt", "-o", str(out), str(sealed)],
-        [(b"Passphrase:", PASSPHRASE)])
+        [(b"Passphrase:", PASSPHRASE)],
+    )
     assert status == 0, stderr
     assert out.read_bytes() == STATEMENT
     # Two different answers at the prompts seal nothing.
     refused = tmp_path / "refused.age"
     status, _, stderr = run_with_terminal(
         [sys.executable, "-m", "crypto", "encrypt", "-p", "-o", str(refused), str(source)],
-        [(b"Passphrase:", PASSPHRASE), (b"Confirm passphrase:", PASSPHRASE + "?")])
+        [(b"Passphrase:", PASSPHRASE), (b"Confirm passphrase:", PASSPHRASE + "?")],
+    )
     assert status != 0 and b"do not match" in stderr
     assert not refused.exists()
 
@@ -260,8 +296,18 @@ def test_passphrase_typed_at_the_terminal(tmp_path: Path) -> None:
 def test_binary_output_to_a_terminal_is_refused(reviewer: tuple[Path, X25519Identity]) -> None:
     _, identity = reviewer
     status, transcript, stderr = run_with_terminal(
-        [sys.executable, "-m", "crypto", "encrypt", "-r", str(identity.recipient),
-         str(ROOT / "pyproject.toml")], [], stdout_to_terminal=True)
+        [
+            sys.executable,
+            "-m",
+            "crypto",
+            "encrypt",
+            "-r",
+            str(identity.recipient),
+            str(ROOT / "pyproject.toml"),
+        ],
+        [],
+        stdout_to_terminal=True,
+    )
     assert status != 0
     assert b"terminal" in transcript + stderr
     assert b"age-encryption.org" not in transcript
@@ -283,15 +329,17 @@ def _other_base64_char(sealed: bytearray, index: int) -> None:
     sealed[index] = ord("B") if sealed[index] == ord("A") else ord("A")
 
 
-@pytest.mark.parametrize(("part", "words"), [
-    ("version line", ["not an age file"]),
-    ("recipient stanza", ["no identity matched"]),
-    ("header MAC", ["header MAC"]),
-    ("first chunk", ["payload", "chunk 0"]),
-    ("last tag", ["payload", "chunk 2"]),
-])
-def test_corrupted_item(reviewer: tuple[Path, X25519Identity], part: str,
-                        words: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("part", "words"),
+    [
+        ("version line", ["not an age file"]),
+        ("recipient stanza", ["no identity matched"]),
+        ("header MAC", ["header MAC"]),
+        ("first chunk", ["payload", "chunk 0"]),
+        ("last tag", ["payload", "chunk 2"]),
+    ],
+)
+def test_corrupted_item(reviewer: tuple[Path, X25519Identity], part: str, words: list[str]) -> None:
     key_file, identity = reviewer
     sealed = bytearray(crypto.seal_bytes(STATEMENT, [identity.recipient]))
     header_size = len(crypto.read_header(io.BytesIO(bytes(sealed)))[0].marshal())
@@ -331,8 +379,9 @@ def test_missing_recipients() -> None:
 
 def test_passphrase_with_recipients_is_refused(reviewer: tuple[Path, X25519Identity]) -> None:
     _, identity = reviewer
-    result = cli("encrypt", "-p", "-r", identity.recipient, input=STATEMENT,
-                 env={PASSPHRASE_VAR: PASSPHRASE})
+    result = cli(
+        "encrypt", "-p", "-r", identity.recipient, input=STATEMENT, env={PASSPHRASE_VAR: PASSPHRASE}
+    )
     failed(result, "-p", "-r")
     assert result.stdout == b""
 
@@ -363,9 +412,9 @@ def test_garbage_recipient_string(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["wrong key", "last chunk altered", "trailing data"])
-def test_failed_decrypt_leaves_no_output_file(tmp_path: Path,
-                                               reviewer: tuple[Path, X25519Identity],
-                                               damage: str) -> None:
+def test_failed_decrypt_leaves_no_output_file(
+    tmp_path: Path, reviewer: tuple[Path, X25519Identity], damage: str
+) -> None:
     key_file, identity = reviewer
     data = os.urandom(3 * CHUNK + 10)  # several chunks: some are written before the failure
     sealed = crypto.seal_bytes(data, [identity.recipient])
@@ -381,7 +430,8 @@ def test_failed_decrypt_leaves_no_output_file(tmp_path: Path,
     failed(cli("decrypt", "-i", key_file, "-o", out, source))
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        {"reviewer.txt", "item.age", key_file.name})
+        {"reviewer.txt", "item.age", key_file.name}
+    )
 
 
 # --- constant memory ----------------------------------------------------------------------
@@ -422,7 +472,10 @@ def test_streaming_stays_constant_memory(tmp_path: Path) -> None:
     total = 64 * MiB
     result = subprocess.run(
         [sys.executable, "-c", MEMORY_PROBE, str(tmp_path / "big.age"), str(total)],
-        capture_output=True, cwd=ROOT, timeout=120)
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     report = json.loads(result.stdout)
     assert report["same"] and report["opened"] == total

@@ -47,15 +47,29 @@ def owned(postgres_url, tmp_path):
 
 
 def _testimony_command(owner_url: str, instance, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **FAST_ARGON2, "TESTIMONY_INSTANCE_PATH": str(instance),
-           "TESTIMONY_DATABASE_URL": owner_url, "INVENTED_INTAKE_PASSWORD": PASSWORD}
-    return subprocess.run([sys.executable, "-m", "review.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        **FAST_ARGON2,
+        "TESTIMONY_INSTANCE_PATH": str(instance),
+        "TESTIMONY_DATABASE_URL": owner_url,
+        "INVENTED_INTAKE_PASSWORD": PASSWORD,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "review.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _as_role(owner_url: str, role: str) -> str:
-    return make_url(owner_url).set(username=role, password=PASSWORD).render_as_string(
-        hide_password=False)
+    return (
+        make_url(owner_url)
+        .set(username=role, password=PASSWORD)
+        .render_as_string(hide_password=False)
+    )
 
 
 def _intake(settings):
@@ -72,8 +86,9 @@ def test_the_intake_role_adds_testimony_and_can_do_nothing_else(owned, tmp_path)
     created = init(settings, out=lambda *_: None)
     recovery = crypto.parse_identities_file(created.read_text())
 
-    printed = _testimony_command(owner_url, settings.instance_path, "db", "roles",
-                                 "--intake-role", role)
+    printed = _testimony_command(
+        owner_url, settings.instance_path, "db", "roles", "--intake-role", role
+    )
     assert printed.returncode == 0, printed.stderr
     assert "GRANT INSERT ON" in printed.stdout and "ROW LEVEL SECURITY" in printed.stdout
     assert '"reviewer"' not in printed.stdout and PASSWORD not in printed.stdout
@@ -81,14 +96,28 @@ def test_the_intake_role_adds_testimony_and_can_do_nothing_else(owned, tmp_path)
     # --apply and a password (which also shows that applying twice is harmless).
     psql = shutil.which("psql")
     assert psql, "psql is missing (apt-get install postgresql-client)"
-    plain_owner = make_url(owner_url).set(drivername="postgresql").render_as_string(
-        hide_password=False)
-    read = subprocess.run([psql, "-v", "ON_ERROR_STOP=1", "-q", "-d", plain_owner],
-                          input=printed.stdout, capture_output=True, text=True, timeout=60)
+    plain_owner = (
+        make_url(owner_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    read = subprocess.run(
+        [psql, "-v", "ON_ERROR_STOP=1", "-q", "-d", plain_owner],
+        input=printed.stdout,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert read.returncode == 0, read.stderr
-    applied = _testimony_command(owner_url, settings.instance_path, "db", "roles", "--apply",
-                                 "--intake-role", role, "--password-env",
-                                 "INVENTED_INTAKE_PASSWORD")
+    applied = _testimony_command(
+        owner_url,
+        settings.instance_path,
+        "db",
+        "roles",
+        "--apply",
+        "--intake-role",
+        role,
+        "--password-env",
+        "INVENTED_INTAKE_PASSWORD",
+    )
     assert applied.returncode == 0, applied.stderr
     role_url = _as_role(owner_url, role)
 
@@ -107,8 +136,9 @@ def test_the_intake_role_adds_testimony_and_can_do_nothing_else(owned, tmp_path)
     with owner.transaction() as session:
         item = session.scalars(select(Testimony)).one()
         witness_key = crypto.parse_recipient(item.witness.reply_public_key)
-        blob = seal_blob(session, active_recipients(session), pad_document({"text": REPLY}),
-                         extra=[witness_key])
+        blob = seal_blob(
+            session, active_recipients(session), pad_document({"text": REPLY}), extra=[witness_key]
+        )
         session.add(Message(testimony_id=item.id, sent_on=today(), blob_id=blob.id))
         testimony_id = item.id
 
@@ -120,10 +150,15 @@ def test_the_intake_role_adds_testimony_and_can_do_nothing_else(owned, tmp_path)
         page = client.post("/en/receipt/", data={"receipt": code})
         assert page.status_code == 200, page.data[:800]
         assert REPLY in page.get_data(as_text=True)
-        added = client.post("/en/receipt/add", data={
-            "receipt": code, "statement": "Invented addition: it was the street by the mill.",
-            "files": [(__import__("io").BytesIO(jpeg(color="navy")), "second.jpg")]},
-            content_type="multipart/form-data")
+        added = client.post(
+            "/en/receipt/add",
+            data={
+                "receipt": code,
+                "statement": "Invented addition: it was the street by the mill.",
+                "files": [(__import__("io").BytesIO(jpeg(color="navy")), "second.jpg")],
+            },
+            content_type="multipart/form-data",
+        )
         assert added.status_code == 200, added.data[:800]
     finally:
         intake.extensions["testimony_db"].dispose()
@@ -139,36 +174,50 @@ def test_the_intake_role_adds_testimony_and_can_do_nothing_else(owned, tmp_path)
 
     # What the role must not do.
     denied = [
-        "SELECT * FROM reviewer", "SELECT * FROM review_session", "SELECT * FROM note",
-        "SELECT * FROM testimony_incident", "SELECT * FROM testimony_violation",
-        "SELECT * FROM excerpt", "SELECT details, actor FROM audit_event",
-        "DELETE FROM testimony", "DELETE FROM statement", "DELETE FROM sealed_blob",
-        "DELETE FROM blob_chunk", "DELETE FROM witness",
+        "SELECT * FROM reviewer",
+        "SELECT * FROM review_session",
+        "SELECT * FROM note",
+        "SELECT * FROM testimony_incident",
+        "SELECT * FROM testimony_violation",
+        "SELECT * FROM excerpt",
+        "SELECT details, actor FROM audit_event",
+        "DELETE FROM testimony",
+        "DELETE FROM statement",
+        "DELETE FROM sealed_blob",
+        "DELETE FROM blob_chunk",
+        "DELETE FROM witness",
         "UPDATE statement SET received_on = received_on",
-        "UPDATE testimony SET status = 'withdrawn'", "UPDATE blob_chunk SET data = ''::bytea",
-        "UPDATE attachment SET kind = 'pdf'", "INSERT INTO note (testimony_id, reviewer_id, "
-        "written_on, blob_id) VALUES (1, 1, now(), 1)", "TRUNCATE audit_event",
+        "UPDATE testimony SET status = 'withdrawn'",
+        "UPDATE blob_chunk SET data = ''::bytea",
+        "UPDATE attachment SET kind = 'pdf'",
+        "INSERT INTO note (testimony_id, reviewer_id, written_on, blob_id) VALUES (1, 1, now(), 1)",
+        "TRUNCATE audit_event",
     ]
-    plain = make_url(role_url).set(drivername="postgresql").render_as_string(
-        hide_password=False)
+    plain = make_url(role_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(plain, autocommit=True) as conn:
         for statement in denied:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
         # Row-level security: a stored item's header and recipients stay as they are.
-        header = conn.execute("SELECT header FROM sealed_blob WHERE id = %s",
-                              (statement_blob,)).fetchone()[0]
-        cursor = conn.execute("UPDATE sealed_blob SET header = 'x'::bytea WHERE id = %s",
-                              (statement_blob,))
+        header = conn.execute(
+            "SELECT header FROM sealed_blob WHERE id = %s", (statement_blob,)
+        ).fetchone()[0]
+        cursor = conn.execute(
+            "UPDATE sealed_blob SET header = 'x'::bytea WHERE id = %s", (statement_blob,)
+        )
         assert cursor.rowcount == 0
-        cursor = conn.execute("DELETE FROM blob_recipient WHERE blob_id = %s",
-                              (statement_blob,))
+        cursor = conn.execute("DELETE FROM blob_recipient WHERE blob_id = %s", (statement_blob,))
         assert cursor.rowcount == 0
-        assert conn.execute("SELECT header FROM sealed_blob WHERE id = %s",
-                            (statement_blob,)).fetchone()[0] == header
+        assert (
+            conn.execute(
+                "SELECT header FROM sealed_blob WHERE id = %s", (statement_blob,)
+            ).fetchone()[0]
+            == header
+        )
         # The one update a witness's addition needs does work (the control).
-        cursor = conn.execute("UPDATE testimony SET updated_on = updated_on WHERE id = %s",
-                              (testimony_id,))
+        cursor = conn.execute(
+            "UPDATE testimony SET updated_on = updated_on WHERE id = %s", (testimony_id,)
+        )
         assert cursor.rowcount == 1
 
 
@@ -176,6 +225,12 @@ def test_roles_are_refused_on_sqlite(tmp_path):
     instance = tmp_path / "instance"
     env = {**os.environ, **FAST_ARGON2, "TESTIMONY_INSTANCE_PATH": str(instance)}
     env.pop("TESTIMONY_DATABASE_URL", None)
-    done = subprocess.run([sys.executable, "-m", "review.cli", "db", "roles"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "review.cli", "db", "roles"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1 and "PostgreSQL" in done.stderr

@@ -34,10 +34,14 @@ from .intake_helpers import receipt_code, submit
 from .review_helpers import make_desk
 
 CANARY_WORDS = ("Zhyrgalbek-canary", "Квазимодо-канарейка")
-CANARY = ("Invented canary statement: %s saw the smoke over the mill from the roof, and "
-          "%s counted the trucks." % CANARY_WORDS)
-QUOTE = ("Ночью пришли люди в масках. Мой сосед Хасан Ванахунов-тест звонил мне с номера "
-         "+7 701 123 45 67, но связи не было.")
+CANARY = (
+    "Invented canary statement: %s saw the smoke over the mill from the roof, and "
+    "%s counted the trucks." % CANARY_WORDS
+)
+QUOTE = (
+    "Ночью пришли люди в масках. Мой сосед Хасан Ванахунов-тест звонил мне с номера "
+    "+7 701 123 45 67, но связи не было."
+)
 
 
 @pytest.fixture
@@ -61,8 +65,9 @@ def _send(desk, statement: str, **fields) -> tuple[int, str]:
 
 def _export(desk, **options) -> dict[str, bytes]:
     with desk.db.transaction() as session:
-        made = build.build(session, desk.admin.identity, build.Options(**options),
-                           "reviewer:ivan-testov")
+        made = build.build(
+            session, desk.admin.identity, build.Options(**options), "reviewer:ivan-testov"
+        )
     return made.files
 
 
@@ -83,23 +88,34 @@ def _status(desk, excerpt_id: int) -> str:
 
 # --- the canary ---------------------------------------------------------------------------
 
+
 def test_a_unique_witness_never_shows_as_a_small_count_and_their_words_stay_home(desk):
     background(desk.db)
-    canary_id, receipt = _send(desk, CANARY, place="otar", relation="happened_to_family",
-                               consent="quotes")
+    canary_id, receipt = _send(
+        desk, CANARY, place="otar", relation="happened_to_family", consent="quotes"
+    )
     with desk.db.transaction() as session:
         from store.models import Incident, TestimonyIncident
-        incident = session.scalar(select(Incident).where(
-            Incident.slug == "2020-02-07-attack-on-masanchi"))
-        session.add(TestimonyIncident(testimony_id=canary_id, incident_id=incident.id,
-                                      role="relative", confidence="high",
-                                      linked_on=dt.date.today()))
+
+        incident = session.scalar(
+            select(Incident).where(Incident.slug == "2020-02-07-attack-on-masanchi")
+        )
+        session.add(
+            TestimonyIncident(
+                testimony_id=canary_id,
+                incident_id=incident.id,
+                role="relative",
+                confidence="high",
+                linked_on=dt.date.today(),
+            )
+        )
 
     files = _export(desk, granularity="month")
     summary = json.loads(files["summary.json"])
     jsonschema.validate(summary, json.loads(build.SCHEMA.read_text()))
-    small = [(where, cell) for where, cell in numbers(summary)
-             if isinstance(cell, int) and 0 < cell < 5]
+    small = [
+        (where, cell) for where, cell in numbers(summary) if isinstance(cell, int) and 0 < cell < 5
+    ]
     assert small == []
     # Otar (one testimony) is only ever "fewer than 5", and so is its month.
     by_place = next(t for t in summary["tables"] if t["id"] == "by_place")
@@ -107,14 +123,22 @@ def test_a_unique_witness_never_shows_as_a_small_count_and_their_words_stay_home
     assert by_place["cells"][otar] == {"fewer_than": 5}
     roles = next(t for t in summary["tables"] if t["id"] == "incident_by_role")
     relative = [c["code"] for c in roles["columns"]["categories"]].index("relative")
-    assert all(not isinstance(row[relative], int) or row[relative] == 0 or row[relative] >= 5
-               for row in roles["cells"])
+    assert all(
+        not isinstance(row[relative], int) or row[relative] == 0 or row[relative] >= 5
+        for row in roles["cells"]
+    )
     # Withdrawn testimonies are not counted: 44 of the 47 background ones, and the canary.
     assert summary["testimonies"] == 45
 
     text = _all_text(files)
-    for secret in (*CANARY_WORDS, receipt, receipt.replace(" ", ""), "ivan-testov",
-                   "aisha-primerova", "invented details"):
+    for secret in (
+        *CANARY_WORDS,
+        receipt,
+        receipt.replace(" ", ""),
+        "ivan-testov",
+        "aisha-primerova",
+        "invented details",
+    ):
         assert secret not in text, secret
     # With month granularity no full date appears at all, not even the export's own day
     # (incident short names, public catalogue codes, begin with their date).
@@ -141,6 +165,7 @@ def test_a_unique_witness_never_shows_as_a_small_count_and_their_words_stay_home
 
 
 # --- excerpts -----------------------------------------------------------------------------
+
 
 def test_no_excerpt_without_consent_to_quotes(desk):
     testimony_id, _code = _send(desk, QUOTE, consent="counts")
@@ -172,8 +197,7 @@ def test_findings_block_approval_until_masked_or_kept_with_an_audited_reason(des
     assert client.post("/excerpts/%d/mask" % excerpt_id, data={"key": phone}).status_code == 302
     reason = "Invented reason: the neighbour asked to be named"
     name_key = "name:" + "хасан ванахунов-тест"
-    kept = client.post("/excerpts/%d/keep" % excerpt_id, data={"key": name_key,
-                                                                "reason": reason})
+    kept = client.post("/excerpts/%d/keep" % excerpt_id, data={"key": name_key, "reason": reason})
     assert kept.status_code == 302
     page = client.get("/excerpts/%d" % excerpt_id).get_data(as_text=True)
     assert "[телефон]" in page and "+7 701" not in page and reason in page
@@ -202,20 +226,29 @@ def test_findings_block_approval_until_masked_or_kept_with_an_audited_reason(des
 
 
 def test_csv_cells_cannot_run_as_formulas():
-    assert build.safe_cell("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
+    assert build.safe_cell('=HYPERLINK("x")') == '\'=HYPERLINK("x")'
     for start in "+-@\t\r":
         assert build.safe_cell(start + "1") == "'" + start + "1"
     assert build.safe_cell("Ночью") == "Ночью"
-    data = build.excerpts_csv([{"id": "E1", "language": "ru", "incidents": [],
-                                "text": "=1+2"}]).decode()
+    data = build.excerpts_csv(
+        [{"id": "E1", "language": "ru", "incidents": [], "text": "=1+2"}]
+    ).decode()
     assert "'=1+2" in data
 
 
 # --- the export page ------------------------------------------------------------------------
 
+
 def test_the_export_page_is_for_administrators_and_sends_a_signed_zip(desk):
-    add_testimonies(desk.db, 12, "masanchi", "saw", dt.date(2020, 2, 10),
-                    "2020-02-07-attack-on-masanchi", tags=("arson",))
+    add_testimonies(
+        desk.db,
+        12,
+        "masanchi",
+        "saw",
+        dt.date(2020, 2, 10),
+        "2020-02-07-attack-on-masanchi",
+        tags=("arson",),
+    )
     other = desk.logged_in(desk.other)
     assert other.get("/export/").status_code == 403
     assert other.post("/export/", data={"k": "5"}).status_code == 403
@@ -226,20 +259,28 @@ def test_the_export_page_is_for_administrators_and_sends_a_signed_zip(desk):
     assert admin.get("/export/").status_code == 200
     assert admin.post("/export/", data={"k": "2"}).status_code == 400
     before = desk.audit_head()
-    response = admin.post("/export/", data={"k": "5", "granularity": "month",
-                                            "language": "ru"})
+    response = admin.post("/export/", data={"k": "5", "granularity": "month", "language": "ru"})
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(response.data))
-    assert set(archive.namelist()) == {"summary.json", "summary.csv", "excerpts.csv",
-                                       "report.html", "manifest.json", "manifest.sig"}
+    assert set(archive.namelist()) == {
+        "summary.json",
+        "summary.csv",
+        "excerpts.csv",
+        "report.html",
+        "manifest.json",
+        "manifest.sig",
+    }
     assert all(info.date_time == (1980, 1, 1, 0, 0, 0) for info in archive.infolist())
-    assert "менее 5" in archive.read("report.html").decode() or \
-        "Документированные" in archive.read("report.html").decode()
+    assert (
+        "менее 5" in archive.read("report.html").decode()
+        or "Документированные" in archive.read("report.html").decode()
+    )
     with desk.db.sessions() as session:
         key = signing.instance_public_key(session)
-        event = session.scalar(select(AuditEvent).where(
-            AuditEvent.seq > before, AuditEvent.action == "export.create"))
+        event = session.scalar(
+            select(AuditEvent).where(AuditEvent.seq > before, AuditEvent.action == "export.create")
+        )
     details = json.loads(event.details)
     assert details["k"] == 5 and details["granularity"] == "month"
     assert len(details["manifest_sha256"]) == 64
@@ -250,26 +291,47 @@ def test_the_export_page_is_for_administrators_and_sends_a_signed_zip(desk):
 
 # --- the command line -----------------------------------------------------------------------
 
+
 def _testimony(desk, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **FAST_ARGON2,
-           "TESTIMONY_INSTANCE_PATH": str(desk.settings.instance_path)}
+    env = {**os.environ, **FAST_ARGON2, "TESTIMONY_INSTANCE_PATH": str(desk.settings.instance_path)}
     env.pop("TESTIMONY_DATABASE_URL", None)
     env.update(database_env(desk.settings.instance_path))
-    return subprocess.run([sys.executable, "-m", "review.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "review.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_command_line_export_and_verify_catch_a_changed_byte_and_a_bad_signature(desk):
     background(desk.db)
     recovery = str(desk.settings.instance_path / "recovery-key.txt")
     out = desk.settings.instance_path.parent / "export"
-    made = _testimony(desk, "export", "--out", str(out), "--identity", recovery,
-                      "--incident", "2020-02-07-attack-on-masanchi")
+    made = _testimony(
+        desk,
+        "export",
+        "--out",
+        str(out),
+        "--identity",
+        recovery,
+        "--incident",
+        "2020-02-07-attack-on-masanchi",
+    )
     assert made.returncode == 0, made.stderr
     assert "100%" in made.stderr  # the progress bar
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["summary.json", "summary.csv", "excerpts.csv", "report.html", "manifest.json",
-         "manifest.sig"])
+        [
+            "summary.json",
+            "summary.csv",
+            "excerpts.csv",
+            "report.html",
+            "manifest.json",
+            "manifest.sig",
+        ]
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["scope"]["incidents"] == ["2020-02-07-attack-on-masanchi"]
     assert summary["testimonies"] == 31  # only those about that incident
@@ -303,19 +365,29 @@ def test_command_line_export_and_verify_catch_a_changed_byte_and_a_bad_signature
     assert "excerpts.csv: not listed" in rewritten.stderr
 
     zipped = desk.settings.instance_path.parent / "export.zip"
-    made = _testimony(desk, "export", "--out", str(zipped), "--zip", "--granularity", "month",
-                      "--identity", recovery)
+    made = _testimony(
+        desk,
+        "export",
+        "--out",
+        str(zipped),
+        "--zip",
+        "--granularity",
+        "month",
+        "--identity",
+        recovery,
+    )
     assert made.returncode == 0, made.stderr
     assert _testimony(desk, "export", "verify", str(zipped)).returncode == 0
     key = _testimony(desk, "export", "key")
     assert key.returncode == 0 and signing.fingerprint(manifest["public_key"]) in key.stdout
-    other_key = _testimony(desk, "export", "verify", str(zipped), "--public-key",
-                           "A" * 43 + "=")
+    other_key = _testimony(desk, "export", "verify", str(zipped), "--public-key", "A" * 43 + "=")
     assert other_key.returncode != 0 and "another key" in other_key.stderr
 
-    refused = _testimony(desk, "export", "--out", str(out) + "-k2", "--k", "2",
-                         "--identity", recovery)
+    refused = _testimony(
+        desk, "export", "--out", str(out) + "-k2", "--k", "2", "--identity", recovery
+    )
     assert refused.returncode != 0 and "k must be" in refused.stderr
-    unknown = _testimony(desk, "export", "--out", str(out) + "-x", "--incident", "no-such",
-                         "--identity", recovery)
+    unknown = _testimony(
+        desk, "export", "--out", str(out) + "-x", "--incident", "no-such", "--identity", recovery
+    )
     assert unknown.returncode != 0 and "no-such" in unknown.stderr

@@ -27,8 +27,15 @@ def report(tmp_path, monkeypatch):
         load_catalogue(desk.db)
         background(desk.db)
         # A few more: small counts, which the charts must hatch rather than draw.
-        add_testimonies(desk.db, 2, "otar", "saw", dt.date(2020, 2, 12),
-                        "2020-02-07-traffic-stop-masanchi", tags=("arson",))
+        add_testimonies(
+            desk.db,
+            2,
+            "otar",
+            "saw",
+            dt.date(2020, 2, 12),
+            "2020-02-07-traffic-stop-masanchi",
+            tags=("arson",),
+        )
         with desk.db.transaction() as session:
             made = build.build(session, desk.recovery, build.Options(), "operator")
         page = tmp_path / "export" / "report.html"
@@ -57,8 +64,11 @@ def test_the_report_draws_its_charts_and_loads_nothing(report, browser_page):  #
     assert requested == [path.as_uri()]
 
     bars = page.locator("#timeline-chart rect.bar")
-    counted = [i for i in summary["incidents"] if isinstance(i["testimonies"], int)
-               and i["testimonies"] > 0]
+    counted = [
+        i
+        for i in summary["incidents"]
+        if isinstance(i["testimonies"], int) and i["testimonies"] > 0
+    ]
     assert bars.count() == len(counted) >= 1
     heights = [bars.nth(n).bounding_box()["height"] for n in range(bars.count())]
     assert all(h > 5 for h in heights)
@@ -66,13 +76,11 @@ def test_the_report_draws_its_charts_and_loads_nothing(report, browser_page):  #
     # shape of the chart: a hidden count is drawn at a fixed, lower height.
     assert [i["slug"] for i in counted] == ["2020-02-07-attack-on-masanchi"]
     hidden = page.locator("#timeline-chart rect.hidden")
-    assert all(hidden.nth(n).bounding_box()["height"] < max(heights)
-               for n in range(hidden.count()))
+    assert all(hidden.nth(n).bounding_box()["height"] < max(heights) for n in range(hidden.count()))
 
     squares = page.locator("#heatmap-chart rect.cell, #heatmap-chart rect.hidden")
     table = next(t for t in summary["tables"] if t["id"] == "place_by_violation")
-    assert squares.count() == len(table["rows"]["categories"]) * len(
-        table["columns"]["categories"])
+    assert squares.count() == len(table["rows"]["categories"]) * len(table["columns"]["categories"])
     box = squares.first.bounding_box()
     assert box["width"] > 20 and box["height"] > 20
     assert page.locator("#heatmap-chart rect.hidden").count() >= 1  # hatched, not scaled

@@ -27,10 +27,12 @@ def kinds(text: str, names=()) -> dict[str, list[str]]:
 
 def test_russian_statement_with_a_dungan_name_and_every_kind_of_detail():
     iin = _iin("85031230012")
-    text = ("Меня зовут Хасан Сушанлович Ванахунов, я родился 12.03.1985 в Масанчи. "
-            "Мой телефон +7 701 123 45 67, почта vanakhunov.test@example.org. Живу по "
-            "ул. Абая, д. 12, кв. 5, ИИН %s. Полиция увезла меня на машине 123ABC02, "
-            "а соседа Ма Дзюнь-теста забрали на старой A 123 BCD." % iin)
+    text = (
+        "Меня зовут Хасан Сушанлович Ванахунов, я родился 12.03.1985 в Масанчи. "
+        "Мой телефон +7 701 123 45 67, почта vanakhunov.test@example.org. Живу по "
+        "ул. Абая, д. 12, кв. 5, ИИН %s. Полиция увезла меня на машине 123ABC02, "
+        "а соседа Ма Дзюнь-теста забрали на старой A 123 BCD." % iin
+    )
     found = kinds(text)
     assert "Хасан Сушанлович Ванахунов" in found["name"]
     assert any(n.startswith("Ма Дзюнь") for n in found["name"])
@@ -47,8 +49,10 @@ def test_russian_statement_with_a_dungan_name_and_every_kind_of_detail():
 
 
 def test_kazakh_statement_with_kazakh_and_dungan_names():
-    text = ("Менің атым Айгүл Примерова, 1990 жылы туған. Абай көшесі, 15 үй. "
-            "Қасымда Нұрлан Тестов пен Юсуп Сушанло болды. Телефон 8 (727) 255-12-34.")
+    text = (
+        "Менің атым Айгүл Примерова, 1990 жылы туған. Абай көшесі, 15 үй. "
+        "Қасымда Нұрлан Тестов пен Юсуп Сушанло болды. Телефон 8 (727) 255-12-34."
+    )
     found = kinds(text)
     assert {"Айгүл Примерова", "Нұрлан Тестов"} <= set(found["name"])
     assert any("Сушанло" in n for n in found["name"])

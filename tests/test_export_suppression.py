@@ -64,9 +64,14 @@ def _two_way_entries(cells):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 4).flatmap(lambda r: st.integers(1, 4).flatmap(
-    lambda c: st.lists(st.lists(COUNTS, min_size=c, max_size=c), min_size=r, max_size=r))),
-    st.integers(3, 6))
+@given(
+    st.integers(1, 4).flatmap(
+        lambda r: st.integers(1, 4).flatmap(
+            lambda c: st.lists(st.lists(COUNTS, min_size=c, max_size=c), min_size=r, max_size=r)
+        )
+    ),
+    st.integers(3, 6),
+)
 def test_no_small_count_is_published_and_none_suppressed_is_derivable(cells, k):
     table = protect_two_way(cells, k)
     value, rows, columns = _two_way_entries(cells)
@@ -77,16 +82,25 @@ def test_no_small_count_is_published_and_none_suppressed_is_derivable(cells, k):
         assert 0 < value[rows, columns] < k or (rows, columns) in published
         return
     assert all(v == 0 or v >= k for v in published.values()), published
-    assert all(table.status[e] == (SMALL if v < k else WITHHELD)
-               for e, v in value.items() if e in table.status)
+    assert all(
+        table.status[e] == (SMALL if v < k else WITHHELD)
+        for e, v in value.items()
+        if e in table.status
+    )
     # A small row or column total hides its zeros too.
     for (i, j), status in table.status.items():
         if status == SMALL and j == columns and i < rows:
             assert all((i, c) in table.status for c in range(columns))
     unknowns = sorted(table.status)
     small = {e for e, s in table.status.items() if s == SMALL}
-    bounds = {(i, j): _known(table.status[i, j], k, i < rows and j < columns and (
-        (i, columns) in small or (rows, j) in small)) for i, j in unknowns}
+    bounds = {
+        (i, j): _known(
+            table.status[i, j],
+            k,
+            i < rows and j < columns and ((i, columns) in small or (rows, j) in small),
+        )
+        for i, j in unknowns
+    }
     equations = []
     for i in range(rows + 1):
         line = [((i, j), 1.0) for j in range(columns)] + [((i, columns), -1.0)]
@@ -97,7 +111,11 @@ def test_no_small_count_is_published_and_none_suppressed_is_derivable(cells, k):
     for entry in unknowns:
         low, high = _range([e for e in equations if e[0]], unknowns, bounds, entry)
         assert high - low > 0.5, "entry %s (value %d) is pinned to %g in %s" % (
-            entry, value[entry], low, table.status)
+            entry,
+            value[entry],
+            low,
+            table.status,
+        )
 
 
 def _equation(line, published):
@@ -133,8 +151,7 @@ def test_a_row_with_one_small_cell_gets_a_partner_and_the_totals_stay():
     # One small cell in a 2x2 table: its row, its column and the opposite corner are
     # withheld, so the four hidden cells can trade counts around the square.
     table = protect_two_way([[3, 10], [12, 20]], 5)
-    assert table.status == {(0, 0): SMALL, (0, 1): WITHHELD, (1, 0): WITHHELD,
-                            (1, 1): WITHHELD}
+    assert table.status == {(0, 0): SMALL, (0, 1): WITHHELD, (1, 0): WITHHELD, (1, 1): WITHHELD}
     assert table.row_totals == [13, 32] and table.total == 45
 
 

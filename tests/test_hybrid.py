@@ -57,7 +57,7 @@ def _types(sealed: bytes) -> list[str]:
 def _payload(sealed: bytes) -> bytes:
     """Everything after the header: nonce and encrypted chunks."""
     header, _ = crypto.read_header(io.BytesIO(sealed))
-    return sealed[len(header.marshal()):]
+    return sealed[len(header.marshal()) :]
 
 
 # --- sealing ---------------------------------------------------------------------------
@@ -96,8 +96,9 @@ def test_each_stanza_is_fresh(hybrids: list[HybridIdentity]) -> None:
     assert len(first.args) == 1 and len(first.body) == 32
 
 
-def test_round_trip_mixed_with_x25519(hybrids: list[HybridIdentity],
-                                      classics: list[X25519Identity]) -> None:
+def test_round_trip_mixed_with_x25519(
+    hybrids: list[HybridIdentity], classics: list[X25519Identity]
+) -> None:
     data = b"a statement" * 1000
     recipients = [hybrids[0].recipient, classics[0].recipient, hybrids[1].recipient]
     sealed = crypto.seal_bytes(data, recipients)
@@ -115,8 +116,9 @@ def test_round_trip_mixed_with_x25519(hybrids: list[HybridIdentity],
     assert classics[0].unwrap(x25519_only) == crypto.unwrap_file_key(header, [hybrids[0]])
 
 
-def test_x25519_identity_ignores_hybrid_stanzas(hybrids: list[HybridIdentity],
-                                                classics: list[X25519Identity]) -> None:
+def test_x25519_identity_ignores_hybrid_stanzas(
+    hybrids: list[HybridIdentity], classics: list[X25519Identity]
+) -> None:
     sealed = crypto.seal_bytes(b"x", [hybrids[0].recipient])
     with pytest.raises(NoIdentityMatchError):
         crypto.unseal_bytes(sealed, [classics[0]])
@@ -131,15 +133,15 @@ def _rewrite(sealed: bytes, header: crypto.Header) -> bytes:
     return out.getvalue()
 
 
-def test_header_rewrite_from_x25519_to_hybrid(hybrids: list[HybridIdentity],
-                                              classics: list[X25519Identity]) -> None:
+def test_header_rewrite_from_x25519_to_hybrid(
+    hybrids: list[HybridIdentity], classics: list[X25519Identity]
+) -> None:
     data = os.urandom(70_000)
     sealed = crypto.seal_bytes(data, [classics[0].recipient])
     header, _ = crypto.read_header(io.BytesIO(sealed))
 
     # Add a hybrid recipient; the X25519 one keeps access.
-    added = _rewrite(sealed, crypto.add_recipients(header, [classics[0]],
-                                                   [hybrids[0].recipient]))
+    added = _rewrite(sealed, crypto.add_recipients(header, [classics[0]], [hybrids[0].recipient]))
     assert _types(added) == ["X25519", STANZA_TYPE]
     assert crypto.unseal_bytes(added, [hybrids[0]]) == data
     assert crypto.unseal_bytes(added, [classics[0]]) == data
@@ -147,9 +149,10 @@ def test_header_rewrite_from_x25519_to_hybrid(hybrids: list[HybridIdentity],
 
     # Drop the X25519 recipient, with the hybrid identity doing the rewrite.
     header, _ = crypto.read_header(io.BytesIO(added))
-    dropped = _rewrite(added, crypto.set_recipients(header, [hybrids[0]],
-                                                    [hybrids[0].recipient,
-                                                     hybrids[1].recipient]))
+    dropped = _rewrite(
+        added,
+        crypto.set_recipients(header, [hybrids[0]], [hybrids[0].recipient, hybrids[1].recipient]),
+    )
     assert _types(dropped) == [STANZA_TYPE, STANZA_TYPE]
     assert crypto.unseal_bytes(dropped, [hybrids[0]]) == data
     assert crypto.unseal_bytes(dropped, [hybrids[1]]) == data
@@ -196,13 +199,16 @@ def test_key_strings_round_trip(hybrids: list[HybridIdentity]) -> None:
     assert "AGE-SECRET" not in repr(identity)
 
 
-def test_both_key_types_in_files(hybrids: list[HybridIdentity],
-                                 classics: list[X25519Identity]) -> None:
+def test_both_key_types_in_files(
+    hybrids: list[HybridIdentity], classics: list[X25519Identity]
+) -> None:
     identities = crypto.parse_identities_file(
-        "# reviewer keys\n%s\n\n%s\n" % (hybrids[0], classics[0]))
+        "# reviewer keys\n%s\n\n%s\n" % (hybrids[0], classics[0])
+    )
     assert [type(i) for i in identities] == [HybridIdentity, X25519Identity]
     recipients = crypto.parse_recipients_file(
-        "%s\n# comment\n%s\n" % (classics[0].recipient, hybrids[0].recipient))
+        "%s\n# comment\n%s\n" % (classics[0].recipient, hybrids[0].recipient)
+    )
     assert [type(r) for r in recipients] == [X25519Recipient, HybridRecipient]
 
 
@@ -210,13 +216,16 @@ def _hybrid_text(data: bytes) -> str:
     return bech32.encode("age1pq", data)
 
 
-@pytest.mark.parametrize("mangle, message", [
-    (lambda r: r[:-1], "hybrid recipient"),
-    (lambda r: r[:1000], "hybrid recipient"),
-    (lambda r: r[:500] + ("q" if r[500] != "q" else "p") + r[501:], "checksum"),
-    (lambda r: r[:8] + r[8:].upper(), "mixed case"),
-    (lambda r: r + "b", "hybrid recipient"),
-])
+@pytest.mark.parametrize(
+    "mangle, message",
+    [
+        (lambda r: r[:-1], "hybrid recipient"),
+        (lambda r: r[:1000], "hybrid recipient"),
+        (lambda r: r[:500] + ("q" if r[500] != "q" else "p") + r[501:], "checksum"),
+        (lambda r: r[:8] + r[8:].upper(), "mixed case"),
+        (lambda r: r + "b", "hybrid recipient"),
+    ],
+)
 def test_malformed_recipient_strings(hybrids: list[HybridIdentity], mangle, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(KeyFormatError, match=message):
         crypto.parse_recipient(mangle(str(hybrids[0].recipient)))
@@ -274,8 +283,7 @@ def test_unwrap_strictness(hybrids: list[HybridIdentity]) -> None:
 # --- command line --------------------------------------------------------------------------
 
 
-def test_cli_keygen_pq_encrypt_decrypt(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                       ) -> None:
+def test_cli_keygen_pq_encrypt_decrypt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     key = tmp_path / "reviewer.key"
     assert cli_main(["keygen", "--pq", "-o", str(key)]) == 0
     public = capsys.readouterr().err.strip().removeprefix("Public key: ")
@@ -305,12 +313,17 @@ def test_cli_keygen_pq_encrypt_decrypt(tmp_path: Path, capsys: pytest.CaptureFix
     recipients = tmp_path / "recipients.txt"
     recipients.write_text("# reviewer\n%s\n" % public)
     armored = io.BytesIO()
-    assert cli_main(["encrypt", "-a", "-R", str(recipients)],
-                    stdin=io.BytesIO(b"note"), stdout=armored) == 0
+    assert (
+        cli_main(
+            ["encrypt", "-a", "-R", str(recipients)], stdin=io.BytesIO(b"note"), stdout=armored
+        )
+        == 0
+    )
     assert armored.getvalue().startswith(b"-----BEGIN AGE ENCRYPTED FILE-----")
     out = io.BytesIO()
-    assert cli_main(["decrypt", "-i", str(key)], stdin=io.BytesIO(armored.getvalue()),
-                    stdout=out) == 0
+    assert (
+        cli_main(["decrypt", "-i", str(key)], stdin=io.BytesIO(armored.getvalue()), stdout=out) == 0
+    )
     assert out.getvalue() == b"note"
 
 
@@ -322,11 +335,18 @@ def test_cli_keygen_pq_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     assert "# public key: %s\n" % identity.recipient in text
 
 
-def test_cli_rejects_a_damaged_recipient(hybrids: list[HybridIdentity], tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_rejects_a_damaged_recipient(
+    hybrids: list[HybridIdentity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     damaged = str(hybrids[0].recipient)[:-2]
-    assert cli_main(["encrypt", "-r", damaged, "-o", str(tmp_path / "x.age")],
-                    stdin=io.BytesIO(b"x"), stdout=io.BytesIO()) == 1
+    assert (
+        cli_main(
+            ["encrypt", "-r", damaged, "-o", str(tmp_path / "x.age")],
+            stdin=io.BytesIO(b"x"),
+            stdout=io.BytesIO(),
+        )
+        == 1
+    )
     assert "invalid age hybrid recipient" in capsys.readouterr().err
     assert not (tmp_path / "x.age").exists()
 
@@ -335,12 +355,20 @@ def test_cli_as_a_program(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     run = [sys.executable, "-m", "crypto"]
     key = tmp_path / "k"
-    subprocess.run(run + ["keygen", "--pq", "-o", str(key)], check=True, env=env,
-                   capture_output=True)
-    public = subprocess.run(run + ["keygen", "-y", str(key)], check=True, env=env,
-                            capture_output=True, text=True).stdout.strip()
-    sealed = subprocess.run(run + ["encrypt", "-r", public], input=b"testimony", check=True,
-                            env=env, capture_output=True).stdout
-    opened = subprocess.run(run + ["decrypt", "-i", str(key)], input=sealed, check=True,
-                            env=env, capture_output=True).stdout
+    subprocess.run(
+        run + ["keygen", "--pq", "-o", str(key)], check=True, env=env, capture_output=True
+    )
+    public = subprocess.run(
+        run + ["keygen", "-y", str(key)], check=True, env=env, capture_output=True, text=True
+    ).stdout.strip()
+    sealed = subprocess.run(
+        run + ["encrypt", "-r", public],
+        input=b"testimony",
+        check=True,
+        env=env,
+        capture_output=True,
+    ).stdout
+    opened = subprocess.run(
+        run + ["decrypt", "-i", str(key)], input=sealed, check=True, env=env, capture_output=True
+    ).stdout
     assert opened == b"testimony"

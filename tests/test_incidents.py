@@ -35,28 +35,60 @@ KORDAY = DATA / "korday-2020.json"
 MINI = {
     "format": "testimony-incidents/1",
     "violation_types": [
-        {"slug": "violence", "parent": None,
-         "labels": {"en": "Violence", "ru": "Насилие", "kk": "Зорлық-зомбылық"}},
-        {"slug": "arson", "parent": "violence",
-         "labels": {"en": "Arson", "ru": "Поджог", "kk": "Өртеу"}},
+        {
+            "slug": "violence",
+            "parent": None,
+            "labels": {"en": "Violence", "ru": "Насилие", "kk": "Зорлық-зомбылық"},
+        },
+        {
+            "slug": "arson",
+            "parent": "violence",
+            "labels": {"en": "Arson", "ru": "Поджог", "kk": "Өртеу"},
+        },
     ],
-    "places": [{"slug": "village-a", "names": {"en": "Village A", "ru": "Село А",
-                                               "kk": "А ауылы"},
-                "district": "Invented District", "kind": "village", "lat": 43.0, "lon": 75.0}],
+    "places": [
+        {
+            "slug": "village-a",
+            "names": {"en": "Village A", "ru": "Село А", "kk": "А ауылы"},
+            "district": "Invented District",
+            "kind": "village",
+            "lat": 43.0,
+            "lon": 75.0,
+        }
+    ],
     "incidents": [
-        {"slug": "night-attack", "title": {"en": "Night attack on Village A"},
-         "description": {"en": "Invented incident for tests."}, "start": "2020-02-07T21:00",
-         "end": "2020-02-08", "precision": "approximate", "places": ["village-a"],
-         "violation_types": ["arson"], "figures": {"killed": 2, "injured": 5},
-         "figures_note": "Invented figures.",
-         "sources": [{"title": "Invented report", "publisher": "Nobody",
-                      "url": "https://example.org/report", "language": "en",
-                      "date": "2020-05"}],
-         "related": [{"incident": "unrest", "relation": "part_of"}]},
-        {"slug": "unrest", "title": {"en": "Unrest", "ru": "Беспорядки"},
-         "description": {"en": "Invented umbrella incident."}, "start": "2020-02",
-         "precision": "month", "places": ["village-a"], "violation_types": ["violence"],
-         "sources": []},
+        {
+            "slug": "night-attack",
+            "title": {"en": "Night attack on Village A"},
+            "description": {"en": "Invented incident for tests."},
+            "start": "2020-02-07T21:00",
+            "end": "2020-02-08",
+            "precision": "approximate",
+            "places": ["village-a"],
+            "violation_types": ["arson"],
+            "figures": {"killed": 2, "injured": 5},
+            "figures_note": "Invented figures.",
+            "sources": [
+                {
+                    "title": "Invented report",
+                    "publisher": "Nobody",
+                    "url": "https://example.org/report",
+                    "language": "en",
+                    "date": "2020-05",
+                }
+            ],
+            "related": [{"incident": "unrest", "relation": "part_of"}],
+        },
+        {
+            "slug": "unrest",
+            "title": {"en": "Unrest", "ru": "Беспорядки"},
+            "description": {"en": "Invented umbrella incident."},
+            "start": "2020-02",
+            "precision": "month",
+            "places": ["village-a"],
+            "violation_types": ["violence"],
+            "sources": [],
+        },
     ],
 }
 
@@ -112,42 +144,54 @@ def test_the_cli_imports_and_exports(tmp_path, monkeypatch):
     desk = make_desk(tmp_path, monkeypatch)
     source = tmp_path / "mini.json"
     source.write_text(json.dumps(MINI))
-    env = {"TESTIMONY_INSTANCE_PATH": str(desk.settings.instance_path),
-           "TESTIMONY_ARGON2_MEMORY_KIB": "1024", "TESTIMONY_ARGON2_TIME_COST": "1",
-           "PATH": "/usr/bin:/bin", **database_env(desk.settings.instance_path)}
+    env = {
+        "TESTIMONY_INSTANCE_PATH": str(desk.settings.instance_path),
+        "TESTIMONY_ARGON2_MEMORY_KIB": "1024",
+        "TESTIMONY_ARGON2_TIME_COST": "1",
+        "PATH": "/usr/bin:/bin",
+        **database_env(desk.settings.instance_path),
+    }
     command = [sys.executable, "-m", "review.cli", "incidents"]
-    done = subprocess.run(command + ["import", str(source)], env=env, capture_output=True,
-                          text=True, cwd=ROOT)
+    done = subprocess.run(
+        command + ["import", str(source)], env=env, capture_output=True, text=True, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr
     assert "2 incident" in done.stdout
-    again = subprocess.run(command + ["import", str(source)], env=env, capture_output=True,
-                           text=True, cwd=ROOT)
+    again = subprocess.run(
+        command + ["import", str(source)], env=env, capture_output=True, text=True, cwd=ROOT
+    )
     assert "created 0 place, 0 violation_type, 0 incident" in again.stdout
     out = tmp_path / "out.json"
     subprocess.run(command + ["export", "--out", str(out)], env=env, check=True, cwd=ROOT)
     exported = json.loads(out.read_text())
     assert [i["slug"] for i in exported["incidents"]] == ["unrest", "night-attack"]
-    assert exported["incidents"][1]["related"] == [{"incident": "unrest",
-                                                    "relation": "part_of"}]
-    broken = dict(MINI, incidents=[dict(MINI["incidents"][1], places=["nowhere"],
-                                        start="7 Feb")])
+    assert exported["incidents"][1]["related"] == [{"incident": "unrest", "relation": "part_of"}]
+    broken = dict(MINI, incidents=[dict(MINI["incidents"][1], places=["nowhere"], start="7 Feb")])
     source.write_text(json.dumps(broken))
-    failed = subprocess.run(command + ["import", str(source)], env=env, capture_output=True,
-                            text=True, cwd=ROOT)
+    failed = subprocess.run(
+        command + ["import", str(source)], env=env, capture_output=True, text=True, cwd=ROOT
+    )
     assert failed.returncode == 1
     assert "start" in failed.stderr
     desk.close()
 
 
-@pytest.mark.parametrize("change,message", [
-    (lambda d: d["incidents"][0].update(places=["atlantis"]), "unknown place atlantis"),
-    (lambda d: d["incidents"][0].update(violation_types=["flood"]), "unknown violation type"),
-    (lambda d: d["incidents"][0].update(related=[{"incident": "x-y", "relation": "part_of"}]),
-     "unknown related incident"),
-    (lambda d: d["incidents"].append(copy.deepcopy(d["incidents"][1])), "duplicate incident"),
-    (lambda d: d["incidents"][0].update(precision="roughly"), "precision"),
-    (lambda d: d["incidents"][0]["figures"].update(killed=-1), "figures"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda d: d["incidents"][0].update(places=["atlantis"]), "unknown place atlantis"),
+        (lambda d: d["incidents"][0].update(violation_types=["flood"]), "unknown violation type"),
+        (
+            lambda d: d["incidents"][0].update(
+                related=[{"incident": "x-y", "relation": "part_of"}]
+            ),
+            "unknown related incident",
+        ),
+        (lambda d: d["incidents"].append(copy.deepcopy(d["incidents"][1])), "duplicate incident"),
+        (lambda d: d["incidents"][0].update(precision="roughly"), "precision"),
+        (lambda d: d["incidents"][0]["figures"].update(killed=-1), "figures"),
+    ],
+)
 def test_invalid_catalogues_are_refused_with_the_reason(change, message):
     document = copy.deepcopy(MINI)
     change(document)
@@ -164,8 +208,9 @@ def test_an_edit_through_import_is_audited_with_the_previous_value(tmp_path, mon
     with desk.db.transaction() as session:
         result = import_document(session, changed, "operator")
         assert result.updated["incident"] == 1
-        event = session.scalars(select(AuditEvent).where(
-            AuditEvent.action == "incident.update")).one()
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "incident.update")
+        ).one()
     assert json.loads(event.details)["previous"]["figures"]["killed"] == 2
     desk.close()
 
@@ -176,16 +221,27 @@ def _linked_desk(tmp_path, monkeypatch):
         import_document(session, copy.deepcopy(MINI), "operator")
     admin = desk.add_reviewer("aigerim", admin=True)
     intake = desk.intake_app.test_client()
-    codes = [receipt_code(submit(intake, statement="Invented %d: the barn burned at night."
-                                 % n, when_date="2020-02-0%d" % (9 - n))) for n in range(4)]
+    codes = [
+        receipt_code(
+            submit(
+                intake,
+                statement="Invented %d: the barn burned at night." % n,
+                when_date="2020-02-0%d" % (9 - n),
+            )
+        )
+        for n in range(4)
+    ]
     assert all(codes)
     return desk, desk.logged_in(admin)
 
 
-def _link(client, testimony_id, role="eyewitness", confidence="high", passage="",
-          incident="night-attack"):
-    return client.post("/testimony/%d/links" % testimony_id, data={
-        "incident": incident, "role": role, "confidence": confidence, "passage": passage})
+def _link(
+    client, testimony_id, role="eyewitness", confidence="high", passage="", incident="night-attack"
+):
+    return client.post(
+        "/testimony/%d/links" % testimony_id,
+        data={"incident": incident, "role": role, "confidence": confidence, "passage": passage},
+    )
 
 
 def _count(desk) -> int:
@@ -216,8 +272,7 @@ def test_corroboration_counts_independent_witnesses_only(tmp_path, monkeypatch):
     desk.close()
 
 
-def test_a_supporting_passage_must_come_from_the_statement_and_stays_sealed(tmp_path,
-                                                                           monkeypatch):
+def test_a_supporting_passage_must_come_from_the_statement_and_stays_sealed(tmp_path, monkeypatch):
     desk, client = _linked_desk(tmp_path, monkeypatch)
     refused = _link(client, 1, passage="words the witness never wrote")
     assert "mapping_error=passage" in refused.location
@@ -247,13 +302,18 @@ def test_tags_are_saved_and_reported_on_the_incident(tmp_path, monkeypatch):
     desk.close()
 
 
-def test_only_admins_edit_the_catalogue_and_edits_keep_the_previous_value(tmp_path,
-                                                                        monkeypatch):
+def test_only_admins_edit_the_catalogue_and_edits_keep_the_previous_value(tmp_path, monkeypatch):
     desk, admin = _linked_desk(tmp_path, monkeypatch)
     plain = desk.logged_in(desk.add_reviewer("bolat"))
-    form = {"title_en": "Night attack", "description_en": "Changed.", "start": "2020-02-07",
-            "precision": "day", "figures": '{"killed": 3}', "places": ["village-a"],
-            "sources": "Invented report | Nobody | https://example.org/report"}
+    form = {
+        "title_en": "Night attack",
+        "description_en": "Changed.",
+        "start": "2020-02-07",
+        "precision": "day",
+        "figures": '{"killed": 3}',
+        "places": ["village-a"],
+        "sources": "Invented report | Nobody | https://example.org/report",
+    }
     assert plain.post("/incidents/night-attack/edit", data=form).status_code == 403
     assert plain.get("/incidents/new").status_code == 403
     assert plain.post("/catalogue/places", data={"slug": "x"}).status_code == 403
@@ -261,8 +321,9 @@ def test_only_admins_edit_the_catalogue_and_edits_keep_the_previous_value(tmp_pa
     assert bad.status_code == 400 and "Figures must be" in bad.data.decode()
     assert admin.post("/incidents/night-attack/edit", data=form).status_code == 302
     with desk.db.sessions() as session:
-        event = session.scalars(select(AuditEvent).where(
-            AuditEvent.action == "incident.update")).one()
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "incident.update")
+        ).one()
         details = json.loads(event.details)
     assert details["previous"]["figures"] == {"killed": 2, "injured": 5}
     assert details["new"]["figures"] == {"killed": 3}
@@ -298,17 +359,27 @@ def test_the_witness_form_places_are_gazetteer_places():
 
 def test_catalogue_errors_are_shown_but_links_cannot_forge_one(tmp_path, monkeypatch):
     desk, admin = _linked_desk(tmp_path, monkeypatch)
-    page = admin.post("/catalogue/places", data={"slug": "x-y", "lat": "north", "lon": "1"},
-                      follow_redirects=True).data.decode()
+    page = admin.post(
+        "/catalogue/places", data={"slug": "x-y", "lat": "north", "lon": "1"}, follow_redirects=True
+    ).data.decode()
     assert "Give coordinates in degrees." in page
     forged = admin.get("/catalogue/?error=Call+this+number").data.decode()
     assert "Call this number" not in forged
-    ok = admin.post("/catalogue/places", data={
-        "slug": "village-a", "name_en": "Village A", "name_ru": "Село А", "name_kk": "А ауылы",
-        "district": "Other District", "kind": "village", "lat": "43.1", "lon": "75.1"})
+    ok = admin.post(
+        "/catalogue/places",
+        data={
+            "slug": "village-a",
+            "name_en": "Village A",
+            "name_ru": "Село А",
+            "name_kk": "А ауылы",
+            "district": "Other District",
+            "kind": "village",
+            "lat": "43.1",
+            "lon": "75.1",
+        },
+    )
     assert ok.status_code == 302
     with desk.db.sessions() as session:
-        event = session.scalars(select(AuditEvent).where(
-            AuditEvent.action == "place.update")).one()
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "place.update")).one()
     assert json.loads(event.details)["previous"]["district"] == "Invented District"
     desk.close()

@@ -69,7 +69,11 @@ def test_a_statement_gets_a_receipt_and_is_sealed_for_reviewers(intake_app, clie
     with _db(intake_app).sessions() as session:
         testimony = session.scalars(select(Testimony)).one()
         assert (testimony.place, testimony.relation, testimony.consent, testimony.language) == (
-            "masanchi", "saw", "counts", "ru")
+            "masanchi",
+            "saw",
+            "counts",
+            "ru",
+        )
         blob = session.get(SealedBlob, testimony.statements[0].blob_id)
         document = unpad_document(read_blob(session, blob, [recovery]))
         assert document["text"] == "Invented account: the road to Sortobe was closed."
@@ -84,14 +88,24 @@ def test_statements_are_padded_so_length_reveals_only_a_bucket(intake_app, clien
     submit(client, statement="short")
     submit(client, statement="a much longer invented statement " * 20)
     with _db(intake_app).sessions() as session:
-        sizes = {b.payload_size for b in session.scalars(
-            select(SealedBlob).join(Statement, Statement.blob_id == SealedBlob.id))}
+        sizes = {
+            b.payload_size
+            for b in session.scalars(
+                select(SealedBlob).join(Statement, Statement.blob_id == SealedBlob.id)
+            )
+        }
     assert len(sizes) == 1
 
 
 def test_missing_answers_are_explained_and_typed_text_is_kept(client):
-    response = submit(client, lang="en", relation="", consent="", statement="Kept words 123",
-                      contact="invented contact")
+    response = submit(
+        client,
+        lang="en",
+        relation="",
+        consent="",
+        statement="Kept words 123",
+        contact="invented contact",
+    )
     html = response.data.decode()
     assert response.status_code == 400
     assert 'class="summary"' in html and "Please choose one answer." in html
@@ -124,27 +138,35 @@ def test_statement_longer_than_the_limit_is_refused_but_kept(client):
 def test_unreadable_text_is_refused_with_a_message(client, text):
     response = submit(client, lang="en", statement=text)
     assert response.status_code == 400
-    assert "could not be read" in response.data.decode() or \
-        "hidden characters" in response.data.decode()
+    assert (
+        "could not be read" in response.data.decode()
+        or "hidden characters" in response.data.decode()
+    )
 
 
 def test_invalid_utf8_in_a_field_is_a_clear_4xx(client):
-    body = (b"--b\r\nContent-Disposition: form-data; name=\"statement\"\r\n\r\n"
-            b"caf\xc3\x28 \xff\xfe\r\n--b\r\nContent-Disposition: form-data; name=\"relation\""
-            b"\r\n\r\nsaw\r\n--b\r\nContent-Disposition: form-data; name=\"consent\"\r\n\r\n"
-            b"counts\r\n--b--\r\n")
-    response = client.post("/en/testimony/", data=body,
-                           content_type="multipart/form-data; boundary=b")
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="statement"\r\n\r\n'
+        b'caf\xc3\x28 \xff\xfe\r\n--b\r\nContent-Disposition: form-data; name="relation"'
+        b'\r\n\r\nsaw\r\n--b\r\nContent-Disposition: form-data; name="consent"\r\n\r\n'
+        b"counts\r\n--b--\r\n"
+    )
+    response = client.post(
+        "/en/testimony/", data=body, content_type="multipart/form-data; boundary=b"
+    )
     assert response.status_code == 400
     assert "could not be read" in response.data.decode()
 
 
 def test_truncated_multipart_body_is_a_4xx_page_not_a_crash(client):
-    body = (b"--b\r\nContent-Disposition: form-data; name=\"statement\"\r\n\r\nhalf a "
-            b"statement\r\n--b\r\nContent-Disposition: form-data; name=\"files\"; "
-            b"filename=\"a.jpg\"\r\n\r\n\xff\xd8\xff\xe0 truncated")
-    response = client.post("/ru/testimony/", data=body,
-                           content_type="multipart/form-data; boundary=b")
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="statement"\r\n\r\nhalf a '
+        b'statement\r\n--b\r\nContent-Disposition: form-data; name="files"; '
+        b'filename="a.jpg"\r\n\r\n\xff\xd8\xff\xe0 truncated'
+    )
+    response = client.post(
+        "/ru/testimony/", data=body, content_type="multipart/form-data; boundary=b"
+    )
     assert 400 <= response.status_code < 500
     assert '<html lang="ru">' in response.data.decode()
 
@@ -156,15 +178,22 @@ def test_honeypot_filled_is_refused_without_storing(intake_app, client):
     assert _count(intake_app, Testimony) == 0
 
 
-@pytest.mark.parametrize("name,content,message", [
-    ("drawing.svg", b"<svg xmlns='http://www.w3.org/2000/svg'><script>x</script></svg>",
-     "is not a photo, audio, video or PDF"),
-    ("page.jpg", b"<html><body>not an image</body></html>", "is not a photo"),
-    ("empty.jpg", b"", "is empty"),
-    ("broken.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 50, "cannot be opened"),
-])
-def test_bad_files_are_refused_by_content_with_the_text_kept(intake_app, client, name, content,
-                                                             message):
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        (
+            "drawing.svg",
+            b"<svg xmlns='http://www.w3.org/2000/svg'><script>x</script></svg>",
+            "is not a photo, audio, video or PDF",
+        ),
+        ("page.jpg", b"<html><body>not an image</body></html>", "is not a photo"),
+        ("empty.jpg", b"", "is empty"),
+        ("broken.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 50, "cannot be opened"),
+    ],
+)
+def test_bad_files_are_refused_by_content_with_the_text_kept(
+    intake_app, client, name, content, message
+):
     response = submit(client, lang="en", statement="Kept statement 42", files=[(name, content)])
     html = response.data.decode()
     assert response.status_code == 400
@@ -188,14 +217,14 @@ def test_a_file_declared_as_photo_but_really_pdf_is_stored_as_pdf(intake_app, cl
     with _db(intake_app).sessions() as session:
         attachment = session.scalars(select(Attachment)).one()
         assert attachment.kind == "pdf"
-        meta = read_blob(session, session.get(SealedBlob, attachment.metadata_blob_id),
-                         [recovery])
+        meta = read_blob(session, session.get(SealedBlob, attachment.metadata_blob_id), [recovery])
         assert b'"declared_name": "photo.jpg"' in meta
         assert b'"detected_type": "application/pdf"' in meta
 
 
 def test_photo_original_kept_exactly_with_exif_sealed_and_a_stripped_working_copy(
-        intake_app, client, instance):
+    intake_app, client, instance
+):
     _settings, recovery = instance
     exif = Image.Exif()
     exif[0x010F] = "InventedMaker"
@@ -207,12 +236,11 @@ def test_photo_original_kept_exactly_with_exif_sealed_and_a_stripped_working_cop
     assert receipt_code(submit(client, files=[("IMG_0001.jpg", original)]))
     with _db(intake_app).sessions() as session:
         attachment = session.scalars(select(Attachment)).one()
-        kept = read_blob(session, session.get(SealedBlob, attachment.original_blob_id),
-                         [recovery])
-        working = read_blob(session, session.get(SealedBlob, attachment.working_blob_id),
-                            [recovery])
-        meta = read_blob(session, session.get(SealedBlob, attachment.metadata_blob_id),
-                         [recovery])
+        kept = read_blob(session, session.get(SealedBlob, attachment.original_blob_id), [recovery])
+        working = read_blob(
+            session, session.get(SealedBlob, attachment.working_blob_id), [recovery]
+        )
+        meta = read_blob(session, session.get(SealedBlob, attachment.metadata_blob_id), [recovery])
     import hashlib
     import json
 
@@ -233,8 +261,9 @@ def test_too_large_file_is_refused_with_a_clear_message(instance, tmp_path):
     app = create_app(settings.with_changes(max_file_size=64 * 1024))
     app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
     big = b"ID3" + b"\x00" * (200 * 1024)
-    response = submit(app.test_client(), lang="en", statement="Typed words stay",
-                      files=[("long.mp3", big)])
+    response = submit(
+        app.test_client(), lang="en", statement="Typed words stay", files=[("long.mp3", big)]
+    )
     html = response.data.decode()
     assert response.status_code == 400
     assert "is too large" in html and "Typed words stay" in html
@@ -275,8 +304,13 @@ def test_an_expired_form_comes_back_with_everything_typed(instance):
     settings, _ = instance
     app = create_app(settings)
     app.config.update(TESTING=True)  # CSRF on: no token in the post, as after expiry
-    response = submit(app.test_client(), lang="en", statement="My long statement is safe",
-                      contact="invented contact 77", when_approx="that night")
+    response = submit(
+        app.test_client(),
+        lang="en",
+        statement="My long statement is safe",
+        contact="invented contact 77",
+        when_approx="that night",
+    )
     html = response.data.decode()
     assert response.status_code == 400
     assert "open for a long time" in html
@@ -290,8 +324,10 @@ def test_csrf_token_from_the_form_is_accepted(instance):
     app = create_app(settings)
     app.config.update(TESTING=True)
     client = app.test_client()
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
-                      client.get("/en/testimony/").data.decode()).group(1)
+    token = re.search(
+        r'name="csrf_token" type="hidden" value="([^"]+)"',
+        client.get("/en/testimony/").data.decode(),
+    ).group(1)
     assert receipt_code(submit(client, lang="en", csrf_token=token))
 
 
@@ -301,16 +337,26 @@ def test_receipt_opens_follow_up_and_adds_statement_and_files(intake_app, client
     page = client.post("/en/receipt/", data={"receipt": code.replace(" ", "-")})
     assert page.status_code == 200
     assert "1 text from you" in page.data.decode() and "No messages yet" in page.data.decode()
-    added = client.post("/en/receipt/add", data={
-        "receipt": code, "statement": "Invented addition: a second car was burned.",
-        "files": [(io.BytesIO(jpeg()), "more.jpg")]}, content_type="multipart/form-data")
+    added = client.post(
+        "/en/receipt/add",
+        data={
+            "receipt": code,
+            "statement": "Invented addition: a second car was burned.",
+            "files": [(io.BytesIO(jpeg()), "more.jpg")],
+        },
+        content_type="multipart/form-data",
+    )
     html = added.data.decode()
     assert added.status_code == 200 and "What you added was received" in html
     assert "2 texts from you" in html and "1 file" in html
     with _db(intake_app).sessions() as session:
         testimony = session.scalars(select(Testimony)).one()
-        texts = [unpad_document(read_blob(session, session.get(SealedBlob, s.blob_id),
-                                          [recovery]))["text"] for s in testimony.statements]
+        texts = [
+            unpad_document(read_blob(session, session.get(SealedBlob, s.blob_id), [recovery]))[
+                "text"
+            ]
+            for s in testimony.statements
+        ]
     assert texts[1] == "Invented addition: a second car was burned."
 
 
@@ -328,15 +374,22 @@ def test_reviewer_replies_are_readable_only_with_the_receipt(intake_app, client)
         testimony = session.scalars(select(Testimony)).one()
         witness_key = crypto.parse_recipient(testimony.witness.reply_public_key)
         recipients = list(session.scalars(select(Recipient)))
-        blob = seal_blob(session, recipients, b'{"text": "Invented question: which street?"}',
-                         extra=[witness_key])
-        session.add(Message(testimony_id=testimony.id, sent_on=testimony.received_on,
-                            blob_id=blob.id))
+        blob = seal_blob(
+            session,
+            recipients,
+            b'{"text": "Invented question: which street?"}',
+            extra=[witness_key],
+        )
+        session.add(
+            Message(testimony_id=testimony.id, sent_on=testimony.received_on, blob_id=blob.id)
+        )
     page = client.post("/en/receipt/", data={"receipt": code}).data.decode()
     assert "Invented question: which street?" in page
     other = receipt_code(submit(client))
-    assert "Invented question" not in client.post("/en/receipt/",
-                                                  data={"receipt": other}).data.decode()
+    assert (
+        "Invented question"
+        not in client.post("/en/receipt/", data={"receipt": other}).data.decode()
+    )
 
 
 def test_submissions_are_in_the_audit_chain_with_only_the_day(intake_app, client):
@@ -346,7 +399,8 @@ def test_submissions_are_in_the_audit_chain_with_only_the_day(intake_app, client
         from store.models import AuditEvent
 
         received = session.scalars(
-            select(AuditEvent).where(AuditEvent.action == "testimony.received")).one()
+            select(AuditEvent).where(AuditEvent.action == "testimony.received")
+        ).one()
     assert report.ok and report.events == 2
     assert (received.at.hour, received.at.minute, received.at.second) == (0, 0, 0)
 
@@ -380,9 +434,13 @@ def test_rate_limits_work_with_redis_storage(instance, redis_url):
     import uuid
 
     settings, _ = instance
-    app = create_app(settings.with_changes(submissions_per_hour=1,
-                                           limiter_storage_uri=redis_url,
-                                           limiter_prefix="test-%s" % uuid.uuid4().hex))
+    app = create_app(
+        settings.with_changes(
+            submissions_per_hour=1,
+            limiter_storage_uri=redis_url,
+            limiter_prefix="test-%s" % uuid.uuid4().hex,
+        )
+    )
     app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
     client = app.test_client()
     assert receipt_code(submit(client))
@@ -409,14 +467,18 @@ def test_pages_load_nothing_from_other_sites(client):
 def test_no_address_or_user_agent_is_logged_or_stored(intake_app, client, caplog):
     caplog.set_level("DEBUG")
     submit(client, environ_base={"REMOTE_ADDR": "203.0.113.77"}) if False else None
-    response = client.post("/ru/testimony/", data=form(),
-                           environ_base={"REMOTE_ADDR": "203.0.113.77"},
-                           headers={"User-Agent": "InventedBrowser/9.9"})
+    response = client.post(
+        "/ru/testimony/",
+        data=form(),
+        environ_base={"REMOTE_ADDR": "203.0.113.77"},
+        headers={"User-Agent": "InventedBrowser/9.9"},
+    )
     assert receipt_code(response)
     assert "203.0.113.77" not in caplog.text and "InventedBrowser" not in caplog.text
     settings = intake_app.config["TESTIMONY_SETTINGS"]
-    stored = [database_bytes(settings)] + [p.read_bytes() for p in
-                                           settings.instance_path.iterdir() if p.is_file()]
+    stored = [database_bytes(settings)] + [
+        p.read_bytes() for p in settings.instance_path.iterdir() if p.is_file()
+    ]
     for data in stored:
         assert b"203.0.113.77" not in data and b"InventedBrowser" not in data
 
@@ -428,8 +490,9 @@ def test_receipts_keep_working_when_the_receipt_cost_setting_changes(instance):
     first = create_app(settings)
     first.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
     code = receipt_code(submit(first.test_client()))
-    changed = create_app(settings.with_changes(receipt_argon2_memory_kib=2048,
-                                               receipt_argon2_time_cost=2))
+    changed = create_app(
+        settings.with_changes(receipt_argon2_memory_kib=2048, receipt_argon2_time_cost=2)
+    )
     changed.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
     page = changed.test_client().post("/en/receipt/", data={"receipt": code})
     assert page.status_code == 200 and "1 text from you" in page.data.decode()

@@ -50,7 +50,8 @@ def test_head_matches_the_models(settings):
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             differences = compare_metadata(context, Base.metadata)
         assert differences == [], "the models differ from the migrations:\n%s" % "\n".join(
-            map(repr, differences))
+            map(repr, differences)
+        )
         assert set(Base.metadata.tables) <= _tables(db)
     finally:
         db.dispose()
@@ -81,12 +82,19 @@ def test_upgrade_downgrade_upgrade(settings):
 
 # --- the command -----------------------------------------------------------------------------
 
+
 def run_testimony(instance: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **FAST_ARGON2, "TESTIMONY_INSTANCE_PATH": str(instance)}
     env.pop("TESTIMONY_DATABASE_URL", None)
     env.update(database_env(instance))
-    return subprocess.run([sys.executable, "-m", "review.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "review.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_init_on_a_fresh_database_never_overwrites_an_old_recovery_key(tmp_path):
@@ -142,8 +150,10 @@ def test_init_twice_makes_one_recovery_key_and_audit_verify_catches_an_edit(tmp_
             audit.append(session, "operator", "invented.check", "testimony:1", {"n": 1})
             audit.append(session, "operator", "invented.check", "testimony:2", {"n": 2})
         with db.engine.begin() as conn:
-            conn.execute(text("UPDATE audit_event SET details = :d WHERE seq = 2"),
-                         {"d": json.dumps({"n": 99})})
+            conn.execute(
+                text("UPDATE audit_event SET details = :d WHERE seq = 2"),
+                {"d": json.dumps({"n": 99})},
+            )
         broken = run_testimony(instance, "audit", "verify")
         assert broken.returncode != 0
         assert "event 2" in broken.stderr and "altered" in broken.stderr, broken.stderr

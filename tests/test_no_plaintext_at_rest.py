@@ -34,6 +34,7 @@ CODE = re.compile(rb'<p class="code"[^>]*>\s*([0-9 ]{20,})\s*</p>')
 
 # --- scanning ------------------------------------------------------------------------------
 
+
 def _forms(text: str | bytes) -> dict[str, bytes]:
     if isinstance(text, bytes):
         return {"bytes": text}
@@ -50,16 +51,20 @@ def holds_piece(haystack: bytes, needle: bytes, least: int) -> bool:
         return needle in haystack
     step = least // 2
     for start in range(0, len(needle) - step + 1, step):
-        piece = needle[start:start + step]
+        piece = needle[start : start + step]
         at = haystack.find(piece)
         while at >= 0:
             left = 0
-            while (left < start and left < at
-                   and haystack[at - left - 1] == needle[start - left - 1]):
+            while (
+                left < start and left < at and haystack[at - left - 1] == needle[start - left - 1]
+            ):
                 left += 1
             right = 0
-            while (start + step + right < len(needle) and at + step + right < len(haystack)
-                   and haystack[at + step + right] == needle[start + step + right]):
+            while (
+                start + step + right < len(needle)
+                and at + step + right < len(haystack)
+                and haystack[at + step + right] == needle[start + step + right]
+            ):
                 right += 1
             if left + step + right >= least:
                 return True
@@ -67,21 +72,23 @@ def holds_piece(haystack: bytes, needle: bytes, least: int) -> bool:
     return False
 
 
-def needles(canaries: dict[str, str | bytes], exact: dict[str, bytes] | None = None
-            ) -> list[tuple[str, bytes, int]]:
+def needles(
+    canaries: dict[str, str | bytes], exact: dict[str, bytes] | None = None
+) -> list[tuple[str, bytes, int]]:
     """(label, needle, shortest substring that counts): each canary (text in UTF-8 and
     UTF-16-LE, bytes as they are) found by any 12-byte piece of it, and ``exact`` byte
     strings found only whole."""
-    found = [("%s (%s)" % (label, encoding), data, WINDOW)
-             for label, text in canaries.items()
-             for encoding, data in _forms(text).items()]
+    found = [
+        ("%s (%s)" % (label, encoding), data, WINDOW)
+        for label, text in canaries.items()
+        for encoding, data in _forms(text).items()
+    ]
     found.extend((label, data, len(data)) for label, data in (exact or {}).items())
     return found
 
 
 def files_under(*folders: Path, extra: list[Path] = ()) -> list[Path]:
-    paths = {p for folder in folders if folder.exists() for p in folder.rglob("*")
-             if p.is_file()}
+    paths = {p for folder in folders if folder.exists() for p in folder.rglob("*") if p.is_file()}
     paths.update(p for p in extra if p.is_file())
     return sorted(paths)
 
@@ -91,13 +98,15 @@ def leaks(paths: list[Path], wanted: list[tuple[str, bytes, int]]) -> list[str]:
     hits = []
     for path in paths:
         data = path.read_bytes()
-        labels = sorted({label for label, needle, least in wanted
-                         if holds_piece(data, needle, least)})
+        labels = sorted(
+            {label for label, needle, least in wanted if holds_piece(data, needle, least)}
+        )
         hits.extend("%s in %s" % (label, path.name) for label in labels)
     return hits
 
 
 # --- temporary files that stay visible ------------------------------------------------------
+
 
 class KeptTemporaryFiles:
     """Replaces ``tempfile.TemporaryFile`` with named files that are not deleted."""
@@ -106,12 +115,29 @@ class KeptTemporaryFiles:
         self.folder = folder
         self.created: list[Path] = []
 
-    def __call__(self, mode: str = "w+b", buffering: int = -1, encoding=None, newline=None,
-                 suffix=None, prefix=None, dir=None, *, errors=None):  # noqa: A002
+    def __call__(
+        self,
+        mode: str = "w+b",
+        buffering: int = -1,
+        encoding=None,
+        newline=None,
+        suffix=None,
+        prefix=None,
+        dir=None,
+        *,
+        errors=None,
+    ):  # noqa: A002
         handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the caller closes it
-            mode=mode, buffering=buffering, encoding=encoding, newline=newline,
-            suffix=suffix, prefix=prefix or "kept-", dir=dir or str(self.folder),
-            delete=False, errors=errors)
+            mode=mode,
+            buffering=buffering,
+            encoding=encoding,
+            newline=newline,
+            suffix=suffix,
+            prefix=prefix or "kept-",
+            dir=dir or str(self.folder),
+            delete=False,
+            errors=errors,
+        )
         self.created.append(Path(handle.name))
         return handle
 
@@ -128,6 +154,7 @@ def temp_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> KeptTemporar
 
 
 # --- invented evidence ----------------------------------------------------------------------
+
 
 def canary_texts() -> dict[str, str]:
     tag = secrets.token_hex(8)
@@ -159,14 +186,14 @@ def canary_audio(size: int = 3 * MIB) -> tuple[bytes, bytes]:
     marker = b"AUDIO-" + secrets.token_hex(20).encode()
     body = bytearray(b"ID3" + marker + os.urandom(size - 3 - len(marker)))
     for offset in (MIB // 2, MIB + 12345, size - 2 * len(marker)):
-        body[offset:offset + len(marker)] = marker
+        body[offset : offset + len(marker)] = marker
     return bytes(body), marker
 
 
 def samples(data: bytes, count: int = 48, length: int = 16) -> list[bytes]:
     """Random windows of a random file: any plaintext copy of it contains them."""
     step = len(data) // count
-    return [data[i * step + 7:i * step + 7 + length] for i in range(count)]
+    return [data[i * step + 7 : i * step + 7 + length] for i in range(count)]
 
 
 def digests(label: str, data: bytes) -> dict[str, bytes]:
@@ -181,23 +208,32 @@ def digests(label: str, data: bytes) -> dict[str, bytes]:
 def post_testimony(client, texts: dict[str, str], files: list[tuple[str, bytes, str]]):
     """POST the witness form with a body encoded in memory (the test client would spool
     a large body to a temporary file of its own otherwise)."""
-    values = MultiDict([
-        ("statement", texts["statement"]), ("relation", "saw"), ("consent", "counts"),
-        ("place", "other"), ("place_other", texts["place_other"]),
-        ("when_approx", texts["when_approx"]), ("contact", texts["contact"]),
-    ])
+    values = MultiDict(
+        [
+            ("statement", texts["statement"]),
+            ("relation", "saw"),
+            ("consent", "counts"),
+            ("place", "other"),
+            ("place_other", texts["place_other"]),
+            ("when_approx", texts["when_approx"]),
+            ("contact", texts["contact"]),
+        ]
+    )
     for name, content, mime in files:
         values.add("files", FileStorage(io.BytesIO(content), filename=name, content_type=mime))
     boundary, body = encode_multipart(values)
-    return client.post("/ru/testimony/", data=body,
-                       content_type="multipart/form-data; boundary=%s" % boundary)
+    return client.post(
+        "/ru/testimony/", data=body, content_type="multipart/form-data; boundary=%s" % boundary
+    )
 
 
 # --- the tests ------------------------------------------------------------------------------
 
+
 @pytest.mark.sqlite
-def test_nothing_a_witness_sends_is_on_disk_in_the_clear(instance, intake_app, client,
-                                                         temp_folder, caplog):
+def test_nothing_a_witness_sends_is_on_disk_in_the_clear(
+    instance, intake_app, client, temp_folder, caplog
+):
     from store.blobs import read_blob, unpad_document
     from store.models import Attachment, SealedBlob, Testimony
 
@@ -207,22 +243,31 @@ def test_nothing_a_witness_sends_is_on_disk_in_the_clear(instance, intake_app, c
     audio, audio_marker = canary_audio()
     caplog.set_level(logging.DEBUG)  # everything the server logs, at any level
 
-    response = post_testimony(client, texts, [
-        ("invented-photo.jpg", photo, "image/jpeg"),
-        ("invented-voice.mp3", audio, "audio/mpeg"),
-    ])
+    response = post_testimony(
+        client,
+        texts,
+        [
+            ("invented-photo.jpg", photo, "image/jpeg"),
+            ("invented-voice.mp3", audio, "audio/mpeg"),
+        ],
+    )
     assert response.status_code == 200, response.data[:2000]
     assert CODE.search(response.data), "no receipt shown"
     # Our spool did run, and its temporary files are visible to the scan.
     assert len(temp_folder.created) >= 2
 
     wanted = needles(
-        {**texts, "photo COM marker": photo_marker, "EXIF model": exif_model,
-         "audio marker": audio_marker, **digests("photo", photo), **digests("audio", audio)},
+        {
+            **texts,
+            "photo COM marker": photo_marker,
+            "EXIF model": exif_model,
+            "audio marker": audio_marker,
+            **digests("photo", photo),
+            **digests("audio", audio),
+        },
         {"audio content %d" % i: s for i, s in enumerate(samples(audio))},
     )
-    scanned = files_under(settings.instance_path, temp_folder.folder,
-                          extra=temp_folder.created)
+    scanned = files_under(settings.instance_path, temp_folder.folder, extra=temp_folder.created)
     names = {p.name for p in scanned}
     assert "testimony.sqlite3" in names and "testimony.sqlite3-wal" in names, names
     assert sum(p.stat().st_size for p in scanned) > len(audio), "the upload went nowhere?"
@@ -274,23 +319,25 @@ def test_nothing_a_witness_sends_is_on_disk_in_the_clear(instance, intake_app, c
 class _PlainSpoolRequest:
     """Mixed into the intake's request class to restore Werkzeug's default spooling."""
 
-    def _get_file_stream(self, total_content_length, content_type, filename=None,
-                         content_length=None):
-        return default_stream_factory(total_content_length, content_type, filename,
-                                      content_length)
+    def _get_file_stream(
+        self, total_content_length, content_type, filename=None, content_length=None
+    ):
+        return default_stream_factory(total_content_length, content_type, filename, content_length)
 
 
-def test_the_scan_would_catch_werkzeugs_default_plaintext_spool(intake_app, client,
-                                                               temp_folder):
+def test_the_scan_would_catch_werkzeugs_default_plaintext_spool(intake_app, client, temp_folder):
     """If the encrypted spool were removed, this scan would see the upload: the check
     above is not blind to the very leak it is there to catch."""
-    intake_app.request_class = type("PlainRequest", (_PlainSpoolRequest,
-                                                     intake_app.request_class), {})
+    intake_app.request_class = type(
+        "PlainRequest", (_PlainSpoolRequest, intake_app.request_class), {}
+    )
     texts = canary_texts()
     audio, marker = canary_audio(2 * MIB)
     post_testimony(client, texts, [("invented-voice.mp3", audio, "audio/mpeg")])
-    hits = leaks(files_under(temp_folder.folder, extra=temp_folder.created),
-                 needles({"audio marker": marker, **digests("audio", audio)}))
+    hits = leaks(
+        files_under(temp_folder.folder, extra=temp_folder.created),
+        needles({"audio marker": marker, **digests("audio", audio)}),
+    )
     assert any(hit.startswith("audio marker") for hit in hits), hits
 
 
@@ -299,13 +346,14 @@ def test_the_scanner_finds_every_piece_of_12_bytes_and_no_shorter():
     for length in (11, 12, 13):
         for start in range(len(needle) - length + 1):
             filler = bytes(b | 0x80 for b in os.urandom(200))  # never matches the needle
-            haystack = filler[:100] + needle[start:start + length] + filler[100:]
+            haystack = filler[:100] + needle[start : start + length] + filler[100:]
             assert holds_piece(haystack, needle, WINDOW) == (length >= WINDOW), (length, start)
     assert holds_piece(b"x" + needle + b"y", needle, WINDOW)
     assert not holds_piece(b"x" + needle[:-1] + b"y", needle, len(needle))
 
 
 # --- the spool itself ----------------------------------------------------------------------
+
 
 def test_spool_writes_only_ciphertext_and_reads_back_the_exact_bytes(temp_folder):
     from intake.spool import HEAD_BYTES, SealedSpool, UploadBudget
@@ -318,7 +366,9 @@ def test_spool_writes_only_ciphertext_and_reads_back_the_exact_bytes(temp_folder
     offset = 0
     while offset < len(plaintext):
         size = pieces[offset % len(pieces)]
-        assert spool.write(plaintext[offset:offset + size]) == len(plaintext[offset:offset + size])
+        assert spool.write(plaintext[offset : offset + size]) == len(
+            plaintext[offset : offset + size]
+        )
         offset += size
     assert spool.stored == spool.size == len(plaintext)
     assert not spool.too_large
@@ -329,8 +379,10 @@ def test_spool_writes_only_ciphertext_and_reads_back_the_exact_bytes(temp_folder
     spool.seek(0)
     disk = on_disk.read_bytes()
     assert len(disk) >= len(plaintext)  # the ciphertext is there ...
-    wanted = needles({"marker": marker, **digests("file", plaintext)},
-                     {"content %d" % i: s for i, s in enumerate(samples(plaintext))})
+    wanted = needles(
+        {"marker": marker, **digests("file", plaintext)},
+        {"content %d" % i: s for i, s in enumerate(samples(plaintext))},
+    )
     assert leaks([on_disk], wanted) == []  # ... and nothing of the plaintext
     assert spool.read() == plaintext
     spool.close()
@@ -345,7 +397,7 @@ def test_spool_refuses_bytes_over_the_per_file_cap(temp_folder):
     (on_disk,) = temp_folder.created
     data, marker = canary_audio(MIB + MIB // 2)
     for offset in range(0, len(data), 65536):
-        spool.write(data[offset:offset + 65536])
+        spool.write(data[offset : offset + 65536])
     assert spool.too_large
     assert spool.size == len(data)
     assert spool.stored <= MIB
@@ -355,7 +407,7 @@ def test_spool_refuses_bytes_over_the_per_file_cap(temp_folder):
     assert refused.value.reason == "file_too_large"
     spool.seek(0)
     assert len(on_disk.read_bytes()) < len(data)  # what was beyond the cap is not kept
-    assert spool.read() == data[:spool.stored]
+    assert spool.read() == data[: spool.stored]
     spool.close()
 
     # A second file that would overrun the whole submission is marked as well.
@@ -376,8 +428,9 @@ def test_a_file_over_the_cap_is_not_stored_and_the_text_comes_back(instance, tem
     try:
         texts = canary_texts()
         audio, _marker = canary_audio(MIB + 4096)
-        response = post_testimony(app.test_client(), texts,
-                                  [("invented-voice.mp3", audio, "audio/mpeg")])
+        response = post_testimony(
+            app.test_client(), texts, [("invented-voice.mp3", audio, "audio/mpeg")]
+        )
         assert response.status_code == 400
         assert not CODE.search(response.data)
         page = response.get_data(as_text=True)

@@ -36,8 +36,10 @@ def _apps(settings):
 
 
 def _stanza_types(session):
-    return {blob.id: [s.type for s in blob_header(blob).stanzas]
-            for blob in session.scalars(select(SealedBlob))}
+    return {
+        blob.id: [s.type for s in blob_header(blob).stanzas]
+        for blob in session.scalars(select(SealedBlob))
+    }
 
 
 def _login(review, name, secret, step=0):
@@ -61,8 +63,10 @@ def test_new_instances_seal_with_hybrid_keys_only(tmp_path):
     intake, review = _apps(settings)
     code = receipt_code(submit(intake.test_client(), files=[("v.mp3", b"ID3" + bytes(900))]))
     client = _login(review, "amina", created.totp_secret)
-    assert client.post("/testimony/1/reply", data={"reply-text": "Invented question"}
-                       ).status_code == 302
+    assert (
+        client.post("/testimony/1/reply", data={"reply-text": "Invented question"}).status_code
+        == 302
+    )
     with db.sessions() as session:
         assert session.scalar(select(Witness.reply_public_key)).startswith("age1pq1")
         for blob_id, types in _stanza_types(session).items():
@@ -72,8 +76,9 @@ def test_new_instances_seal_with_hybrid_keys_only(tmp_path):
 
 
 def test_an_x25519_instance_moves_to_hybrid_keys_without_losing_anything(tmp_path):
-    classic = make_settings(tmp_path / "i", TESTIMONY_RECIPIENT_KEYS="x25519",
-                            TESTIMONY_SCRYPT_WORK_FACTOR="4")
+    classic = make_settings(
+        tmp_path / "i", TESTIMONY_RECIPIENT_KEYS="x25519", TESTIMONY_SCRYPT_WORK_FACTOR="4"
+    )
     recovery_file = init(classic, out=lambda *_: None)
     old_recovery = crypto.parse_identities_file(recovery_file.read_text())
     db = Database(classic)
@@ -83,23 +88,40 @@ def test_an_x25519_instance_moves_to_hybrid_keys_without_losing_anything(tmp_pat
     intake, review = _apps(classic)
     code = receipt_code(submit(intake.test_client(), statement="Invented account of a night"))
     _login(review, "amina", created.totp_secret).post(
-        "/testimony/1/reply", data={"reply-text": "Invented question about the night"})
+        "/testimony/1/reply", data={"reply-text": "Invented question about the night"}
+    )
     with db.sessions() as session:
         before = _stanza_types(session)
-        chunks_before = {b.id: read_blob(session, b, old_recovery)
-                         for b in session.scalars(select(SealedBlob))}
+        chunks_before = {
+            b.id: read_blob(session, b, old_recovery) for b in session.scalars(select(SealedBlob))
+        }
     assert all(set(t) == {"X25519"} for t in before.values())
 
     # Step 1: the operator moves the recovery key (reviewers keep their X25519 keys).
     pq = classic.with_changes(recipient_keys="pq")
     new_file = tmp_path / "new-recovery.txt"
     result = subprocess.run(
-        [sys.executable, "-m", "review.cli", "keys", "upgrade", "--identity",
-         str(recovery_file), "--out", str(new_file)],
-        env={"TESTIMONY_INSTANCE_PATH": str(classic.instance_path),
-             "TESTIMONY_ARGON2_MEMORY_KIB": "1024", "TESTIMONY_ARGON2_TIME_COST": "1",
-             "PATH": "/usr/bin:/bin", **database_env(classic.instance_path)},
-        capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "review.cli",
+            "keys",
+            "upgrade",
+            "--identity",
+            str(recovery_file),
+            "--out",
+            str(new_file),
+        ],
+        env={
+            "TESTIMONY_INSTANCE_PATH": str(classic.instance_path),
+            "TESTIMONY_ARGON2_MEMORY_KIB": "1024",
+            "TESTIMONY_ARGON2_TIME_COST": "1",
+            "PATH": "/usr/bin:/bin",
+            **database_env(classic.instance_path),
+        },
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "amina" in result.stdout  # told whose keys move at next login
     new_recovery = crypto.parse_identities_file(new_file.read_text())
@@ -132,8 +154,11 @@ def test_an_x25519_instance_moves_to_hybrid_keys_without_losing_anything(tmp_pat
         types = _stanza_types(session)
         assert all("X25519" not in t for b, t in types.items() if b != message_blob)
         assert types[message_blob].count("X25519") == 1  # the witness's, until they return
-        assert not session.scalars(select(Recipient).where(
-            Recipient.active.is_(True), ~Recipient.public_key.startswith("age1pq1"))).all()
+        assert not session.scalars(
+            select(Recipient).where(
+                Recipient.active.is_(True), ~Recipient.public_key.startswith("age1pq1")
+            )
+        ).all()
 
     # Step 3: the witness comes back with the receipt; their reply key moves too.
     page = _intake_pq.test_client().post("/en/receipt/", data={"receipt": code})
@@ -142,7 +167,11 @@ def test_an_x25519_instance_moves_to_hybrid_keys_without_losing_anything(tmp_pat
         assert session.scalar(select(Witness.reply_public_key)).startswith("age1pq1")
         assert all(set(t) == {"mlkem768x25519"} for t in _stanza_types(session).values())
         actions = set(session.scalars(select(AuditEvent.action)))
-    assert {"recovery.key_add", "recovery.key_drop", "reviewer.key_upgrade",
-            "witness.key_upgrade"} <= actions
+    assert {
+        "recovery.key_add",
+        "recovery.key_drop",
+        "reviewer.key_upgrade",
+        "witness.key_upgrade",
+    } <= actions
     again = _intake_pq.test_client().post("/en/receipt/", data={"receipt": code})
     assert re.search("Invented question about the night", again.data.decode())

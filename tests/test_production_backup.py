@@ -40,8 +40,9 @@ def _intake(settings):
 def _send(settings) -> str:
     app = _intake(settings)
     try:
-        response = submit(app.test_client(), statement=STATEMENT,
-                          files=[("invented.jpg", jpeg(color="purple"))])
+        response = submit(
+            app.test_client(), statement=STATEMENT, files=[("invented.jpg", jpeg(color="purple"))]
+        )
         assert response.status_code == 200
         return receipt_code(response)
     finally:
@@ -104,8 +105,7 @@ def test_a_postgresql_dump_restores_into_a_fresh_database(postgres_url, tmp_path
 
     binaries = postgres_bin()
     if binaries is None or not (binaries / "pg_dump").exists():
-        pytest.skip("pg_dump and pg_restore are not installed (apt-get install "
-                    "postgresql-client)")
+        pytest.skip("pg_dump and pg_restore are not installed (apt-get install postgresql-client)")
     names = ["testimony_backup_%s" % uuid.uuid4().hex[:10] for _ in range(2)]
     server = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with server.connect() as conn:
@@ -113,27 +113,48 @@ def test_a_postgresql_dump_restores_into_a_fresh_database(postgres_url, tmp_path
             conn.execute(text('CREATE DATABASE "%s"' % name))
     urls = [make_url(postgres_url).set(database=n) for n in names]
     try:
-        settings = make_settings(tmp_path / "live", urls[0].render_as_string(
-            hide_password=False))
+        settings = make_settings(tmp_path / "live", urls[0].render_as_string(hide_password=False))
         created = init(settings, out=lambda *_: None)
         recovery = crypto.parse_identities_file(Path(created).read_text())
         code = _send(settings)
 
         # The nightly dump exactly as docs/deploy/testimony-backup.sh takes it.
         backups = tmp_path / "backups"
-        env = {**os.environ, "TESTIMONY_DATABASE_URL": settings.database_url,
-               "PATH": "%s:%s" % (binaries, os.environ.get("PATH", "/usr/bin:/bin"))}
-        subprocess.run(["sh", str(ROOT / "docs" / "deploy" / "testimony-backup.sh"),
-                        str(backups)], env=env, check=True, timeout=120)
+        env = {
+            **os.environ,
+            "TESTIMONY_DATABASE_URL": settings.database_url,
+            "PATH": "%s:%s" % (binaries, os.environ.get("PATH", "/usr/bin:/bin")),
+        }
+        subprocess.run(
+            ["sh", str(ROOT / "docs" / "deploy" / "testimony-backup.sh"), str(backups)],
+            env=env,
+            check=True,
+            timeout=120,
+        )
         [dump] = list(backups.glob("testimony-*.dump"))
-        subprocess.run(["sha256sum", "--check", "--quiet", dump.name + ".sha256"],
-                       cwd=backups, check=True, timeout=60)
+        subprocess.run(
+            ["sha256sum", "--check", "--quiet", dump.name + ".sha256"],
+            cwd=backups,
+            check=True,
+            timeout=60,
+        )
         target = urls[1].set(drivername="postgresql").render_as_string(hide_password=False)
-        subprocess.run([str(binaries / "pg_restore"), "--no-owner", "--exit-on-error",
-                        "--dbname", target, str(dump)], check=True, timeout=120)
+        subprocess.run(
+            [
+                str(binaries / "pg_restore"),
+                "--no-owner",
+                "--exit-on-error",
+                "--dbname",
+                target,
+                str(dump),
+            ],
+            check=True,
+            timeout=120,
+        )
 
-        restored = make_settings(tmp_path / "restored", urls[1].render_as_string(
-            hide_password=False))
+        restored = make_settings(
+            tmp_path / "restored", urls[1].render_as_string(hide_password=False)
+        )
         init(restored, out=lambda *_: None)
         _opens(restored, recovery, code)
     finally:

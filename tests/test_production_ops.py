@@ -45,21 +45,34 @@ from .intake_helpers import jpeg, receipt_code, submit
 
 
 def run(settings, *args: str, **env: str) -> subprocess.CompletedProcess:
-    full = {**os.environ, **FAST_ARGON2, "TESTIMONY_INSTANCE_PATH": str(settings.instance_path),
-            **env}
+    full = {
+        **os.environ,
+        **FAST_ARGON2,
+        "TESTIMONY_INSTANCE_PATH": str(settings.instance_path),
+        **env,
+    }
     full.pop("TESTIMONY_DATABASE_URL", None)
     if not settings.is_sqlite:
         full["TESTIMONY_DATABASE_URL"] = settings.database_url
-    return subprocess.run([sys.executable, "-m", "review.cli", *args], cwd=ROOT, env=full,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "review.cli", *args],
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _three_testimonies(client, db):
     """Three invented testimonies with photos; returns their ids in order."""
     for n, colour in enumerate(("teal", "olive", "maroon")):
-        response = submit(client, files=[("photo-%d.jpg" % n, jpeg(color=colour))],
-                          statement="Invented statement number %d about the bridge." % n,
-                          contact="invented contact %d" % n)
+        response = submit(
+            client,
+            files=[("photo-%d.jpg" % n, jpeg(color=colour))],
+            statement="Invented statement number %d about the bridge." % n,
+            contact="invented contact %d" % n,
+        )
         assert receipt_code(response)
     with db.sessions() as session:
         return list(session.scalars(select(Testimony.id).order_by(Testimony.id)))
@@ -67,36 +80,47 @@ def _three_testimonies(client, db):
 
 def _age(db, testimony_id: int, status: str, days: int) -> None:
     with db.transaction() as session:
-        session.execute(update(Testimony).where(Testimony.id == testimony_id).values(
-            status=status, updated_on=today() - dt.timedelta(days=days)))
+        session.execute(
+            update(Testimony)
+            .where(Testimony.id == testimony_id)
+            .values(status=status, updated_on=today() - dt.timedelta(days=days))
+        )
 
 
 def _blobs_of(session, testimony_id: int) -> set[int]:
     item = session.get(Testimony, testimony_id)
     found = {item.details_blob_id, item.contact_blob_id}
-    found |= set(session.scalars(select(Statement.blob_id).where(
-        Statement.testimony_id == testimony_id)))
+    found |= set(
+        session.scalars(select(Statement.blob_id).where(Statement.testimony_id == testimony_id))
+    )
     for a in session.scalars(select(Attachment).where(Attachment.testimony_id == testimony_id)):
         found |= {a.original_blob_id, a.working_blob_id, a.metadata_blob_id}
-    found |= set(session.scalars(select(Message.blob_id).where(
-        Message.testimony_id == testimony_id)))
-    found |= set(session.scalars(select(Note.blob_id).where(
-        Note.testimony_id == testimony_id)))
+    found |= set(
+        session.scalars(select(Message.blob_id).where(Message.testimony_id == testimony_id))
+    )
+    found |= set(session.scalars(select(Note.blob_id).where(Note.testimony_id == testimony_id)))
     return found - {None}
 
 
 def _reply_and_note(session, settings, testimony_id: int) -> None:
-    reviewer = accounts.create_reviewer(session, settings, "Ivan Testov",
-                                        "Invented long passphrase 77").reviewer
+    reviewer = accounts.create_reviewer(
+        session, settings, "Ivan Testov", "Invented long passphrase 77"
+    ).reviewer
     item = session.get(Testimony, testimony_id)
     recipients = active_recipients(session)
-    reply = seal_blob(session, recipients, pad_document({"text": "Invented question"}),
-                      extra=[crypto.parse_recipient(item.witness.reply_public_key)])
-    session.add(Message(testimony_id=item.id, sent_on=today(), blob_id=reply.id,
-                        reviewer_id=reviewer.id))
+    reply = seal_blob(
+        session,
+        recipients,
+        pad_document({"text": "Invented question"}),
+        extra=[crypto.parse_recipient(item.witness.reply_public_key)],
+    )
+    session.add(
+        Message(testimony_id=item.id, sent_on=today(), blob_id=reply.id, reviewer_id=reviewer.id)
+    )
     note = seal_blob(session, recipients, pad_document({"text": "Invented note"}))
-    session.add(Note(testimony_id=item.id, reviewer_id=reviewer.id, written_on=today(),
-                     blob_id=note.id))
+    session.add(
+        Note(testimony_id=item.id, reviewer_id=reviewer.id, written_on=today(), blob_id=note.id)
+    )
 
 
 def test_purge_deletes_what_retention_says_and_keeps_the_rest(instance, intake_app, client):
@@ -109,13 +133,19 @@ def test_purge_deletes_what_retention_says_and_keeps_the_rest(instance, intake_a
     _age(db, recently_withdrawn, "withdrawn", 40)
     _age(db, old_new, "new", 400)
     with db.transaction() as session:  # a status change today restarts the count
-        audit.append(session, "reviewer:Ivan Testov", "testimony.status",
-                     "testimony:%d" % recently_withdrawn, {"old": "new", "new": "withdrawn"})
+        audit.append(
+            session,
+            "reviewer:Ivan Testov",
+            "testimony.status",
+            "testimony:%d" % recently_withdrawn,
+            {"old": "new", "new": "withdrawn"},
+        )
     with db.sessions() as session:
         doomed = _blobs_of(session, old_withdrawn)
-        before = {t: session.scalar(select(func.count()).select_from(t))
-                  for t in (Testimony, Witness, Statement, Attachment, Message, Note,
-                            SealedBlob)}
+        before = {
+            t: session.scalar(select(func.count()).select_from(t))
+            for t in (Testimony, Witness, Statement, Attachment, Message, Note, SealedBlob)
+        }
     assert len(doomed) >= 7
 
     off = run(settings, "purge")
@@ -128,20 +158,33 @@ def test_purge_deletes_what_retention_says_and_keeps_the_rest(instance, intake_a
 
     done = run(settings, "purge", TESTIMONY_RETENTION_DAYS="30")
     assert done.returncode == 0, done.stderr
-    assert "Deleted 1 testimonies (%d) and %d sealed items" % (old_withdrawn, len(doomed)) \
+    assert (
+        "Deleted 1 testimonies (%d) and %d sealed items" % (old_withdrawn, len(doomed))
         in done.stdout
+    )
     with db.sessions() as session:
         after = {t: session.scalar(select(func.count()).select_from(t)) for t in before}
         assert after[Testimony] == before[Testimony] - 1
         assert after[Witness] == before[Witness] - 1
         assert after[Message] == before[Message] - 1 and after[Note] == before[Note] - 1
         assert after[SealedBlob] == before[SealedBlob] - len(doomed)
-        assert session.scalar(select(func.count()).select_from(BlobChunk).where(
-            BlobChunk.blob_id.in_(doomed))) == 0
-        assert session.scalar(select(func.count()).select_from(BlobRecipient).where(
-            BlobRecipient.blob_id.in_(doomed))) == 0
-        event = session.scalars(select(AuditEvent).where(
-            AuditEvent.action == "testimony.purge")).one()
+        assert (
+            session.scalar(
+                select(func.count()).select_from(BlobChunk).where(BlobChunk.blob_id.in_(doomed))
+            )
+            == 0
+        )
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(BlobRecipient)
+                .where(BlobRecipient.blob_id.in_(doomed))
+            )
+            == 0
+        )
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "testimony.purge")
+        ).one()
         details = json.loads(event.details)
         assert details["count"] == 1 and details["testimonies"] == [old_withdrawn]
         assert "bridge" not in event.details and "contact" not in event.details
@@ -150,8 +193,7 @@ def test_purge_deletes_what_retention_says_and_keeps_the_rest(instance, intake_a
                 read_blob(session, session.get(SealedBlob, blob_id), [recovery])
         report = check(session, [recovery])
         assert report.ok, report.problems
-    assert run(settings, "purge", TESTIMONY_RETENTION_DAYS="30").stdout.startswith(
-        "Deleted 0")
+    assert run(settings, "purge", TESTIMONY_RETENTION_DAYS="30").stdout.startswith("Deleted 0")
 
 
 def test_a_witness_request_deletes_one_testimony_at_once(instance, intake_app, client):
@@ -163,10 +205,10 @@ def test_a_witness_request_deletes_one_testimony_at_once(instance, intake_app, c
     assert "Deleted 1 testimonies (%d)" % second in done.stdout
     assert "No testimony 9999" in done.stderr
     with db.sessions() as session:
-        assert list(session.scalars(select(Testimony.id).order_by(Testimony.id))) \
-            == [first, _third]
-        event = session.scalars(select(AuditEvent).where(
-            AuditEvent.action == "testimony.purge")).one()
+        assert list(session.scalars(select(Testimony.id).order_by(Testimony.id))) == [first, _third]
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "testimony.purge")
+        ).one()
         assert event.subject == "request"
 
 
@@ -176,14 +218,15 @@ def test_purged_ciphertext_is_gone_from_the_sqlite_files(instance, intake_app, c
     db = intake_app.extensions["testimony_db"]
     doomed, kept, _other = _three_testimonies(client, db)
     with db.sessions() as session:
-        original = session.get(Attachment, session.scalar(select(Attachment.id).where(
-            Attachment.testimony_id == doomed))).original_blob_id
+        original = session.get(
+            Attachment,
+            session.scalar(select(Attachment.id).where(Attachment.testimony_id == doomed)),
+        ).original_blob_id
         chunk = session.scalar(select(BlobChunk.data).where(BlobChunk.blob_id == original))
         header = session.get(SealedBlob, original).header
         kept_blob = session.get(Testimony, kept).details_blob_id
-        kept_chunk = session.scalar(select(BlobChunk.data).where(
-            BlobChunk.blob_id == kept_blob))
-    pieces = [chunk[i:i + 48] for i in range(0, len(chunk) - 48, max(len(chunk) // 6, 48))]
+        kept_chunk = session.scalar(select(BlobChunk.data).where(BlobChunk.blob_id == kept_blob))
+    pieces = [chunk[i : i + 48] for i in range(0, len(chunk) - 48, max(len(chunk) // 6, 48))]
     pieces.append(header[-40:])  # the header's MAC line
     at_rest = database_bytes(settings)
     assert all(p in at_rest for p in pieces)  # the control: the scan sees them before
@@ -202,8 +245,11 @@ def test_every_sqlite_connection_overwrites_what_it_deletes(instance):
     try:
         connections = [db.engine.connect() for _ in range(3)]
         try:
-            assert [c.execute(text("PRAGMA secure_delete")).scalar() for c in connections] \
-                == [1, 1, 1]
+            assert [c.execute(text("PRAGMA secure_delete")).scalar() for c in connections] == [
+                1,
+                1,
+                1,
+            ]
         finally:
             for c in connections:
                 c.close()
@@ -212,6 +258,7 @@ def test_every_sqlite_connection_overwrites_what_it_deletes(instance):
 
 
 # --- check -----------------------------------------------------------------------------------
+
 
 def _damage_and_check(db, recovery, damage) -> list[str]:
     with db.transaction() as session:
@@ -229,10 +276,13 @@ def stocked(instance, intake_app, client):
         clean = check(session, [recovery])
         assert clean.ok, clean.problems
         assert clean.opened == clean.items >= 15
-        photo = session.get(Attachment, session.scalar(
-            select(Attachment.id).where(Attachment.testimony_id == ids[0]))).original_blob_id
-        statement = session.scalar(select(Statement.blob_id).where(
-            Statement.testimony_id == ids[1]))
+        photo = session.get(
+            Attachment,
+            session.scalar(select(Attachment.id).where(Attachment.testimony_id == ids[0])),
+        ).original_blob_id
+        statement = session.scalar(
+            select(Statement.blob_id).where(Statement.testimony_id == ids[1])
+        )
         details = session.get(Testimony, ids[2]).details_blob_id
     return settings, recovery, db, photo, statement, details
 
@@ -243,13 +293,15 @@ def test_check_passes_on_a_sound_instance_and_fails_naming_each_problem(stocked)
     assert ok.returncode == 0 and "check passed" in ok.stdout, ok.stdout + ok.stderr
 
     def drop_chunk(session):
-        session.execute(BlobChunk.__table__.delete().where(
-            BlobChunk.blob_id == statement, BlobChunk.seq == 0))
+        session.execute(
+            BlobChunk.__table__.delete().where(BlobChunk.blob_id == statement, BlobChunk.seq == 0)
+        )
 
     def shorten_chunk(session):
         data = session.scalar(select(BlobChunk.data).where(BlobChunk.blob_id == details))
-        session.execute(update(BlobChunk).where(BlobChunk.blob_id == details).values(
-            data=data[:-10]))
+        session.execute(
+            update(BlobChunk).where(BlobChunk.blob_id == details).values(data=data[:-10])
+        )
 
     problems = _damage_and_check(db, recovery, drop_chunk)
     assert "sealed item %d: 0 of its 1 chunks are stored" % statement in problems
@@ -265,60 +317,70 @@ def test_check_finds_a_cut_payload_a_broken_header_and_recipient_mismatches(stoc
 
     def cut(session):  # consistent records, but only the nonce and a few bytes remain
         data = session.scalar(select(BlobChunk.data).where(BlobChunk.blob_id == details))
-        session.execute(update(BlobChunk).where(BlobChunk.blob_id == details).values(
-            data=data[:20]))
-        session.execute(update(SealedBlob).where(SealedBlob.id == details).values(
-            payload_size=20))
+        session.execute(
+            update(BlobChunk).where(BlobChunk.blob_id == details).values(data=data[:20])
+        )
+        session.execute(update(SealedBlob).where(SealedBlob.id == details).values(payload_size=20))
 
     def garble(session):
-        session.execute(update(SealedBlob).where(SealedBlob.id == statement).values(
-            header=b"age-encryption.org/v1\n-> X25519 broken\n--- nomac\n"))
+        session.execute(
+            update(SealedBlob)
+            .where(SealedBlob.id == statement)
+            .values(header=b"age-encryption.org/v1\n-> X25519 broken\n--- nomac\n")
+        )
 
     def forget_recipient(session):
         recovery_id = session.scalar(select(Recipient.id).where(Recipient.kind == "recovery"))
-        session.execute(BlobRecipient.__table__.delete().where(
-            BlobRecipient.blob_id == photo, BlobRecipient.recipient_id == recovery_id))
+        session.execute(
+            BlobRecipient.__table__.delete().where(
+                BlobRecipient.blob_id == photo, BlobRecipient.recipient_id == recovery_id
+            )
+        )
 
     problems = _damage_and_check(db, recovery, cut)
     assert any("sealed item %d: the payload (20 bytes)" % details in p for p in problems)
     problems = _damage_and_check(db, recovery, garble)
-    assert any(p.startswith("sealed item %d: the age header does not parse" % statement)
-               for p in problems)
+    assert any(
+        p.startswith("sealed item %d: the age header does not parse" % statement) for p in problems
+    )
     problems = _damage_and_check(db, recovery, forget_recipient)
-    assert any(p.startswith("sealed item %d: the header's stanzas" % photo)
-               for p in problems)
+    assert any(p.startswith("sealed item %d: the header's stanzas" % photo) for p in problems)
     assert "sealed item %d: not sealed to the active recovery key" % photo in problems
 
 
 def test_check_finds_retired_recipients_orphans_audit_edits_and_flipped_bytes(stocked):
     settings, recovery, db, photo, statement, details = stocked
     with db.transaction() as session:
-        person = accounts.create_reviewer(session, settings, "Aisha Primerova",
-                                          "Invented long passphrase 78")
+        person = accounts.create_reviewer(
+            session, settings, "Aisha Primerova", "Invented long passphrase 78"
+        )
         orphan = seal_blob(session, active_recipients(session), b"invented leftover").id
         named = seal_blob(session, active_recipients(session), b"invented item").id
-        session.add(Note(testimony_id=1, reviewer_id=person.reviewer.id, written_on=today(),
-                         blob_id=named))
+        session.add(
+            Note(testimony_id=1, reviewer_id=person.reviewer.id, written_on=today(), blob_id=named)
+        )
         recipient_id = person.reviewer.recipient_id
 
     def retire(session):  # disabled by hand, without dropping its stanzas
-        session.execute(update(Recipient).where(Recipient.id == recipient_id).values(
-            active=False))
+        session.execute(update(Recipient).where(Recipient.id == recipient_id).values(active=False))
 
     def edit_audit(session):
-        session.execute(update(AuditEvent).where(AuditEvent.seq == 2).values(
-            details='{"edited": true}'))
+        session.execute(
+            update(AuditEvent).where(AuditEvent.seq == 2).values(details='{"edited": true}')
+        )
 
     def flip(session):
-        data = bytearray(session.scalar(select(BlobChunk.data).where(
-            BlobChunk.blob_id == photo)))
+        data = bytearray(session.scalar(select(BlobChunk.data).where(BlobChunk.blob_id == photo)))
         data[len(data) // 2] ^= 1
-        session.execute(update(BlobChunk).where(BlobChunk.blob_id == photo).values(
-            data=bytes(data)))
+        session.execute(
+            update(BlobChunk).where(BlobChunk.blob_id == photo).values(data=bytes(data))
+        )
 
     problems = _damage_and_check(db, recovery, retire)
-    assert any(p.startswith("sealed item %d: still names the retired recipient %d"
-                            % (named, recipient_id)) for p in problems)
+    assert any(
+        p.startswith("sealed item %d: still names the retired recipient %d" % (named, recipient_id))
+        for p in problems
+    )
     assert "sealed item %d: nothing refers to it (an orphan)" % orphan in problems
     assert not any("sealed item %d: nothing refers" % named in p for p in problems)
     problems = _damage_and_check(db, recovery, edit_audit)

@@ -12,9 +12,14 @@ CIRCUIT_B = "fc00:dead:beef:4dad::0:3c4d"
 
 
 def _lookups(client, circuit: str, count: int) -> list[int]:
-    return [client.post("/en/receipt/", data={"receipt": "0000 0000 0000 0000 %04d" % n},
-                        headers={"X-Forwarded-For": circuit}).status_code
-            for n in range(count)]
+    return [
+        client.post(
+            "/en/receipt/",
+            data={"receipt": "0000 0000 0000 0000 %04d" % n},
+            headers={"X-Forwarded-For": circuit},
+        ).status_code
+        for n in range(count)
+    ]
 
 
 def _app(instance, proxies: int):

@@ -39,8 +39,12 @@ def store(redis_url, prefix):
 
 @pytest.fixture
 def desk(tmp_path, monkeypatch, redis_url, prefix, store):
-    desk = make_desk(tmp_path, monkeypatch, TESTIMONY_SESSION_STORAGE_URI=redis_url,
-                     TESTIMONY_LIMITER_PREFIX=prefix)
+    desk = make_desk(
+        tmp_path,
+        monkeypatch,
+        TESTIMONY_SESSION_STORAGE_URI=redis_url,
+        TESTIMONY_LIMITER_PREFIX=prefix,
+    )
     yield desk
     desk.close()
 
@@ -64,7 +68,8 @@ def _rows(desk) -> int:
 
 
 def test_a_login_keeps_its_sealed_copy_in_redis_under_the_hash_of_the_session_id(
-        desk, store, prefix):
+    desk, store, prefix
+):
     alma = desk.add_reviewer("Aisha Primerova")
     client = desk.logged_in(alma)
     cookie = session_cookie(client)
@@ -87,8 +92,11 @@ def test_a_redis_dump_holds_nothing_usable_without_the_cookie(desk, store, prefi
     cookie = session_cookie(client)
     secret = str(alma.identity).encode()
     dump = b"".join(store.dump(key) or b"" for key in store.scan_iter(prefix + "*"))
-    values = b"".join(v for key in store.scan_iter(prefix + "-review-session:*")
-                      for v in store.hgetall(key).values())
+    values = b"".join(
+        v
+        for key in store.scan_iter(prefix + "-review-session:*")
+        for v in store.hgetall(key).values()
+    )
     assert dump and values
     for part in cookie.split("."):  # neither half of the cookie is in Redis
         assert _decode(part) not in dump + values and part.encode() not in dump + values
@@ -102,7 +110,8 @@ def test_a_redis_dump_holds_nothing_usable_without_the_cookie(desk, store, prefi
     with pytest.raises(InvalidTag):  # any key but the cookie's opens nothing
         ChaCha20Poly1305(b"\0" * 32).decrypt(sealed[:12], sealed[12:], id_hash.encode())
     opened = ChaCha20Poly1305(_decode(cookie.split(".")[1])).decrypt(
-        sealed[:12], sealed[12:], id_hash.encode())  # the cookie's key does (control)
+        sealed[:12], sealed[12:], id_hash.encode()
+    )  # the cookie's key does (control)
     assert crypto.parse_identity(opened.decode()).recipient == alma.identity.recipient
 
     # The cookie without the server's copy unlocks nothing either.
@@ -113,10 +122,16 @@ def test_a_redis_dump_holds_nothing_usable_without_the_cookie(desk, store, prefi
 
 
 def test_use_refreshes_the_ttl_up_to_the_idle_timeout_and_never_past_the_session_end(
-        tmp_path, monkeypatch, redis_url, prefix, store):
-    desk = make_desk(tmp_path, monkeypatch, TESTIMONY_SESSION_STORAGE_URI=redis_url,
-                     TESTIMONY_LIMITER_PREFIX=prefix, TESTIMONY_REVIEW_IDLE_MINUTES="30",
-                     TESTIMONY_REVIEW_SESSION_HOURS="1")
+    tmp_path, monkeypatch, redis_url, prefix, store
+):
+    desk = make_desk(
+        tmp_path,
+        monkeypatch,
+        TESTIMONY_SESSION_STORAGE_URI=redis_url,
+        TESTIMONY_LIMITER_PREFIX=prefix,
+        TESTIMONY_REVIEW_IDLE_MINUTES="30",
+        TESTIMONY_REVIEW_SESSION_HOURS="1",
+    )
     try:
         alma = desk.add_reviewer("Aisha Primerova")
         client = desk.logged_in(alma)
@@ -178,8 +193,14 @@ def test_changing_the_password_ends_every_session(desk, store, prefix):
     with desk.db.transaction() as session:
         from store.models import Reviewer
 
-        accounts.change_password(session, desk.settings, session.get(Reviewer, person.id),
-                                 person.password, "A new invented passphrase 7", "operator")
+        accounts.change_password(
+            session,
+            desk.settings,
+            session.get(Reviewer, person.id),
+            person.password,
+            "A new invented passphrase 7",
+            "operator",
+        )
     assert _session_keys(store, prefix) == []
     assert first.get("/").status_code == 302 and second.get("/").status_code == 302
 
@@ -204,12 +225,14 @@ def test_the_review_face_answers_503_while_redis_is_down(tmp_path, monkeypatch):
 
 # --- rate limits shared by workers --------------------------------------------------------
 
+
 def _budget_apps(instance, storage: str, prefix: str):
     from intake import create_app
 
     settings, _identity = instance
-    settings = settings.with_changes(limiter_storage_uri=storage, limiter_prefix=prefix,
-                                     submissions_per_hour=3)
+    settings = settings.with_changes(
+        limiter_storage_uri=storage, limiter_prefix=prefix, submissions_per_hour=3
+    )
     apps = [create_app(settings), create_app(settings)]
     for app in apps:
         app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
@@ -222,8 +245,7 @@ def _accepted(app) -> bool:
     return response.status_code == 200 and receipt_code(response) is not None
 
 
-def test_two_workers_share_the_global_budget_through_redis(instance, redis_url, prefix,
-                                                           store):
+def test_two_workers_share_the_global_budget_through_redis(instance, redis_url, prefix, store):
     first, second = _budget_apps(instance, redis_url, prefix)
     try:
         assert [_accepted(first), _accepted(second), _accepted(first)] == [True] * 3
@@ -238,8 +260,9 @@ def test_without_shared_storage_each_worker_would_count_alone(instance):
     is why several workers need Redis."""
     first, second = _budget_apps(instance, "memory://", "control")
     try:
-        assert [_accepted(first), _accepted(second), _accepted(first),
-                _accepted(second)] == [True] * 4
+        assert [_accepted(first), _accepted(second), _accepted(first), _accepted(second)] == [
+            True
+        ] * 4
     finally:
         for app in (first, second):
             app.extensions["testimony_db"].dispose()

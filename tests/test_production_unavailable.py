@@ -40,8 +40,7 @@ def _testimonies(settings) -> int:
 
 
 @pytest.mark.parametrize("lang", ["ru", "kk", "en"])
-def test_an_unreachable_database_gives_the_witness_a_translated_try_again_page(instance,
-                                                                              lang):
+def test_an_unreachable_database_gives_the_witness_a_translated_try_again_page(instance, lang):
     settings, _identity = instance
     nowhere = "postgresql+psycopg://postgres@127.0.0.1:%d/testimony" % free_port()
     app = _intake(settings.with_changes(database_url=nowhere))
@@ -63,11 +62,13 @@ def test_an_unreachable_database_gives_the_witness_a_translated_try_again_page(i
 
 @pytest.mark.skipif(redis_binary() is None, reason="redis-server is not installed")
 def test_when_redis_goes_away_the_witness_is_asked_to_try_again_and_nothing_is_stored(
-        instance, tmp_path):
+    instance, tmp_path
+):
     settings, _identity = instance
     with redis_server(tmp_path / "redis") as redis:
-        app = _intake(settings.with_changes(limiter_storage_uri=redis.url,
-                                            limiter_prefix="unavailable-test"))
+        app = _intake(
+            settings.with_changes(limiter_storage_uri=redis.url, limiter_prefix="unavailable-test")
+        )
         client = app.test_client()
         try:
             first = submit(client)
@@ -98,12 +99,14 @@ def test_the_review_face_answers_503_when_the_database_is_unreachable(instance):
     app.config.update(WTF_CSRF_ENABLED=False)
     client = app.test_client()
     try:
-        response = client.post("/login", data={"name": "Ivan Testov", "password": "x" * 14,
-                                               "code": "123456"})
+        response = client.post(
+            "/login", data={"name": "Ivan Testov", "password": "x" * 14, "code": "123456"}
+        )
         assert response.status_code == 503
         assert "cannot be reached just now" in response.get_data(as_text=True)
-        russian = client.post("/login?lang=ru", data={"name": "Ivan Testov",
-                                                      "password": "x" * 14, "code": "123456"})
+        russian = client.post(
+            "/login?lang=ru", data={"name": "Ivan Testov", "password": "x" * 14, "code": "123456"}
+        )
         assert russian.status_code == 503
         assert "сейчас недоступны" in russian.get_data(as_text=True)
     finally:

@@ -45,8 +45,11 @@ def _url(rule) -> str:
 
 
 def _rules(app, method: str, public: bool = False):
-    return [r for r in app.url_map.iter_rules()
-            if method in r.methods and (public or r.endpoint not in PUBLIC)]
+    return [
+        r
+        for r in app.url_map.iter_rules()
+        if method in r.methods and (public or r.endpoint not in PUBLIC)
+    ]
 
 
 def _seed(desk):
@@ -54,8 +57,13 @@ def _seed(desk):
     contact (id 1), so that every route with an id of 1 has something to show."""
     alma = desk.add_reviewer("alma", admin=True)
     bolat = desk.add_reviewer("bolat")
-    response = submit(desk.intake_app.test_client(), lang="en", statement=STATEMENT,
-                      contact=CONTACT, files=[("photo.jpg", photo_with_exif())])
+    response = submit(
+        desk.intake_app.test_client(),
+        lang="en",
+        statement=STATEMENT,
+        contact=CONTACT,
+        files=[("photo.jpg", photo_with_exif())],
+    )
     assert response.status_code == 200
     return alma, bolat
 
@@ -77,8 +85,10 @@ def _assert_shut(desk, client, what: str) -> None:
         body = response.get_data(as_text=True)
         assert not any(secret in body for secret in _secrets_of(desk)), (what, rule.rule)
     for rule in posts:
-        response = client.post(_url(rule), data={"status": "withdrawn", "reviewer": "2",
-                                                 "note-text": "x", "reply-text": "x"})
+        response = client.post(
+            _url(rule),
+            data={"status": "withdrawn", "reviewer": "2", "note-text": "x", "reply-text": "x"},
+        )
         assert response.status_code == 401, (what, rule.rule, response.status_code)
         body = response.get_data(as_text=True)
         assert not any(secret in body for secret in _secrets_of(desk)), (what, rule.rule)
@@ -102,8 +112,10 @@ def test_every_route_but_login_needs_a_whole_session(desk):
         ("session id without the key", session_id),
         ("session id and an empty key", session_id + "."),
         ("session id with another key", session_id + "." + other_key),
-        ("session id with a key one bit off",
-         session_id + "." + base64.urlsafe_b64encode(bytes(flipped)).decode().rstrip("=")),
+        (
+            "session id with a key one bit off",
+            session_id + "." + base64.urlsafe_b64encode(bytes(flipped)).decode().rstrip("="),
+        ),
         ("the key without the session id", "." + key),
         ("garbage", "not-a-session"),
     ]:
@@ -135,25 +147,38 @@ def test_the_intake_serves_nothing_of_the_review_side(desk):
 
 def test_the_intake_process_never_imports_the_review_side(desk):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESTIMONY_")}
-    env.update(FAST_ARGON2, TESTIMONY_INSTANCE_PATH=str(desk.settings.instance_path),
-               **database_env(desk.settings.instance_path))
-    program = ("import sys, wsgi; wsgi.intake_app; "
-               "print(sorted(m for m in sys.modules if m.split('.')[0] == 'review'))")
-    result = subprocess.run([sys.executable, "-c", program], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    env.update(
+        FAST_ARGON2,
+        TESTIMONY_INSTANCE_PATH=str(desk.settings.instance_path),
+        **database_env(desk.settings.instance_path),
+    )
+    program = (
+        "import sys, wsgi; wsgi.intake_app; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'review'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
 
 # --- logging in ----------------------------------------------------------------------------
 
+
 def test_login_opens_a_session_with_a_strict_cookie(desk):
     alma = desk.add_reviewer("alma", admin=True)
     client = desk.review_app.test_client()
     response = desk.login(client, alma)
     assert response.status_code == 302 and response.location == "/"
-    cookie = next(h for h in response.headers.getlist("Set-Cookie")
-                  if h.startswith("review_session="))
+    cookie = next(
+        h for h in response.headers.getlist("Set-Cookie") if h.startswith("review_session=")
+    )
     attributes = [a.strip() for a in cookie.split(";")]
     assert "HttpOnly" in attributes and "SameSite=Strict" in attributes
     assert "Path=/" in attributes
@@ -168,8 +193,9 @@ def test_the_session_cookie_is_secure_when_served_over_https(tmp_path, monkeypat
         alma = desk.add_reviewer("alma")
         response = desk.login(desk.review_app.test_client(), alma)
         assert response.status_code == 302
-        cookie = next(h for h in response.headers.getlist("Set-Cookie")
-                      if h.startswith("review_session="))
+        cookie = next(
+            h for h in response.headers.getlist("Set-Cookie") if h.startswith("review_session=")
+        )
         attributes = [a.strip() for a in cookie.split(";")]
         assert {"Secure", "HttpOnly", "SameSite=Strict"} <= set(attributes)
     finally:
@@ -193,9 +219,14 @@ def test_every_wrong_factor_fails_alike(desk):
     outcomes = {
         "wrong password": desk.login(client, alma, password="Invented wrong passphrase"),
         "wrong code": desk.login(client, alma, code=_wrong_code(desk, alma.totp_secret)),
-        "unknown name": client.post("/login", data={"name": "nobody-here",
-                                                    "password": alma.password,
-                                                    "code": desk.clock.totp(alma.totp_secret)}),
+        "unknown name": client.post(
+            "/login",
+            data={
+                "name": "nobody-here",
+                "password": alma.password,
+                "code": desk.clock.totp(alma.totp_secret),
+            },
+        ),
         "no code": client.post("/login", data={"name": "alma", "password": alma.password}),
     }
     results = {what: _login_outcome(r) for what, r in outcomes.items()}
@@ -216,10 +247,12 @@ def test_every_failure_costs_the_same_work_as_a_login(desk, monkeypatch):
     alma = desk.add_reviewer("alma")
     work: list[str] = []
     verify, derive = argon2.PasswordHasher.verify, crypto.scrypt._derive
-    monkeypatch.setattr(argon2.PasswordHasher, "verify",
-                        lambda *a, **k: work.append("argon2") or verify(*a, **k))
-    monkeypatch.setattr(crypto.scrypt, "_derive",
-                        lambda p, s, n: work.append("scrypt %d" % n) or derive(p, s, n))
+    monkeypatch.setattr(
+        argon2.PasswordHasher, "verify", lambda *a, **k: work.append("argon2") or verify(*a, **k)
+    )
+    monkeypatch.setattr(
+        crypto.scrypt, "_derive", lambda p, s, n: work.append("scrypt %d" % n) or derive(p, s, n)
+    )
     client = desk.review_app.test_client()
     addresses = iter(range(1, 100))
 
@@ -284,11 +317,16 @@ def test_login_attempts_are_throttled_per_client(desk):
     alma = desk.add_reviewer("alma")
     client = desk.review_app.test_client()
     for n in range(10):
-        response = client.post("/login", data={"name": "nobody-%d" % n, "password": "x" * 12,
-                                               "code": "123456"})
+        response = client.post(
+            "/login", data={"name": "nobody-%d" % n, "password": "x" * 12, "code": "123456"}
+        )
         assert response.status_code == 401
-    assert client.post("/login", data={"name": "nobody", "password": "x" * 12,
-                                       "code": "123456"}).status_code == 429
+    assert (
+        client.post(
+            "/login", data={"name": "nobody", "password": "x" * 12, "code": "123456"}
+        ).status_code
+        == 429
+    )
     assert desk.login(client, alma).status_code == 429  # even the right answer waits
     assert session_cookie(client) is None
     elsewhere = desk.review_app.test_client()
@@ -300,8 +338,9 @@ def test_login_never_keeps_a_cookie_from_before(desk):
     desk.review_app.config["WTF_CSRF_ENABLED"] = True
     alma = desk.add_reviewer("alma")
     client = desk.review_app.test_client()
-    planted = ".".join(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
-                       for _ in range(2))
+    planted = ".".join(
+        base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=") for _ in range(2)
+    )
     client.set_cookie("review_session", planted)
     assert client.get("/").status_code == 302  # a planted value is not a session
     client.get("/login")
@@ -309,8 +348,10 @@ def test_login_never_keeps_a_cookie_from_before(desk):
     assert desk.login(client, alma).status_code == 302
     first = session_cookie(client)
     assert first and first != planted
-    assert client.get_cookie("review_csrf") is None or \
-        client.get_cookie("review_csrf").value != csrf_before
+    assert (
+        client.get_cookie("review_csrf") is None
+        or client.get_cookie("review_csrf").value != csrf_before
+    )
     assert client.get("/").status_code == 200
     stranger = desk.review_app.test_client()
     stranger.set_cookie("review_session", planted)
@@ -333,14 +374,21 @@ def test_after_login_the_browser_goes_back_only_within_the_desk(desk):
     asked = client.get("/testimony/1?lang=en")
     target = parse_qs(urlsplit(asked.location).query)["next"][0]
     assert desk.login(client, alma, query_string={"next": target}).location == target
-    for hostile in ("//evil.example/", "https://evil.example/", "/\\evil.example/",
-                    "/\t/evil.example", "javascript:alert(1)", "///evil.example"):
+    for hostile in (
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example/",
+        "/\t/evil.example",
+        "javascript:alert(1)",
+        "///evil.example",
+    ):
         location = desk.login(client, alma, query_string={"next": hostile}).location
         assert location.startswith("/") and location[1:2] not in ("/", "\\"), hostile
         assert not urlsplit(location).netloc and not urlsplit(location).scheme, hostile
 
 
 # --- split knowledge -----------------------------------------------------------------------
+
 
 def test_the_database_alone_unseals_nothing(desk):
     alma = desk.add_reviewer("alma")
@@ -444,8 +492,14 @@ def test_disabling_a_reviewer_or_changing_a_password_ends_their_sessions(desk):
     cora_browser = desk.logged_in(cora)
     new_password = "Invented fresh passphrase 9 for C"
     with desk.db.transaction() as session:
-        accounts.change_password(session, desk.settings, session.get(Reviewer, cora.id),
-                                 cora.password, new_password, actor="operator")
+        accounts.change_password(
+            session,
+            desk.settings,
+            session.get(Reviewer, cora.id),
+            cora.password,
+            new_password,
+            actor="operator",
+        )
     assert _sessions(desk, cora) == 0
     assert cora_browser.get("/").status_code == 302
     assert desk.login(cora_browser, cora).status_code == 401  # the old password is gone
@@ -454,6 +508,7 @@ def test_disabling_a_reviewer_or_changing_a_password_ends_their_sessions(desk):
 
 
 # --- forms and headers ---------------------------------------------------------------------
+
 
 def test_every_state_changing_route_refuses_a_post_without_a_csrf_token(desk):
     desk.review_app.config["WTF_CSRF_ENABLED"] = True
@@ -464,8 +519,12 @@ def test_every_state_changing_route_refuses_a_post_without_a_csrf_token(desk):
     other = desk.review_app.test_client()
     assert desk.login(other, bolat).status_code == 302
     foreign_token = csrf_token(other.get("/testimony/1"))
-    data = {"status": "withdrawn", "reviewer": str(bolat.id), "note-text": "Invented note",
-            "reply-text": "Invented reply"}
+    data = {
+        "status": "withdrawn",
+        "reviewer": str(bolat.id),
+        "note-text": "Invented note",
+        "reply-text": "Invented reply",
+    }
     posts = _rules(desk.review_app, "POST", public=True)
     assert {r.endpoint for r in posts} >= {"auth.login", "auth.logout", "testimony.set_status"}
     for rule in posts:
@@ -500,13 +559,13 @@ def test_every_response_forbids_caching_and_referrers_and_has_the_csp(desk):
     _assert_headers(anonymous.post("/login", data={"name": "x"}), "failed login")
     _assert_headers(desk.login(desk.review_app.test_client(), alma), "login redirect")
     client = desk.logged_in(alma)
-    rules = sorted(desk.review_app.url_map.iter_rules(),
-                   key=lambda r: r.endpoint == "auth.logout")  # log out last
+    rules = sorted(
+        desk.review_app.url_map.iter_rules(), key=lambda r: r.endpoint == "auth.logout"
+    )  # log out last
     for rule in rules:
         path = _url(rule).replace("/static/1", "/static/review.css")
         for method in sorted(rule.methods & {"GET", "POST"}):
-            _assert_headers(anonymous.open(path, method=method), "anonymous %s %s"
-                            % (method, path))
+            _assert_headers(anonymous.open(path, method=method), "anonymous %s %s" % (method, path))
             response = client.open(path, method=method)
             assert response.status_code < 500, (method, path)
             _assert_headers(response, "logged in %s %s" % (method, path))
@@ -535,13 +594,16 @@ def test_file_parts_sent_to_the_review_face_never_reach_disk(tmp_path, monkeypat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(tempfile, "TemporaryFile", watching)
-    monkeypatch.setattr(tempfile, "SpooledTemporaryFile",
-                        lambda *a, **k: created.append("spooled") or real())
+    monkeypatch.setattr(
+        tempfile, "SpooledTemporaryFile", lambda *a, **k: created.append("spooled") or real()
+    )
     app = create_app(settings)
     payload = b"INVENTED-CANARY-" * 70_000  # about 1 MiB, over Werkzeug's 500 KiB
     response = app.test_client().post(
-        "/login", data={"name": "x", "file": (io.BytesIO(payload), "a.bin")},
-        content_type="multipart/form-data")
+        "/login",
+        data={"name": "x", "file": (io.BytesIO(payload), "a.bin")},
+        content_type="multipart/form-data",
+    )
     assert response.status_code in (400, 401)
     assert created == []
     assert list(spool_dir.iterdir()) == []

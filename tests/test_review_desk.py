@@ -36,8 +36,10 @@ from .conftest import FAST_ARGON2, ROOT, database_env
 from .intake_helpers import receipt_code, submit
 from .review_helpers import Person, make_desk, photo_with_exif
 
-STATEMENT = ("Invented statement: on the night of the fire a grey Volga-sedan without plates "
-             "drove twice past the Masanchi mosque, and two men filmed the crowd.")
+STATEMENT = (
+    "Invented statement: on the night of the fire a grey Volga-sedan without plates "
+    "drove twice past the Masanchi mosque, and two men filmed the crowd."
+)
 CONTACT = "Invented contact: ask for Aigerim at +7 700 000 0000"
 NOTE = "Invented reviewer note: compare with the bridge photos, item 4417."
 REPLY = "Invented question to the witness: which side of the mosque were you standing on?"
@@ -87,6 +89,7 @@ def _chunks(desk) -> dict[tuple[int, int], bytes]:
 
 def _no_unsealing(monkeypatch) -> None:
     """Make any attempt to open a sealed item fail loudly."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("the inbox tried to unseal something")
 
@@ -103,6 +106,7 @@ def _inbox_ids(page: str) -> list[int]:
 
 
 # --- one testimony, from the intake to the desk and back to the witness ---------------------
+
 
 def test_a_testimony_is_read_sorted_and_answered_on_the_desk(desk, monkeypatch):
     alma, bolat = desk.add_reviewer("alma", admin=True), desk.add_reviewer("bolat")
@@ -160,8 +164,7 @@ def test_a_testimony_is_read_sorted_and_answered_on_the_desk(desk, monkeypatch):
 
     # Status, assignment, a note and a reply.
     assert client.post("/testimony/1/status", data={"status": "corroborated"}).status_code == 302
-    assert client.post("/testimony/1/assign",
-                       data={"reviewer": str(bolat.id)}).status_code == 302
+    assert client.post("/testimony/1/assign", data={"reviewer": str(bolat.id)}).status_code == 302
     assert client.post("/testimony/1/note", data={"note-text": NOTE}).status_code == 302
     assert client.post("/testimony/1/reply", data={"reply-text": REPLY}).status_code == 302
     with desk.db.sessions() as session:
@@ -180,8 +183,16 @@ def test_a_testimony_is_read_sorted_and_answered_on_the_desk(desk, monkeypatch):
     assert REPLY in _witness_sees(desk, code)
 
     actions = desk.audit_actions(head)
-    for action in ("testimony.unseal", "file.view", "file.download", "contact.reveal",
-                   "testimony.status", "testimony.assign", "note.add", "message.send"):
+    for action in (
+        "testimony.unseal",
+        "file.view",
+        "file.download",
+        "contact.reveal",
+        "testimony.status",
+        "testimony.assign",
+        "note.add",
+        "message.send",
+    ):
         assert action in actions, action
     assert actions.index("contact.reveal") < actions.index("testimony.status")
     assert desk.audit_ok()
@@ -202,8 +213,10 @@ def test_search_finds_a_word_inside_a_statement_and_forgets_the_query(desk):
     assert 'href="/testimony/' not in empty.split("<main", 1)[1]
     assert desk.audit_actions(head) == ["search"] * 4
     with desk.db.sessions() as session:
-        recorded = " ".join(" ".join((e.actor, e.action, e.subject, e.details)) for e in
-                            session.scalars(select(AuditEvent).where(AuditEvent.seq > head)))
+        recorded = " ".join(
+            " ".join((e.actor, e.action, e.subject, e.details))
+            for e in session.scalars(select(AuditEvent).where(AuditEvent.seq > head))
+        )
     for query in ("volga", "masanchi", "mosque", "helicopter"):
         assert query not in recorded.casefold()
     assert b"helicopter" not in desk.database_bytes()
@@ -215,16 +228,29 @@ def test_the_inbox_filters_and_pages_without_unsealing(desk, monkeypatch):
     db = desk.intake_app.extensions["testimony_db"]
     places, languages = ("masanchi", "sortobe", "otar"), ("ru", "kk", "en")
     for n in range(120):
-        submission.receive(db, desk.settings, submission.Submission(
-            statement="Invented statement number %d." % n, when_date=None, when_approx="",
-            place=places[n % 3], place_other="", relation="saw", consent="counts",
-            contact="", language=languages[n // 40]))
+        submission.receive(
+            db,
+            desk.settings,
+            submission.Submission(
+                statement="Invented statement number %d." % n,
+                when_date=None,
+                when_approx="",
+                place=places[n % 3],
+                place_other="",
+                relation="saw",
+                consent="counts",
+                contact="",
+                language=languages[n // 40],
+            ),
+        )
     old_day = dt.date(2024, 3, 1)
     with desk.db.transaction() as session:
-        session.execute(update(Testimony).where(Testimony.id % 7 == 0)
-                        .values(status="in_review"))
-        session.execute(update(Testimony).where(Testimony.id <= 10)
-                        .values(received_on=old_day, updated_on=old_day))
+        session.execute(update(Testimony).where(Testimony.id % 7 == 0).values(status="in_review"))
+        session.execute(
+            update(Testimony)
+            .where(Testimony.id <= 10)
+            .values(received_on=old_day, updated_on=old_day)
+        )
     client = desk.logged_in(alma)
     head = desk.audit_head()
     _no_unsealing(monkeypatch)
@@ -258,6 +284,7 @@ def test_the_inbox_filters_and_pages_without_unsealing(desk, monkeypatch):
 
 
 # --- sharing and disabling, on testimony sealed before the change ----------------------------
+
 
 def test_sharing_and_disabling_rewrite_only_headers(desk):
     alma = desk.add_reviewer("alma", admin=True)
@@ -295,11 +322,23 @@ def test_sharing_and_disabling_rewrite_only_headers(desk):
     response = bolat_browser.get("/testimony/1")
     assert response.status_code == 302 and response.location.startswith("/login")
     with desk.db.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(ReviewSession).where(
-            ReviewSession.reviewer_id == bolat.id)) == 0
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(ReviewSession)
+                .where(ReviewSession.reviewer_id == bolat.id)
+            )
+            == 0
+        )
         recipient_id = session.get(Reviewer, bolat.id).recipient_id
-        assert session.scalar(select(func.count()).select_from(BlobRecipient).where(
-            BlobRecipient.recipient_id == recipient_id)) == 0
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(BlobRecipient)
+                .where(BlobRecipient.recipient_id == recipient_id)
+            )
+            == 0
+        )
     assert desk.login(desk.review_app.test_client(), bolat).status_code == 401
     for blob in sealed_before:
         assert not _opens(desk, blob, bolat.identity), blob
@@ -323,18 +362,31 @@ def test_sharing_and_disabling_rewrite_only_headers(desk):
 
 # --- the operator's commands ----------------------------------------------------------------
 
-def _command(desk, *args: str, password: str | None = None,
-             current: str | None = None) -> subprocess.CompletedProcess:
+
+def _command(
+    desk, *args: str, password: str | None = None, current: str | None = None
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESTIMONY_")}
-    env.update(FAST_ARGON2, TESTIMONY_INSTANCE_PATH=str(desk.settings.instance_path),
-               TESTIMONY_SCRYPT_WORK_FACTOR="4", **database_env(desk.settings.instance_path))
+    env.update(
+        FAST_ARGON2,
+        TESTIMONY_INSTANCE_PATH=str(desk.settings.instance_path),
+        TESTIMONY_SCRYPT_WORK_FACTOR="4",
+        **database_env(desk.settings.instance_path),
+    )
     if password is not None:
         env["TESTIMONY_PASSWORD"] = password
     if current is not None:
         env["TESTIMONY_CURRENT_PASSWORD"] = current
     program = os.path.join(os.path.dirname(sys.executable), "testimony")
-    return subprocess.run([program, "reviewer", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [program, "reviewer", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _stanzas(desk) -> dict[int, int]:
@@ -348,9 +400,11 @@ def test_the_reviewer_commands(desk):
     assert added.returncode == 0, added.stderr
     assert re.search(r"otpauth://totp/Testimony:carla\?secret=[A-Z2-7]+", added.stdout)
 
-    for weak, reason in (("password123", "at least 12 characters"),
-                         ("Password12345!", "the password is too common"),
-                         ("dmitri-is-my-long-pass", "must not contain the reviewer's name")):
+    for weak, reason in (
+        ("password123", "at least 12 characters"),
+        ("Password12345!", "the password is too common"),
+        ("dmitri-is-my-long-pass", "must not contain the reviewer's name"),
+    ):
         refused = _command(desk, "add", "dmitri", password=weak)
         assert refused.returncode == 1, weak
         assert "error: " in refused.stderr and reason in refused.stderr, refused.stderr
@@ -378,12 +432,18 @@ def test_the_reviewer_commands(desk):
     page = browser.get("/testimony/1").get_data(as_text=True)
     assert STATEMENT in page and NOT_SHARED not in page
 
-    wrong = _command(desk, "password", "erik", password="Invented newer pass 88 ok",
-                     current="Invented not the password")
+    wrong = _command(
+        desk,
+        "password",
+        "erik",
+        password="Invented newer pass 88 ok",
+        current="Invented not the password",
+    )
     assert wrong.returncode == 1 and "current password is wrong" in wrong.stderr
     assert browser.get("/").status_code == 200
-    changed = _command(desk, "password", "erik", password="Invented newer pass 88 ok",
-                       current=password)
+    changed = _command(
+        desk, "password", "erik", password="Invented newer pass 88 ok", current=password
+    )
     assert changed.returncode == 0, changed.stderr
     assert browser.get("/").status_code == 302  # the password change ended the session
     assert desk.login(browser, erik).status_code == 401
@@ -399,8 +459,14 @@ def test_the_reviewer_commands(desk):
     assert sum(after.values()) == sum(before.values()) - removed
     with desk.db.sessions() as session:
         recipient_id = session.scalar(select(Reviewer.recipient_id).where(Reviewer.id == erik_id))
-        assert session.scalar(select(func.count()).select_from(BlobRecipient).where(
-            BlobRecipient.recipient_id == recipient_id)) == 0
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(BlobRecipient)
+                .where(BlobRecipient.recipient_id == recipient_id)
+            )
+            == 0
+        )
     assert browser.get("/").status_code == 302
     with desk.db.sessions() as session:
         assert not session.get(Reviewer, erik_id).active
@@ -426,9 +492,13 @@ def test_the_local_demo_reviewer_is_created_once_and_can_log_in(tmp_path):
 
     settings = make_settings(tmp_path / "instance", TESTIMONY_SCRYPT_WORK_FACTOR="4")
     init(settings, out=lambda *_: None)
-    env = {**FAST_ARGON2, "TESTIMONY_INSTANCE_PATH": str(settings.instance_path),
-           "TESTIMONY_SCRYPT_WORK_FACTOR": "4", "PATH": "/usr/bin:/bin",
-           **database_env(settings.instance_path)}
+    env = {
+        **FAST_ARGON2,
+        "TESTIMONY_INSTANCE_PATH": str(settings.instance_path),
+        "TESTIMONY_SCRYPT_WORK_FACTOR": "4",
+        "PATH": "/usr/bin:/bin",
+        **database_env(settings.instance_path),
+    }
     command = [sys.executable, "-m", "review.cli", "reviewer", "demo"]
     first = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
     assert first.returncode == 0, first.stderr
@@ -439,16 +509,25 @@ def test_the_local_demo_reviewer_is_created_once_and_can_log_in(tmp_path):
     assert again.returncode == 0 and "LOCAL DEMO" not in again.stdout
     other = make_settings(tmp_path / "other")
     init(other, out=lambda *_: None)
-    exposed = subprocess.run(command, env={**env, "TESTIMONY_BIND": "0.0.0.0",
-                                           "TESTIMONY_INSTANCE_PATH": str(other.instance_path),
-                                           **database_env(other.instance_path)},
-                             capture_output=True, text=True, cwd=ROOT)
+    exposed = subprocess.run(
+        command,
+        env={
+            **env,
+            "TESTIMONY_BIND": "0.0.0.0",
+            "TESTIMONY_INSTANCE_PATH": str(other.instance_path),
+            **database_env(other.instance_path),
+        },
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert exposed.returncode == 0 and "LOCAL DEMO" not in exposed.stdout
     assert "not bound to localhost" in exposed.stderr
     app = create_app(settings)
     app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
-    response = app.test_client().post("/login", data={
-        "name": "demo", "password": password, "code": pyotp.TOTP(secret).now()})
+    response = app.test_client().post(
+        "/login", data={"name": "demo", "password": password, "code": pyotp.TOTP(secret).now()}
+    )
     assert response.status_code == 302
 
 

@@ -37,8 +37,9 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 sizes = st.one_of(
     st.integers(0, 300),
-    st.sampled_from([CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK - 1, 2 * CHUNK, 2 * CHUNK + 1,
-                     3 * CHUNK]),
+    st.sampled_from(
+        [CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK - 1, 2 * CHUNK, 2 * CHUNK + 1, 3 * CHUNK]
+    ),
     st.integers(0, 3 * CHUNK + 300),
 )
 
@@ -54,8 +55,7 @@ def plaintexts(draw: st.DrawFn) -> bytes:
 # Who an item is sealed to, and who then opens it.
 KINDS = {
     "one reviewer": ([IDENTITIES[0].recipient], [IDENTITIES[0]]),
-    "three reviewers, opened by the last": (
-        [i.recipient for i in IDENTITIES[:3]], [IDENTITIES[2]]),
+    "three reviewers, opened by the last": ([i.recipient for i in IDENTITIES[:3]], [IDENTITIES[2]]),
     "passphrase": ([ScryptRecipient(PASSPHRASE, work_factor=2)], [ScryptIdentity(PASSPHRASE)]),
 }
 kinds = st.sampled_from(sorted(KINDS))
@@ -67,8 +67,9 @@ def pieces(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
-def seal_in_pieces(data: bytes, cuts: list[int], kind: str, armor: bool = False
-                   ) -> tuple[bytes, int]:
+def seal_in_pieces(
+    data: bytes, cuts: list[int], kind: str, armor: bool = False
+) -> tuple[bytes, int]:
     """The sealed item, and the length of its header (0 when armored)."""
     out = io.BytesIO()
     recipients, _ = KINDS[kind]
@@ -80,8 +81,9 @@ def seal_in_pieces(data: bytes, cuts: list[int], kind: str, armor: bool = False
     return out.getvalue(), header_size
 
 
-def read_to_end(sealed: bytes, identities: list[crypto.Identity], size: int = CHUNK,
-                armor: bool | None = None) -> bytes:
+def read_to_end(
+    sealed: bytes, identities: list[crypto.Identity], size: int = CHUNK, armor: bool | None = None
+) -> bytes:
     reader = crypto.unseal(io.BytesIO(sealed), identities, armor=armor)
     parts = []
     while block := reader.read(size):
@@ -95,10 +97,15 @@ def expected_length(header_size: int, plain: int) -> int:
 
 
 @settings(max_examples=120, **SETTINGS)
-@given(data=plaintexts(), cuts=st.lists(st.integers(0, 4 * CHUNK), max_size=8), kind=kinds,
-       read_size=st.sampled_from([1000, CHUNK - 1, CHUNK, CHUNK + 1, 10**6]))
+@given(
+    data=plaintexts(),
+    cuts=st.lists(st.integers(0, 4 * CHUNK), max_size=8),
+    kind=kinds,
+    read_size=st.sampled_from([1000, CHUNK - 1, CHUNK, CHUNK + 1, 10**6]),
+)
 def test_any_bytes_round_trip_under_any_split_of_writes(
-        data: bytes, cuts: list[int], kind: str, read_size: int) -> None:
+    data: bytes, cuts: list[int], kind: str, read_size: int
+) -> None:
     sealed, header_size = seal_in_pieces(data, cuts, kind)
     # The framing depends on the length only, never on how the writes were split.
     assert len(sealed) == expected_length(header_size, len(data))
@@ -108,10 +115,16 @@ def test_any_bytes_round_trip_under_any_split_of_writes(
 
 
 @settings(max_examples=250, **SETTINGS)
-@given(data=plaintexts(), kind=kinds, region=st.sampled_from(["header", "nonce", "payload"]),
-       where=st.integers(0, 2**32), bit=st.integers(0, 7))
-def test_any_flipped_bit_is_refused(data: bytes, kind: str, region: str, where: int,
-                                    bit: int) -> None:
+@given(
+    data=plaintexts(),
+    kind=kinds,
+    region=st.sampled_from(["header", "nonce", "payload"]),
+    where=st.integers(0, 2**32),
+    bit=st.integers(0, 7),
+)
+def test_any_flipped_bit_is_refused(
+    data: bytes, kind: str, region: str, where: int, bit: int
+) -> None:
     sealed, header_size = seal_in_pieces(data, [], kind)
     start, end = {
         "header": (0, header_size),
@@ -126,8 +139,7 @@ def test_any_flipped_bit_is_refused(data: bytes, kind: str, region: str, where: 
 
 @settings(max_examples=120, **SETTINGS)
 @given(data=plaintexts(), kind=kinds, where=st.integers(0, 2**32), bit=st.integers(0, 7))
-def test_any_flipped_bit_in_armor_is_refused(data: bytes, kind: str, where: int,
-                                             bit: int) -> None:
+def test_any_flipped_bit_in_armor_is_refused(data: bytes, kind: str, where: int, bit: int) -> None:
     sealed, _ = seal_in_pieces(data, [], kind, armor=True)
     damaged = bytearray(sealed)
     damaged[where % len(sealed)] ^= 1 << bit
@@ -203,8 +215,9 @@ class UploadInterrupted(Exception):
 
 @settings(max_examples=60, **SETTINGS)
 @given(data=plaintexts(), kind=kinds, armor=st.booleans(), where=st.integers(0, 2**32))
-def test_sealing_interrupted_by_an_error_never_opens(data: bytes, kind: str, armor: bool,
-                                                     where: int) -> None:
+def test_sealing_interrupted_by_an_error_never_opens(
+    data: bytes, kind: str, armor: bool, where: int
+) -> None:
     """An upload that fails half-way must not leave a shorter item that opens cleanly."""
     out = io.BytesIO()
     cut = where % (len(data) + 1)
@@ -234,10 +247,15 @@ def test_a_writer_dropped_unclosed_never_opens(data: bytes, kind: str, armor: bo
 
 
 @settings(max_examples=60, **SETTINGS)
-@given(data=plaintexts(), original=st.sets(st.integers(0, 3), min_size=1),
-       new=st.sets(st.integers(0, 3), min_size=1), replace=st.booleans())
-def test_recipient_rewrite_changes_only_the_header(data: bytes, original: set[int],
-                                                   new: set[int], replace: bool) -> None:
+@given(
+    data=plaintexts(),
+    original=st.sets(st.integers(0, 3), min_size=1),
+    new=st.sets(st.integers(0, 3), min_size=1),
+    replace=st.booleans(),
+)
+def test_recipient_rewrite_changes_only_the_header(
+    data: bytes, original: set[int], new: set[int], replace: bool
+) -> None:
     sealed = crypto.seal_bytes(data, [IDENTITIES[i].recipient for i in sorted(original)])
     header, _ = crypto.read_header(io.BytesIO(sealed))
     opener = [IDENTITIES[max(original)]]
@@ -271,8 +289,9 @@ def test_rewrite_between_passphrase_and_keys() -> None:
     sealed = crypto.seal_bytes(data, [ScryptRecipient(PASSPHRASE, work_factor=2)])
     header, _ = crypto.read_header(io.BytesIO(sealed))
 
-    to_keys = crypto.set_recipients(header, [ScryptIdentity(PASSPHRASE)],
-                                    [reviewer.recipient, recovery.recipient])
+    to_keys = crypto.set_recipients(
+        header, [ScryptIdentity(PASSPHRASE)], [reviewer.recipient, recovery.recipient]
+    )
     out = io.BytesIO()
     crypto.rewrite_recipients(io.BytesIO(sealed), out, to_keys)
     keyed = out.getvalue()
@@ -287,22 +306,29 @@ def test_rewrite_between_passphrase_and_keys() -> None:
     with pytest.raises(NoIdentityMatchError):
         crypto.add_recipients(to_keys, [IDENTITIES[3]], [IDENTITIES[3].recipient])
 
-    back = crypto.set_recipients(to_keys, [recovery],
-                                 [ScryptRecipient("another passphrase", work_factor=2)])
+    back = crypto.set_recipients(
+        to_keys, [recovery], [ScryptRecipient("another passphrase", work_factor=2)]
+    )
     out = io.BytesIO()
     crypto.rewrite_recipients(io.BytesIO(keyed), out, back)
-    assert out.getvalue()[len(back.marshal()):] == sealed[len(header.marshal()):]
+    assert out.getvalue()[len(back.marshal()) :] == sealed[len(header.marshal()) :]
     assert crypto.unseal_bytes(out.getvalue(), [ScryptIdentity("another passphrase")]) == data
     with pytest.raises(NoIdentityMatchError):
         crypto.unseal_bytes(out.getvalue(), [reviewer])
 
 
 @settings(max_examples=60, **SETTINGS)
-@given(data=plaintexts(), cuts=st.lists(st.integers(0, 4 * CHUNK), max_size=6), kind=kinds,
-       crlf=st.booleans(), before=st.sampled_from(["", "\n", " \r\n\t"]),
-       after=st.sampled_from(["", "\n", "\r\n  \n"]))
-def test_armor_round_trips(data: bytes, cuts: list[int], kind: str, crlf: bool, before: str,
-                           after: str) -> None:
+@given(
+    data=plaintexts(),
+    cuts=st.lists(st.integers(0, 4 * CHUNK), max_size=6),
+    kind=kinds,
+    crlf=st.booleans(),
+    before=st.sampled_from(["", "\n", " \r\n\t"]),
+    after=st.sampled_from(["", "\n", "\r\n  \n"]),
+)
+def test_armor_round_trips(
+    data: bytes, cuts: list[int], kind: str, crlf: bool, before: str, after: str
+) -> None:
     armored, _ = seal_in_pieces(data, cuts, kind, armor=True)
     text = armored.decode("ascii")  # armor is plain ASCII
     lines = text.split("\n")

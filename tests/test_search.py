@@ -21,8 +21,12 @@ def desk(tmp_path, monkeypatch):
     desk.add_reviewer("dana")
     for n in range(23):
         word = "мечеть" if n % 5 == 0 else "house"
-        assert receipt_code(submit(intake, statement="Invented account %d near the %s." % (
-            n, word.upper() if n % 2 else word)))
+        assert receipt_code(
+            submit(
+                intake,
+                statement="Invented account %d near the %s." % (n, word.upper() if n % 2 else word),
+            )
+        )
     yield desk
     desk.close()
 
@@ -38,8 +42,9 @@ def test_pool_and_in_process_search_agree(desk, monkeypatch):
     monkeypatch.setattr(reading, "PARALLEL_FROM", 5)
     monkeypatch.setattr(reading, "BATCH", 4)
     pooled_hits, pooled_searched = _search(desk, "Мечеть")
-    assert [(h.testimony_id, h.snippet) for h in pooled_hits] == \
-        [(h.testimony_id, h.snippet) for h in serial_hits]
+    assert [(h.testimony_id, h.snippet) for h in pooled_hits] == [
+        (h.testimony_id, h.snippet) for h in serial_hits
+    ]
     assert serial_searched == pooled_searched == 23  # the unshared statement is skipped
     assert [h.testimony_id for h in serial_hits] == [22, 17, 12, 7, 2]  # newest first
     assert all("мечеть" in h.snippet.casefold() for h in serial_hits)

@@ -16,20 +16,34 @@ from .servers import postgres_bin, redis_binary
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL server binaries (initdb, "
-                    "pg_ctl) are not installed: apt-get install postgresql")
+@pytest.mark.skipif(
+    postgres_bin() is None,
+    reason="PostgreSQL server binaries (initdb, "
+    "pg_ctl) are not installed: apt-get install postgresql",
+)
 @pytest.mark.skipif(redis_binary() is None, reason="redis-server is not installed")
 def test_nothing_acknowledged_is_lost_under_load_and_faults(tmp_path):
     from bench import soak
 
     lines: list[str] = []
-    result = soak.run(submissions=200, witnesses=16, reviewers=2, workers=4, faults=1,
-                      fast_kdf=True, work=tmp_path / "soak", out=lines.append)
+    result = soak.run(
+        submissions=200,
+        witnesses=16,
+        reviewers=2,
+        workers=4,
+        faults=1,
+        fast_kdf=True,
+        work=tmp_path / "soak",
+        out=lines.append,
+    )
     soak.report(result, out=lines.append)
     summary = "\n".join(lines)
     assert [f.kind for f in result.faults] == [
-        "worker killed mid-upload", "busy worker killed", "PostgreSQL restarted",
-        "Redis restarted"], summary
+        "worker killed mid-upload",
+        "busy worker killed",
+        "PostgreSQL restarted",
+        "Redis restarted",
+    ], summary
     assert "connection was cut" in result.faults[0].detail, summary
     assert result.acknowledged == result.found == 200, summary
     assert result.lost == [] and result.partial == [], summary

@@ -121,19 +121,26 @@ def _count(site: Site, model) -> int:
 
 # --- small screens and zoom -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 def test_every_page_fits_small_screens_and_zoom_in_russian(browser, site, viewport) -> None:
     width, scale = VIEWPORTS[viewport]
-    page = new_page(browser, java_script_enabled=False,
-                    viewport={"width": width, "height": 800}, device_scale_factor=scale)
+    page = new_page(
+        browser,
+        java_script_enabled=False,
+        viewport={"width": width, "height": 800},
+        device_scale_factor=scale,
+    )
     folder = SCREENS / ("ru-" + viewport)
     folder.mkdir(parents=True, exist_ok=True)
     found = {}
     targets = 0
     try:
         for number, name in enumerate(visit_every_page(page, site, "ru")):
-            page.screenshot(path=str(folder / ("%02d-%s.png" % (number, name.replace(" ", "-")))),
-                            full_page=True)
+            page.screenshot(
+                path=str(folder / ("%02d-%s.png" % (number, name.replace(" ", "-")))),
+                full_page=True,
+            )
             result = page.evaluate(LAYOUT_PROBLEMS)
             targets += result["targets"]
             if result["problems"]:
@@ -146,6 +153,7 @@ def test_every_page_fits_small_screens_and_zoom_in_russian(browser, site, viewpo
 
 # --- Tor Browser's Safest level ----------------------------------------------------------------
 
+
 def _safest(page) -> list[str]:
     """Refuse what Safest refuses besides script (off in the context): fonts and SVG.
     Returns the list of refused requests, which should stay empty."""
@@ -153,8 +161,9 @@ def _safest(page) -> list[str]:
 
     def handle(route) -> None:
         request = route.request
-        if request.resource_type in ("font", "image", "media", "script") or \
-                request.url.split("?")[0].endswith((".svg", ".svgz", ".woff", ".woff2", ".ttf")):
+        if request.resource_type in ("font", "image", "media", "script") or request.url.split("?")[
+            0
+        ].endswith((".svg", ".svgz", ".woff", ".woff2", ".ttf")):
             refused.append(request.url)
             route.abort()
         else:
@@ -197,6 +206,7 @@ def test_the_whole_visit_works_at_tor_browsers_safest_level(page, site, tmp_path
 
 # --- voice instead of writing -------------------------------------------------------------------
 
+
 def test_a_witness_who_prefers_to_speak_sends_only_a_recording(page, site, tmp_path) -> None:
     from store.models import Attachment
 
@@ -223,8 +233,9 @@ def test_a_witness_who_prefers_to_speak_sends_only_a_recording(page, site, tmp_p
 
 LONG_STATEMENT = "\n\n".join(
     "Абзац %d. Вымышленный рассказ для проверки: Иван Тестов шёл домой, когда у моста "
-    "остановилась машина без номеров. Из неё вышли трое и спросили, где живёт семья Сыванов."
-    % n for n in range(1, 31))
+    "остановилась машина без номеров. Из неё вышли трое и спросили, где живёт семья Сыванов." % n
+    for n in range(1, 31)
+)
 
 
 def test_an_expired_form_comes_back_with_everything_typed(page, site) -> None:
@@ -275,8 +286,12 @@ def _type_and_walk_away(browser, site: Site, profile: Path, keep_history: bool) 
     browser; return the profile's files that hold what was typed."""
     secret = "НезаконченныйВымышленныйРассказ"
     context = browser.browser_type.launch_persistent_context(
-        str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-        java_script_enabled=False)
+        str(profile),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_ARGS,
+        java_script_enabled=False,
+    )
     try:
         page = context.new_page()
         page.goto(site.url + "/ru/testimony/")
@@ -300,6 +315,7 @@ def test_nothing_typed_is_kept_in_the_browsers_files(browser, site, tmp_path) ->
 
 
 # --- leave quickly -----------------------------------------------------------------------------
+
 
 def test_leave_quickly_goes_to_a_neutral_page_and_back_shows_an_empty_form(page, site) -> None:
     page.goto(site.url + "/ru/testimony/")
@@ -325,9 +341,12 @@ def test_leave_quickly_goes_to_a_neutral_page_and_back_shows_an_empty_form(page,
 
 # --- the keyboard -------------------------------------------------------------------------------
 
+
 def _focused(page) -> str:
-    return page.evaluate("document.activeElement.id || document.activeElement.className || "
-                         "document.activeElement.tagName")
+    return page.evaluate(
+        "document.activeElement.id || document.activeElement.className || "
+        "document.activeElement.tagName"
+    )
 
 
 def test_keyboard_skip_link_focus_order_and_error_summary(page, site) -> None:
@@ -348,14 +367,27 @@ def test_keyboard_skip_link_focus_order_and_error_summary(page, site) -> None:
             order.append(here)
         if here == "BUTTON":
             break
-    assert order == ["statement", "files", "relation-0", "when_date", "when_approx", "place",
-                     "place_other", "contact", "consent-0", "BUTTON"]
+    assert order == [
+        "statement",
+        "files",
+        "relation-0",
+        "when_date",
+        "when_approx",
+        "place",
+        "place_other",
+        "contact",
+        "consent-0",
+        "BUTTON",
+    ]
 
     send(page)  # nothing filled in
     assert _focused(page) == "summary"
     links = page.locator(".summary a")
     assert [links.nth(i).get_attribute("href") for i in range(links.count())] == [
-        "#statement", "#relation-0", "#consent-0"]
+        "#statement",
+        "#relation-0",
+        "#consent-0",
+    ]
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")

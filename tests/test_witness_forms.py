@@ -37,9 +37,14 @@ def test_a_busy_hour_gives_the_form_back_with_its_text(instance) -> None:
     settings, _ = instance
     app = _app(settings, submissions_per_hour=0)
     try:
-        response = submit(app.test_client(), lang="ru", statement=TYPED,
-                          contact="Вымышленный контакт 42", when_approx="ночью",
-                          files=[("фото.jpg", b"\xff\xd8\xff" + bytes(64))])
+        response = submit(
+            app.test_client(),
+            lang="ru",
+            statement=TYPED,
+            contact="Вымышленный контакт 42",
+            when_approx="ночью",
+            files=[("фото.jpg", b"\xff\xd8\xff" + bytes(64))],
+        )
         html = response.data.decode()
         assert response.status_code == 429
         assert TYPED in html and "Вымышленный контакт 42" in html and "ночью" in html
@@ -60,8 +65,10 @@ def test_a_busy_hour_gives_an_addition_back_with_its_text(instance) -> None:
         code = receipt_code(submit(open_app.test_client(), lang="en"))
         statements = _count(open_app, Statement)
         response = busy_app.test_client().post(
-            "/en/receipt/add", data={"receipt": code, "statement": TYPED},
-            content_type="multipart/form-data")
+            "/en/receipt/add",
+            data={"receipt": code, "statement": TYPED},
+            content_type="multipart/form-data",
+        )
         html = response.data.decode()
         assert response.status_code == 429
         assert TYPED in html and code in html
@@ -95,9 +102,11 @@ def test_a_database_out_of_reach_gives_the_forms_back_with_their_text(instance) 
         assert "Бірнеше минуттан кейін қайта көріңіз" in html and "Мәтініңіз осында қалды" in html
         assert receipt_code(sent) is None
 
-        added = client.post("/en/receipt/add", data={"receipt": "1234 5678 9012 3456 7890",
-                                                     "statement": TYPED},
-                            content_type="multipart/form-data")
+        added = client.post(
+            "/en/receipt/add",
+            data={"receipt": "1234 5678 9012 3456 7890", "statement": TYPED},
+            content_type="multipart/form-data",
+        )
         assert added.status_code == 503
         assert TYPED in added.data.decode() and "Your text is still here" in added.data.decode()
 

@@ -146,18 +146,24 @@ def test_welcome_and_receipt_read_at_a_twelve_year_olds_level(client, lang) -> N
 
 
 def test_the_measure_tells_a_hard_text_from_a_plain_one() -> None:
-    hard = ("<main><p>Notwithstanding the aforementioned considerations, the organisation "
-            "systematically documents allegations concerning extrajudicial interrogations "
-            "in accordance with internationally recognised methodological standards.</p>"
-            "</main>")
+    hard = (
+        "<main><p>Notwithstanding the aforementioned considerations, the organisation "
+        "systematically documents allegations concerning extrajudicial interrogations "
+        "in accordance with internationally recognised methodological standards.</p>"
+        "</main>"
+    )
     plain = "<main><p>We read what you send. We keep it safe. Nobody else sees it.</p></main>"
     assert readable_for_twelve(measure(hard, "en"), "en")
     assert readable_for_twelve(measure(plain, "en"), "en") == []
-    hard_ru = ("<main><p>Правозащитная организация систематически документирует "
-               "многочисленные свидетельства относительно незаконных задержаний.</p></main>")
+    hard_ru = (
+        "<main><p>Правозащитная организация систематически документирует "
+        "многочисленные свидетельства относительно незаконных задержаний.</p></main>"
+    )
     assert readable_for_twelve(measure(hard_ru, "ru"), "ru")
-    hard_kk = ("<main><p>Құқық қорғау ұйымдарының өкілдері тәуелсіздігімізді "
-               "қамтамасыз етушілердің жауапкершілігін талқылады.</p></main>")
+    hard_kk = (
+        "<main><p>Құқық қорғау ұйымдарының өкілдері тәуелсіздігімізді "
+        "қамтамасыз етушілердің жауапкершілігін талқылады.</p></main>"
+    )
     assert readable_for_twelve(measure(hard_kk, "kk"), "kk")
 
 
@@ -185,7 +191,7 @@ def test_the_page_for_paper_does_not_say_what_the_code_is_for(client) -> None:
     code = receipt_code(submit(client, lang="en"))
     html = client.post("/en/print", data={"code": code.replace(" ", "")}).data.decode()
     assert receipt_code(client.post("/en/print", data={"code": code})) == code
-    paper = html[html.index('<div class="paper">'):html.index('<div class="no-print">')]
+    paper = html[html.index('<div class="paper">') : html.index('<div class="no-print">')]
     for telling in ("testimony", "human rights", "Korday", "receipt"):
         assert telling not in paper
     assert client.post("/en/print", data={"code": "<b>1234</b>"}).status_code == 400

@@ -46,6 +46,7 @@ RUN_AXE = """async () => {
 @dataclass
 class Seen:
     """What one page was, as the browser got it."""
+
     url: str
     status: int
     title: str
@@ -68,8 +69,10 @@ def site(tmp_path_factory) -> Iterator[object]:
 def walks(site) -> dict[str, dict[str, Seen]]:
     """Every page in every language, with axe's findings on each."""
     if not AXE.is_file():
-        pytest.skip("axe-core is not in tests/.node (`make test` fetches it with npm; "
-                    "npm is missing or could not reach the registry)")
+        pytest.skip(
+            "axe-core is not in tests/.node (`make test` fetches it with npm; "
+            "npm is missing or could not reach the registry)"
+        )
     seen: dict[str, dict[str, Seen]] = {}
     with open_browser() as browser:
         for lang in LANGUAGES:
@@ -79,8 +82,7 @@ def walks(site) -> dict[str, dict[str, Seen]]:
             responses: list = []
 
             def record(response, page=page, responses=responses) -> None:
-                if response.request.is_navigation_request() and \
-                        response.frame == page.main_frame:
+                if response.request.is_navigation_request() and response.frame == page.main_frame:
                     responses.clear()
                 responses.append(response)
 
@@ -110,8 +112,9 @@ def _look(page, responses: list) -> Seen:
         title=page.title(),
         lang=page.locator("html").get_attribute("lang") or "",
         bytes=sum(_transferred(r) for r in responses),
-        resources=[(r.request.resource_type, r.headers.get("content-type", ""), r.url)
-                   for r in responses],
+        resources=[
+            (r.request.resource_type, r.headers.get("content-type", ""), r.url) for r in responses
+        ],
         leave_links=[a.get_attribute("href") or "" for a in page.locator("a.leave").all()],
         scripts=page.locator("script").count(),
         svgs=page.locator("svg, img[src$='.svg'], object, embed").count(),
@@ -132,10 +135,19 @@ def test_the_walk_meets_every_kind_of_page(walks) -> None:
         assert tuple(walks[lang]) == PAGE_NAMES
         statuses = {name: seen.status for name, seen in walks[lang].items()}
         assert statuses == {
-            "welcome": 200, "form": 200, "form with errors": 400, "receipt": 200,
-            "receipt for print": 200, "follow-up login": 200,
-            "follow-up with replies": 200, "leave": 200, "not found": 404,
-            "too large": 413, "busy form": 429, "too many": 429}, lang
+            "welcome": 200,
+            "form": 200,
+            "form with errors": 400,
+            "receipt": 200,
+            "receipt for print": 200,
+            "follow-up login": 200,
+            "follow-up with replies": 200,
+            "leave": 200,
+            "not found": 404,
+            "too large": 413,
+            "busy form": 429,
+            "too many": 429,
+        }, lang
         assert {seen.lang for seen in walks[lang].values()} == {lang}
 
 
@@ -143,8 +155,10 @@ def test_every_page_has_no_serious_accessibility_violation(walks) -> None:
     serious = []
     for lang, name, seen in _each(walks):
         for violation in seen.violations:
-            print("%s / %s: [%s] %s: %s" % (lang, name, violation["impact"], violation["id"],
-                                           violation["help"]))
+            print(
+                "%s / %s: [%s] %s: %s"
+                % (lang, name, violation["impact"], violation["id"], violation["help"])
+            )
             for node in violation["nodes"]:
                 print("    " + node)
             if violation["impact"] in ("serious", "critical"):
@@ -154,8 +168,7 @@ def test_every_page_has_no_serious_accessibility_violation(walks) -> None:
 
 def test_every_page_weighs_under_60_kb(walks) -> None:
     for lang, name, seen in _each(walks):
-        print("%s / %s: %d bytes in %d responses" % (lang, name, seen.bytes,
-                                                     len(seen.resources)))
+        print("%s / %s: %d bytes in %d responses" % (lang, name, seen.bytes, len(seen.resources)))
         assert 0 < seen.bytes < MAX_PAGE_BYTES, (lang, name, seen.resources)
 
 

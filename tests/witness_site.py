@@ -32,11 +32,11 @@ LANGUAGES = ("ru", "kk", "en")
 AXE = ROOT / "tests" / ".node" / "node_modules" / "axe-core" / "axe.min.js"
 STATEMENT = {
     "ru": "Вымышленный рассказ для проверки: ночью у моста Ивана Тестова остановили "
-          "полицейские и забрали телефон.",
+    "полицейские и забрали телефон.",
     "kk": "Тексеруге арналған ойдан шығарылған әңгіме: түнде көпір жанында Айша Примерованы "
-          "полиция тоқтатты.",
+    "полиция тоқтатты.",
     "en": "An invented account for a test: at night the police stopped Ivan Testov near "
-          "the bridge and took his phone.",
+    "the bridge and took his phone.",
 }
 REPLY = "Вымышленный ответ: спасибо, Syvanov-test. Где стояла машина?"
 LOOKUPS_PER_HOUR = 20  # intake.views.lookup's per-client limit
@@ -53,8 +53,12 @@ class Site:
 
 def instance_env(instance: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESTIMONY_")}
-    env.update(FAST_ARGON2, TESTIMONY_INSTANCE_PATH=str(instance),
-               TESTIMONY_SCRYPT_WORK_FACTOR="4", **extra)
+    env.update(
+        FAST_ARGON2,
+        TESTIMONY_INSTANCE_PATH=str(instance),
+        TESTIMONY_SCRYPT_WORK_FACTOR="4",
+        **extra,
+    )
     return env
 
 
@@ -83,22 +87,28 @@ def start_site(folder: Path, **settings_env: str) -> Iterator[Site]:
     busy_env = {**env, "TESTIMONY_SUBMISSIONS_PER_HOUR": "0"}
     with ExitStack() as stack:
         # One worker each: the in-memory rate limits are then the whole server's.
-        url = stack.enter_context(gunicorn("intake_app", "/ru/", env, folder / "site.log",
-                                           workers=1))
-        busy = stack.enter_context(gunicorn("intake_app", "/ru/", busy_env,
-                                            folder / "busy.log", workers=1))
+        url = stack.enter_context(
+            gunicorn("intake_app", "/ru/", env, folder / "site.log", workers=1)
+        )
+        busy = stack.enter_context(
+            gunicorn("intake_app", "/ru/", busy_env, folder / "busy.log", workers=1)
+        )
         _spend_lookups(busy)
         yield Site(url, busy, code, instance, env)
 
 
-def _post(url: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
-          ) -> tuple[int, list[tuple[str, str]], bytes]:
+def _post(
+    url: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> tuple[int, list[tuple[str, str]], bytes]:
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
         conn.putrequest("POST", path)
-        sent = {"Content-Type": "application/x-www-form-urlencoded",
-                "Content-Length": str(len(body)), **(headers or {})}
+        sent = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Length": str(len(body)),
+            **(headers or {}),
+        }
         for name, value in sent.items():
             conn.putheader(name, value)
         conn.endheaders(body)
@@ -122,6 +132,7 @@ def new_page(browser, **options):
 
 
 # --- what a witness does ------------------------------------------------------------------
+
 
 def fill_minimal_testimony(page, lang: str, statement: str | None = None) -> None:
     page.fill("#statement", STATEMENT[lang] if statement is None else statement)
@@ -152,8 +163,11 @@ def _serve_too_large(site: Site, lang: str):
     The browser cannot be made to send hundreds of megabytes in a test; the page is what
     the server answers when told that much is coming (it refuses before reading). It is
     asked before the browser sends, so the browser's own connections never wait on it."""
-    status, headers, body = _post(site.url, "/%s/testimony/" % lang, headers={
-        "Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(1024 ** 4)})
+    status, headers, body = _post(
+        site.url,
+        "/%s/testimony/" % lang,
+        headers={"Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(1024**4)},
+    )
     assert status == 413, status
 
     def handle(route) -> None:
@@ -161,12 +175,24 @@ def _serve_too_large(site: Site, lang: str):
             route.continue_()
             return
         route.fulfill(status=status, headers=dict(headers), body=body)
+
     return handle
 
 
-PAGE_NAMES = ("welcome", "form", "form with errors", "receipt", "receipt for print",
-              "follow-up login", "follow-up with replies", "leave", "not found",
-              "too large", "busy form", "too many")
+PAGE_NAMES = (
+    "welcome",
+    "form",
+    "form with errors",
+    "receipt",
+    "receipt for print",
+    "follow-up login",
+    "follow-up with replies",
+    "leave",
+    "not found",
+    "too large",
+    "busy form",
+    "too many",
+)
 
 
 def visit_every_page(page, site: Site, lang: str) -> Iterator[str]:

@@ -4,7 +4,7 @@ import multiprocessing
 
 bind = "unix:/run/testimony/review.sock"
 workers = max(2, multiprocessing.cpu_count())
-timeout = 300            # a search over many statements, a large original downloaded
+timeout = 300  # a search over many statements, a large original downloaded
 graceful_timeout = 30
 preload_app = True
 max_requests = 2000

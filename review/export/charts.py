@@ -44,31 +44,56 @@ def timeline(incidents: list[dict[str, Any]], k: int) -> Chart:
         x = min(x, right)
         cell = incident["testimonies"]
         if cell == 0:
-            chart.shapes.append({"kind": "zero", "x": x - 1, "y": bottom - 3, "w": 3, "h": 3,
-                                 "title": "%d. %s: 0" % (number, incident["title"])})
+            chart.shapes.append(
+                {
+                    "kind": "zero",
+                    "x": x - 1,
+                    "y": bottom - 3,
+                    "w": 3,
+                    "h": 3,
+                    "title": "%d. %s: 0" % (number, incident["title"]),
+                }
+            )
         elif isinstance(cell, int):
             height = (bottom - top) * cell / highest
-            chart.shapes.append({"kind": "bar", "x": x - 3, "y": bottom - height, "w": 7,
-                                 "h": height, "title": "%d. %s: %d" % (
-                                     number, incident["title"], cell)})
+            chart.shapes.append(
+                {
+                    "kind": "bar",
+                    "x": x - 3,
+                    "y": bottom - height,
+                    "w": 7,
+                    "h": height,
+                    "title": "%d. %s: %d" % (number, incident["title"], cell),
+                }
+            )
         else:
             height = (bottom - top) * (k / 2) / highest
-            chart.shapes.append({"kind": "hidden", "x": x - 3, "y": bottom - height, "w": 7,
-                                 "h": height, "title": "%d. %s" % (number, incident["title"])})
+            chart.shapes.append(
+                {
+                    "kind": "hidden",
+                    "x": x - 3,
+                    "y": bottom - height,
+                    "w": 7,
+                    "h": height,
+                    "title": "%d. %s" % (number, incident["title"]),
+                }
+            )
         if x - last_label >= 16:  # crowded days: the legend and the bars' titles say it all
-            chart.labels.append({"x": x, "y": bottom + 14, "text": str(number),
-                                 "anchor": "middle"})
+            chart.labels.append({"x": x, "y": bottom + 14, "text": str(number), "anchor": "middle"})
             last_label = x
-    chart.shapes.append({"kind": "axis", "x": left, "y": bottom, "w": right - left + 10,
-                         "h": 1, "title": ""})
-    chart.labels.append({"x": left, "y": bottom + 34, "text": first.isoformat()[:7],
-                         "anchor": "start"})
+    chart.shapes.append(
+        {"kind": "axis", "x": left, "y": bottom, "w": right - left + 10, "h": 1, "title": ""}
+    )
+    chart.labels.append(
+        {"x": left, "y": bottom + 34, "text": first.isoformat()[:7], "anchor": "start"}
+    )
     month = dt.date(first.year + first.month // 12, first.month % 12 + 1, 1)
     while month <= last:
         if (month - first).days * (right - left) / span > 60:
             x = left + (right - left) * (month - first).days / span
-            chart.labels.append({"x": x, "y": bottom + 34, "text": month.isoformat()[:7],
-                                 "anchor": "middle"})
+            chart.labels.append(
+                {"x": x, "y": bottom + 34, "text": month.isoformat()[:7], "anchor": "middle"}
+            )
         month = dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
     chart.labels.append({"x": left - 8, "y": top + 4, "text": str(highest), "anchor": "end"})
     chart.labels.append({"x": left - 8, "y": bottom, "text": "0", "anchor": "end"})
@@ -85,19 +110,30 @@ def heatmap(table: dict[str, Any], k: int) -> Chart:
     highest = max(values + [1])
     for j, column in enumerate(columns):
         x = left + j * size + size / 2
-        chart.labels.append({"x": x, "y": top - 8, "text": column["label"][:28],
-                             "anchor": "start", "rotate": -50})
+        chart.labels.append(
+            {"x": x, "y": top - 8, "text": column["label"][:28], "anchor": "start", "rotate": -50}
+        )
     for i, row in enumerate(rows):
         y = top + i * size
-        chart.labels.append({"x": left - 8, "y": y + size / 2 + 4, "text": row["label"][:28],
-                             "anchor": "end"})
+        chart.labels.append(
+            {"x": left - 8, "y": y + size / 2 + 4, "text": row["label"][:28], "anchor": "end"}
+        )
         for j, cell in enumerate(table["cells"][i]):
             x = left + j * size
-            shape = {"x": x + 1, "y": y + 1, "w": size - 2, "h": size - 2,
-                     "title": "%s / %s" % (row["label"], columns[j]["label"])}
+            shape = {
+                "x": x + 1,
+                "y": y + 1,
+                "w": size - 2,
+                "h": size - 2,
+                "title": "%s / %s" % (row["label"], columns[j]["label"]),
+            }
             if isinstance(cell, int):
-                shape.update(kind="cell", opacity=0.12 + 0.88 * cell / highest if cell else 0,
-                             text=str(cell), dark=cell > highest / 2)
+                shape.update(
+                    kind="cell",
+                    opacity=0.12 + 0.88 * cell / highest if cell else 0,
+                    text=str(cell),
+                    dark=cell > highest / 2,
+                )
             else:
                 shape.update(kind="hidden", text="<%d" % k if "fewer_than" in cell else "·")
             chart.shapes.append(shape)

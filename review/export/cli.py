@@ -40,8 +40,10 @@ class ProgressBar:
     def __call__(self, stage: str, done: int, total: int) -> None:
         share = done / total if total else 1.0
         filled = int(self.width * share)
-        self.stream.write("\r[%s%s] %3d%% %-9s %d/%d" % (
-            "#" * filled, "." * (self.width - filled), 100 * share, stage, done, total))
+        self.stream.write(
+            "\r[%s%s] %3d%% %-9s %d/%d"
+            % ("#" * filled, "." * (self.width - filled), 100 * share, stage, done, total)
+        )
         self.stream.flush()
 
     def finish(self) -> None:
@@ -50,8 +52,11 @@ class ProgressBar:
 
 
 def chromium() -> str | None:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
+    for candidate in (
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
         if candidate and os.path.exists(candidate):
             return candidate
     return None
@@ -61,16 +66,31 @@ def print_pdf(html_path: Path) -> bytes | None:
     """report.pdf from report.html with headless chromium (no network, no profile kept)."""
     binary = chromium()
     if binary is None:
-        print("report.pdf not made: chromium is not installed (apt-get install chromium)",
-              file=sys.stderr)
+        print(
+            "report.pdf not made: chromium is not installed (apt-get install chromium)",
+            file=sys.stderr,
+        )
         return None
     with tempfile.TemporaryDirectory() as profile:
         target = Path(profile) / "report.pdf"
-        subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu",
-                        "--disable-background-networking", "--disable-component-update",
-                        "--disable-sync", "--no-pdf-header-footer",
-                        "--user-data-dir=%s" % profile, "--print-to-pdf=%s" % target,
-                        html_path.as_uri()], capture_output=True, timeout=120, check=False)
+        subprocess.run(
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-pdf-header-footer",
+                "--user-data-dir=%s" % profile,
+                "--print-to-pdf=%s" % target,
+                html_path.as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
         if not target.exists():
             print("report.pdf not made: chromium did not print it", file=sys.stderr)
             return None
@@ -88,8 +108,9 @@ def write(export: build.Export, out: Path, as_zip: bool) -> None:
     if as_zip:
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
             for name, data in export.files.items():
-                archive.writestr(zipfile.ZipInfo(name, ZIP_TIME), data,
-                                 compress_type=zipfile.ZIP_DEFLATED)
+                archive.writestr(
+                    zipfile.ZipInfo(name, ZIP_TIME), data, compress_type=zipfile.ZIP_DEFLATED
+                )
         os.utime(out, (stamp, stamp))
         return
     out.mkdir(parents=True, exist_ok=True)
@@ -102,20 +123,29 @@ def _export(args: argparse.Namespace) -> int:
     from review.cli import _identities
 
     if not args.out or not args.identity:
-        print("error: testimony export needs --out and --identity (or: export verify PATH)",
-              file=sys.stderr)
+        print(
+            "error: testimony export needs --out and --identity (or: export verify PATH)",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out)
     if out.exists() and (args.zip or any(out.iterdir())):
-        print("error: %s exists and is not an empty folder; refusing to overwrite" % out,
-              file=sys.stderr)
+        print(
+            "error: %s exists and is not an empty folder; refusing to overwrite" % out,
+            file=sys.stderr,
+        )
         return 1
     identities = _identities(args.identity)
-    options = build.Options(k=args.k, incidents=args.incident or [],
-                            granularity=args.granularity, language=args.language)
+    options = build.Options(
+        k=args.k,
+        incidents=args.incident or [],
+        granularity=args.granularity,
+        language=args.language,
+    )
     progress = ProgressBar()
     pdf = None
     if args.pdf:
+
         def pdf(html: bytes) -> bytes | None:
             # chromium prints from a file: the report goes where the export goes anyway.
             with tempfile.TemporaryDirectory(dir=out.parent if args.zip else None) as temp:
@@ -123,6 +153,7 @@ def _export(args: argparse.Namespace) -> int:
                 page.parent.mkdir(parents=True, exist_ok=True)
                 page.write_bytes(html)
                 return print_pdf(page)
+
     db = Database(settings_module.load())
     try:
         with db.transaction() as session:
@@ -135,9 +166,15 @@ def _export(args: argparse.Namespace) -> int:
         db.dispose()
     progress.finish()
     write(export, out, args.zip)
-    print("Export written to %s: %d files, %s testimonies counted, %d excerpts."
-          % (out, len(export.files), export.testimonies if export.testimonies >= args.k
-             else "fewer than %d" % args.k, export.excerpts))
+    print(
+        "Export written to %s: %d files, %s testimonies counted, %d excerpts."
+        % (
+            out,
+            len(export.files),
+            export.testimonies if export.testimonies >= args.k else "fewer than %d" % args.k,
+            export.excerpts,
+        )
+    )
     print("Manifest SHA-256: %s" % export.manifest_sha256)
     return 0
 
@@ -163,10 +200,17 @@ def _verify(args: argparse.Namespace) -> int:
         print("export NOT verified: %d problem(s)" % len(result.problems), file=sys.stderr)
         return 1
     print("export verified: %d files match the signed manifest" % result.files)
-    print("signed with key %s (fingerprint %s)%s" % (
-        result.public_key, signing.fingerprint(result.public_key or ""),
-        "" if expected else "; no expected key given: compare the fingerprint with the "
-        "organisation's published one"))
+    print(
+        "signed with key %s (fingerprint %s)%s"
+        % (
+            result.public_key,
+            signing.fingerprint(result.public_key or ""),
+            ""
+            if expected
+            else "; no expected key given: compare the fingerprint with the "
+            "organisation's published one",
+        )
+    )
     return 0
 
 
@@ -185,20 +229,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="DIR", help="folder to write (or the .zip with --zip)")
     parser.add_argument("--zip", action="store_true", help="write one ZIP file")
     parser.add_argument("--k", type=int, default=5, help="counts below k are suppressed")
-    parser.add_argument("--incident", nargs="+", metavar="SLUG",
-                        help="only testimonies about these incidents")
-    parser.add_argument("--granularity", choices=build.GRANULARITIES, default="day",
-                        help="finest date in the export")
+    parser.add_argument(
+        "--incident", nargs="+", metavar="SLUG", help="only testimonies about these incidents"
+    )
+    parser.add_argument(
+        "--granularity",
+        choices=build.GRANULARITIES,
+        default="day",
+        help="finest date in the export",
+    )
     parser.add_argument("--language", choices=build.LANGUAGES, default="en")
     parser.add_argument("--pdf", action="store_true", help="also report.pdf (chromium)")
-    parser.add_argument("--identity", metavar="FILE",
-                        help="a reviewer's or the recovery identity file")
+    parser.add_argument(
+        "--identity", metavar="FILE", help="a reviewer's or the recovery identity file"
+    )
     parser.set_defaults(handler=_export)
     commands = parser.add_subparsers(dest="export_command", metavar="verify|key")
     check = commands.add_parser("verify", help="check an export's signature and files")
     check.add_argument("path", metavar="PATH", help="the export folder or ZIP")
-    check.add_argument("--public-key", metavar="KEY",
-                       help="the organisation's export key (default: this instance's)")
+    check.add_argument(
+        "--public-key",
+        metavar="KEY",
+        help="the organisation's export key (default: this instance's)",
+    )
     check.set_defaults(handler=_verify)
-    commands.add_parser("key", help="print the export public key to publish"
-                        ).set_defaults(handler=_key)
+    commands.add_parser("key", help="print the export public key to publish").set_defaults(
+        handler=_key
+    )

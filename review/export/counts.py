@@ -84,14 +84,19 @@ def scope_conditions(session: Session, incidents: Iterable[str] = ()) -> list[An
     conditions: list[Any] = [Testimony.status.not_in(DISCOUNTED_STATUSES)]
     slugs = list(incidents)
     if slugs:
-        conditions.append(Testimony.id.in_(
-            select(TestimonyIncident.testimony_id).join(Incident)
-            .where(Incident.slug.in_(slugs))))
+        conditions.append(
+            Testimony.id.in_(
+                select(TestimonyIncident.testimony_id)
+                .join(Incident)
+                .where(Incident.slug.in_(slugs))
+            )
+        )
     return conditions
 
 
-def _grid(pairs: list[tuple[str, str, int]], rows: list[str],
-          columns: list[str]) -> list[list[int]]:
+def _grid(
+    pairs: list[tuple[str, str, int]], rows: list[str], columns: list[str]
+) -> list[list[int]]:
     index_r = {code: n for n, code in enumerate(rows)}
     index_c = {code: n for n, code in enumerate(columns)}
     grid = [[0] * len(columns) for _ in rows]
@@ -115,55 +120,94 @@ def count(session: Session, k: int, incidents: Iterable[str] = ()) -> Counts:
     """Count and protect every table of an export."""
     slugs = list(incidents)
     scope = scope_conditions(session, slugs)
-    counts = Counts(k, session.scalar(select(func.count()).select_from(Testimony)
-                                      .where(*scope)) or 0)
+    counts = Counts(
+        k, session.scalar(select(func.count()).select_from(Testimony).where(*scope)) or 0
+    )
     places = _place_labels(session)
 
     month = _month(session, Testimony.received_on).label("month")
-    pairs = [(m, p, n) for m, p, n in session.execute(
-        select(month, Testimony.place, func.count()).where(*scope)
-        .group_by(month, Testimony.place)).all()]
+    pairs = [
+        (m, p, n)
+        for m, p, n in session.execute(
+            select(month, Testimony.place, func.count())
+            .where(*scope)
+            .group_by(month, Testimony.place)
+        ).all()
+    ]
     months = sorted({m for m, _p, _n in pairs})
     place_codes = _ordered_places({p for _m, p, _n in pairs})
-    counts.cross.append(CrossTable(
-        "month_by_place", [Category(m, {"en": m}) for m in months],
-        _categories(place_codes, places),
-        protect_two_way(_grid(pairs, months, place_codes), k)))
+    counts.cross.append(
+        CrossTable(
+            "month_by_place",
+            [Category(m, {"en": m}) for m in months],
+            _categories(place_codes, places),
+            protect_two_way(_grid(pairs, months, place_codes), k),
+        )
+    )
 
     type_labels = dict(session.execute(select(ViolationType.slug, ViolationType.labels)).all())
-    pairs = [(p, v, n) for p, v, n in session.execute(
-        select(Testimony.place, ViolationType.slug, func.count())
-        .join(TestimonyViolation, TestimonyViolation.testimony_id == Testimony.id)
-        .join(ViolationType, ViolationType.id == TestimonyViolation.violation_type_id)
-        .where(*scope).group_by(Testimony.place, ViolationType.slug)).all()]
+    pairs = [
+        (p, v, n)
+        for p, v, n in session.execute(
+            select(Testimony.place, ViolationType.slug, func.count())
+            .join(TestimonyViolation, TestimonyViolation.testimony_id == Testimony.id)
+            .join(ViolationType, ViolationType.id == TestimonyViolation.violation_type_id)
+            .where(*scope)
+            .group_by(Testimony.place, ViolationType.slug)
+        ).all()
+    ]
     tagged_places = _ordered_places({p for p, _v, _n in pairs})
     types = sorted({v for _p, v, _n in pairs})
-    counts.cross.append(CrossTable(
-        "place_by_violation", _categories(tagged_places, places),
-        _categories(types, type_labels),
-        protect_two_way(_grid(pairs, tagged_places, types), k)))
+    counts.cross.append(
+        CrossTable(
+            "place_by_violation",
+            _categories(tagged_places, places),
+            _categories(types, type_labels),
+            protect_two_way(_grid(pairs, tagged_places, types), k),
+        )
+    )
 
     link_scope = [*scope, Incident.slug.in_(slugs)] if slugs else scope
-    pairs = [(i, r, n) for i, r, n in session.execute(
-        select(Incident.slug, TestimonyIncident.role, func.count())
-        .join(TestimonyIncident, TestimonyIncident.incident_id == Incident.id)
-        .join(Testimony, Testimony.id == TestimonyIncident.testimony_id)
-        .where(*link_scope).group_by(Incident.slug, TestimonyIncident.role)).all()]
-    info = {slug: (start, title) for slug, start, title in session.execute(
-        select(Incident.slug, Incident.start, Incident.title))}
+    pairs = [
+        (i, r, n)
+        for i, r, n in session.execute(
+            select(Incident.slug, TestimonyIncident.role, func.count())
+            .join(TestimonyIncident, TestimonyIncident.incident_id == Incident.id)
+            .join(Testimony, Testimony.id == TestimonyIncident.testimony_id)
+            .where(*link_scope)
+            .group_by(Incident.slug, TestimonyIncident.role)
+        ).all()
+    ]
+    info = {
+        slug: (start, title)
+        for slug, start, title in session.execute(
+            select(Incident.slug, Incident.start, Incident.title)
+        )
+    }
     linked = sorted({i for i, _r, _n in pairs}, key=lambda s: (info[s][0], s))
     roles = [r for r in ROLES if any(role == r for _i, role, _n in pairs)]
-    counts.cross.append(CrossTable(
-        "incident_by_role", _categories(linked, {s: info[s][1] for s in linked}),
-        _categories(roles, {}), protect_two_way(_grid(pairs, linked, roles), k)))
+    counts.cross.append(
+        CrossTable(
+            "incident_by_role",
+            _categories(linked, {s: info[s][1] for s in linked}),
+            _categories(roles, {}),
+            protect_two_way(_grid(pairs, linked, roles), k),
+        )
+    )
 
-    relations = dict(session.execute(
-        select(Testimony.relation, func.count()).where(*scope)
-        .group_by(Testimony.relation)).all())
-    present = [r for r in RELATIONS if relations.get(r)] + sorted(
-        set(relations) - set(RELATIONS))
-    counts.simple.append(SimpleTable("by_relation", _categories(present, {}),
-                                     protect_one_way([relations[r] for r in present], k)))
+    relations = dict(
+        session.execute(
+            select(Testimony.relation, func.count()).where(*scope).group_by(Testimony.relation)
+        ).all()
+    )
+    present = [r for r in RELATIONS if relations.get(r)] + sorted(set(relations) - set(RELATIONS))
+    counts.simple.append(
+        SimpleTable(
+            "by_relation",
+            _categories(present, {}),
+            protect_one_way([relations[r] for r in present], k),
+        )
+    )
     return counts
 
 
@@ -171,4 +215,3 @@ def _ordered_places(codes: set[str]) -> list[str]:
     """The witness form's order (the gazetteer's), then any other place by code."""
     known = [code for code in PLACES if code in codes]
     return known + sorted(codes - set(known))
-

@@ -105,8 +105,9 @@ def _document(session: Session, excerpt: Excerpt, identity: crypto.Identity) -> 
     return unpad_document(read_blob(session, blob, [identity]))
 
 
-def read(session: Session, excerpt: Excerpt, identity: crypto.Identity,
-         check: bool = True) -> ExcerptView:
+def read(
+    session: Session, excerpt: Excerpt, identity: crypto.Identity, check: bool = True
+) -> ExcerptView:
     document = _document(session, excerpt, identity)
     text = str(document.get("text", ""))
     view = ExcerptView(excerpt, text, list(document.get("overrides", [])))  # type: ignore[arg-type]
@@ -115,11 +116,11 @@ def read(session: Session, excerpt: Excerpt, identity: crypto.Identity,
     return view
 
 
-def _store(session: Session, excerpt: Excerpt, text: str,
-           overrides: list[dict[str, str]]) -> None:
+def _store(session: Session, excerpt: Excerpt, text: str, overrides: list[dict[str, str]]) -> None:
     old = excerpt.blob_id
-    blob = seal_blob(session, active_recipients(session),
-                     pad_document({"text": text, "overrides": overrides}))
+    blob = seal_blob(
+        session, active_recipients(session), pad_document({"text": text, "overrides": overrides})
+    )
     excerpt.blob_id = blob.id
     session.flush()
     if old:
@@ -137,32 +138,52 @@ def _checked_text(text: str) -> str:
     return text
 
 
-def create(session: Session, testimony: Testimony, reviewer_id: int, actor: str,
-           text: str) -> Excerpt:
+def create(
+    session: Session, testimony: Testimony, reviewer_id: int, actor: str, text: str
+) -> Excerpt:
     if testimony.consent != QUOTABLE:
         raise ExcerptError("consent")
-    excerpt = Excerpt(testimony_id=testimony.id, blob_id=0, status=DRAFT,
-                      written_by=reviewer_id, written_on=today())
+    excerpt = Excerpt(
+        testimony_id=testimony.id,
+        blob_id=0,
+        status=DRAFT,
+        written_by=reviewer_id,
+        written_on=today(),
+    )
     _store(session, excerpt, _checked_text(text), [])
     session.add(excerpt)
     session.flush()
-    audit.append(session, actor, "excerpt.create", "testimony:%d" % testimony.id,
-                 {"excerpt": excerpt.id})
+    audit.append(
+        session, actor, "excerpt.create", "testimony:%d" % testimony.id, {"excerpt": excerpt.id}
+    )
     return excerpt
 
 
-def _changed(session: Session, excerpt: Excerpt, reviewer_id: int, actor: str, action: str,
-             text: str, overrides: list[dict[str, str]], **details: object) -> None:
+def _changed(
+    session: Session,
+    excerpt: Excerpt,
+    reviewer_id: int,
+    actor: str,
+    action: str,
+    text: str,
+    overrides: list[dict[str, str]],
+    **details: object,
+) -> None:
     was = excerpt.status
     _store(session, excerpt, text, overrides)
     excerpt.status, excerpt.approved_by, excerpt.approved_on = DRAFT, None, None
     excerpt.written_by, excerpt.written_on = reviewer_id, today()
-    audit.append(session, actor, action, "excerpt:%d" % excerpt.id,
-                 {**details, "was": was})
+    audit.append(session, actor, action, "excerpt:%d" % excerpt.id, {**details, "was": was})
 
 
-def edit(session: Session, excerpt: Excerpt, identity: crypto.Identity, reviewer_id: int,
-         actor: str, text: str) -> None:
+def edit(
+    session: Session,
+    excerpt: Excerpt,
+    identity: crypto.Identity,
+    reviewer_id: int,
+    actor: str,
+    text: str,
+) -> None:
     view = read(session, excerpt, identity, check=False)
     text = _checked_text(text)
     if text == view.text:
@@ -172,21 +193,42 @@ def edit(session: Session, excerpt: Excerpt, identity: crypto.Identity, reviewer
     _changed(session, excerpt, reviewer_id, actor, "excerpt.edit", text, kept)
 
 
-def mask(session: Session, excerpt: Excerpt, identity: crypto.Identity, reviewer_id: int,
-         actor: str, language: str, keys: set[str] | None = None) -> int:
+def mask(
+    session: Session,
+    excerpt: Excerpt,
+    identity: crypto.Identity,
+    reviewer_id: int,
+    actor: str,
+    language: str,
+    keys: set[str] | None = None,
+) -> int:
     """Replace unresolved findings (all, or those of ``keys``) by placeholders."""
     view = read(session, excerpt, identity)
     chosen = [f for f in view.unresolved if keys is None or f.key in keys]
     if not chosen:
         return 0
-    _changed(session, excerpt, reviewer_id, actor, "excerpt.mask",
-             pii.mask(view.text, chosen, language), view.overrides,
-             kinds=dict(Counter(f.kind for f in chosen)))
+    _changed(
+        session,
+        excerpt,
+        reviewer_id,
+        actor,
+        "excerpt.mask",
+        pii.mask(view.text, chosen, language),
+        view.overrides,
+        kinds=dict(Counter(f.kind for f in chosen)),
+    )
     return len(chosen)
 
 
-def override(session: Session, excerpt: Excerpt, identity: crypto.Identity, reviewer_id: int,
-             actor: str, key: str, reason: str) -> None:
+def override(
+    session: Session,
+    excerpt: Excerpt,
+    identity: crypto.Identity,
+    reviewer_id: int,
+    actor: str,
+    key: str,
+    reason: str,
+) -> None:
     """Keep a finding as written, for a reason (sealed with the excerpt; the audit log
     records only the kind)."""
     reason = reason.strip()[:MAX_REASON]
@@ -197,12 +239,21 @@ def override(session: Session, excerpt: Excerpt, identity: crypto.Identity, revi
     if finding is None:
         raise ExcerptError("finding")
     overrides = [*view.overrides, {"key": key, "kind": finding.kind, "reason": reason}]
-    _changed(session, excerpt, reviewer_id, actor, "excerpt.override", view.text, overrides,
-             kind=finding.kind)
+    _changed(
+        session,
+        excerpt,
+        reviewer_id,
+        actor,
+        "excerpt.override",
+        view.text,
+        overrides,
+        kind=finding.kind,
+    )
 
 
-def approve(session: Session, excerpt: Excerpt, identity: crypto.Identity, reviewer_id: int,
-            actor: str) -> None:
+def approve(
+    session: Session, excerpt: Excerpt, identity: crypto.Identity, reviewer_id: int, actor: str
+) -> None:
     testimony = session.get(Testimony, excerpt.testimony_id)
     assert testimony is not None
     if testimony.consent != QUOTABLE:
@@ -211,13 +262,23 @@ def approve(session: Session, excerpt: Excerpt, identity: crypto.Identity, revie
     if view.unresolved:
         raise ExcerptError("unresolved")
     excerpt.status, excerpt.approved_by, excerpt.approved_on = APPROVED, reviewer_id, today()
-    audit.append(session, actor, "excerpt.approve", "excerpt:%d" % excerpt.id,
-                 {"overrides": dict(Counter(o["kind"] for o in view.overrides))})
+    audit.append(
+        session,
+        actor,
+        "excerpt.approve",
+        "excerpt:%d" % excerpt.id,
+        {"overrides": dict(Counter(o["kind"] for o in view.overrides))},
+    )
 
 
 def remove(session: Session, excerpt: Excerpt, actor: str) -> None:
-    audit.append(session, actor, "excerpt.delete", "excerpt:%d" % excerpt.id,
-                 {"testimony": excerpt.testimony_id, "was": excerpt.status})
+    audit.append(
+        session,
+        actor,
+        "excerpt.delete",
+        "excerpt:%d" % excerpt.id,
+        {"testimony": excerpt.testimony_id, "was": excerpt.status},
+    )
     blob = excerpt.blob_id
     session.delete(excerpt)
     session.flush()
@@ -227,8 +288,11 @@ def remove(session: Session, excerpt: Excerpt, actor: str) -> None:
 
 
 def of_testimony(session: Session, testimony_id: int) -> list[Excerpt]:
-    return list(session.scalars(select(Excerpt).where(Excerpt.testimony_id == testimony_id)
-                                .order_by(Excerpt.id)))
+    return list(
+        session.scalars(
+            select(Excerpt).where(Excerpt.testimony_id == testimony_id).order_by(Excerpt.id)
+        )
+    )
 
 
 @dataclass
@@ -238,31 +302,51 @@ class Publishable:
     text: str
 
 
-def publishable(session: Session, identity: crypto.Identity, scope: list[Any],
-                incidents: list[str]) -> Iterator[Publishable]:
+def publishable(
+    session: Session, identity: crypto.Identity, scope: list[Any], incidents: list[str]
+) -> Iterator[Publishable]:
     """Approved excerpts of testimonies in ``scope`` that consent to quotes, unsealed in
     memory one at a time (one streamed query). ``incidents`` limits the incident slugs
     given with each (all linked ones when empty)."""
     quotable = select(Testimony.id).where(*scope, Testimony.consent == QUOTABLE)
     where = [Excerpt.status == APPROVED, Excerpt.testimony_id.in_(quotable)]
-    languages = dict(session.execute(
-        select(Testimony.id, Testimony.language).join(Excerpt, Excerpt.testimony_id
-                                                       == Testimony.id).where(*where)).all())
+    languages = dict(
+        session.execute(
+            select(Testimony.id, Testimony.language)
+            .join(Excerpt, Excerpt.testimony_id == Testimony.id)
+            .where(*where)
+        ).all()
+    )
     links: dict[int, list[str]] = {}
-    link_query = (select(TestimonyIncident.testimony_id, Incident.slug, Incident.start)
-                  .join(Incident, Incident.id == TestimonyIncident.incident_id)
-                  .join(Excerpt, Excerpt.testimony_id == TestimonyIncident.testimony_id)
-                  .where(*where).order_by(Incident.start, Incident.slug).distinct())
+    link_query = (
+        select(TestimonyIncident.testimony_id, Incident.slug, Incident.start)
+        .join(Incident, Incident.id == TestimonyIncident.incident_id)
+        .join(Excerpt, Excerpt.testimony_id == TestimonyIncident.testimony_id)
+        .where(*where)
+        .order_by(Incident.start, Incident.slug)
+        .distinct()
+    )
     if incidents:
         link_query = link_query.where(Incident.slug.in_(incidents))
     for testimony_id, slug, _start in session.execute(link_query):
         links.setdefault(testimony_id, []).append(slug)
     recipient = getattr(identity, "recipient", None)
-    mine = session.scalar(select(Recipient.id).where(
-        Recipient.public_key == str(recipient))) if recipient is not None else None
+    mine = (
+        session.scalar(select(Recipient.id).where(Recipient.public_key == str(recipient)))
+        if recipient is not None
+        else None
+    )
     for (testimony_id, _excerpt_id), sealed, first in read_sealed_many(
-            session, Excerpt.blob_id, [Excerpt.testimony_id, Excerpt.id], where=where,
-            order_by=[Excerpt.id], recipient_id=mine):
+        session,
+        Excerpt.blob_id,
+        [Excerpt.testimony_id, Excerpt.id],
+        where=where,
+        order_by=[Excerpt.id],
+        recipient_id=mine,
+    ):
         document = unpad_document(open_sealed(sealed, identity, first))
-        yield Publishable(languages.get(testimony_id, ""), links.get(testimony_id, []),
-                          str(document.get("text", "")))
+        yield Publishable(
+            languages.get(testimony_id, ""),
+            links.get(testimony_id, []),
+            str(document.get("text", "")),
+        )

@@ -61,22 +61,29 @@ class Finding:
 
 # Common given names (Kazakh, Dungan, Russian forms used in the region) and Dungan
 # surnames, as written in Cyrillic; a finding needs only one of them.
-GIVEN_NAMES = frozenset("""
+GIVEN_NAMES = frozenset(
+    """
 айгуль айгүл айдос айжан айнур айша аиша алия алмас асель асан асхат ахмед бауыржан бахыт
 бекзат болат гульнара гүлнар дамир дана данияр динара ербол ерлан ержан жанар жандос
 жанна зарина ильяс ислам кайрат қайрат куаныш қуаныш мадина мамед марат медет мурат
 нурлан нұрлан нургуль руслан салтанат самал санжар серик серік талгат тимур улан фатима
 хасан хусей хусейн юсуп якуб ясын мухаммед мухамед мансур махмуд абдулла сулейман
 дзюнь шимар мусаха ванхуа
-""".split())
-DUNGAN_SURNAMES = frozenset("""
+""".split()
+)
+DUNGAN_SURNAMES = frozenset(
+    """
 ма ван су ху ли ян бай ша хэ лю юсупов мансуров сушанло шиваза дуваза ахунов
-""".split())
+""".split()
+)
 SURNAME_ENDINGS = re.compile(
     r"(?:ов|ев|ёв|ин|ын|ова|ева|ёва|ина|ына|ский|ская|енко|улы|ұлы|уулу|кызы|қызы|"
-    r"ахун|ахунов|ахунова|шанло|ович|евич|овна|евна|ична|лович|ловна)$")
-_CAPITALISED = re.compile(r"\b[А-ЯЁӘҒҚҢӨҰҮҺІA-Z][а-яёәғқңөұүһіa-z]+(?:-[А-ЯЁӘҒҚҢӨҰҮҺІA-Z]"
-                          r"[а-яёәғқңөұүһіa-z]+)?")
+    r"ахун|ахунов|ахунова|шанло|ович|евич|овна|евна|ична|лович|ловна)$"
+)
+_CAPITALISED = re.compile(
+    r"\b[А-ЯЁӘҒҚҢӨҰҮҺІA-Z][а-яёәғқңөұүһіa-z]+(?:-[А-ЯЁӘҒҚҢӨҰҮҺІA-Z]"
+    r"[а-яёәғқңөұүһіa-z]+)?"
+)
 
 _ner_lock = threading.Lock()
 _ner: Any = None
@@ -129,7 +136,7 @@ def _listed_names(text: str) -> list[tuple[int, int]]:
             spans.append((run[first].start(), run[last].end()))
 
     for word in words:
-        if run and text[run[-1].end():word.start()].strip() == "":
+        if run and text[run[-1].end() : word.start()].strip() == "":
             run.append(word)
             continue
         if run:
@@ -161,32 +168,42 @@ def _known_names(text: str, names: Iterable[str]) -> list[tuple[int, int]]:
 
 _IIN = re.compile(r"(?<!\d)\d{12}(?!\d)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_STREET_WORD = (r"(?:ул\.|улица|улице|улицы|улицу|пр\.|просп\.|проспект[а-я]*|пер\.|"
-                r"переул[а-я]+|мкр\.?|микрорайон[а-я]*|шағын аудан[ыа]?)")
+_STREET_WORD = (
+    r"(?:ул\.|улица|улице|улицы|улицу|пр\.|просп\.|проспект[а-я]*|пер\.|"
+    r"переул[а-я]+|мкр\.?|микрорайон[а-я]*|шағын аудан[ыа]?)"
+)
 _ADDRESS = re.compile(
     r"(?i:%s)\s*[\wЁёӘәҒғҚқҢңӨөҰұҮүҺһІі\"«»-]+(?:\s+[\wЁёӘәҒғҚқҢңӨөҰұҮүҺһІі-]+)?"
     r"(?:,?\s*(?i:д\.|дом|үй)\s*\d+[а-яa-z]?)?(?:,?\s*(?i:кв\.|квартира|пәтер)\s*\d+)?"
-    % _STREET_WORD)
+    % _STREET_WORD
+)
 _KAZAKH_STREET = re.compile(
     r"[А-ЯЁӘҒҚҢӨҰҮҺІ][\wӘәҒғҚқҢңӨөҰұҮүҺһІі-]+\s+(?:көшесі|даңғылы|шағын ауданы)"
-    r"(?:,?\s*\d+[а-я]?(?:\s*-?\s*(?:үй|пәтер))?)?")
+    r"(?:,?\s*\d+[а-я]?(?:\s*-?\s*(?:үй|пәтер))?)?"
+)
 _HOUSE = re.compile(r"(?i:\bдом\b|\bд\.|\bкв\.|\bквартира\b|\bпәтер\b)\s*№?\s*\d+[а-я]?")
 _PLATE_LETTERS = "A-ZАВЕКМНОРСТУХ"
 _PLATE = re.compile(
     r"(?<![\w])(?:\d{3}\s?[%(l)s]{2,3}\s?\d{2}|[%(l)s]\s?\d{3}\s?[%(l)s]{2,3})(?![\w])"
-    % {"l": _PLATE_LETTERS})
-_MONTHS = (r"(?:январ[яь]|феврал[яь]|март[а]?|апрел[яь]|ма[йя]|июн[яь]|июл[яь]|август[а]?|"
-           r"сентябр[яь]|октябр[яь]|ноябр[яь]|декабр[яь]|қаңтар|ақпан|наурыз|сәуір|мамыр|"
-           r"маусым|шілде|тамыз|қыркүйек|қазан|қараша|желтоқсан|january|february|march|"
-           r"april|may|june|july|august|september|october|november|december)")
-_DATE = (r"(?:\d{1,2}[./-]\d{1,2}[./-](?:19|20)?\d{2}|(?:19|20)\d{2}-\d{2}-\d{2}|"
-         r"\d{1,2}\s+%s\s+(?:19|20)\d{2}|(?:19|20)\d{2})" % _MONTHS)
+    % {"l": _PLATE_LETTERS}
+)
+_MONTHS = (
+    r"(?:январ[яь]|феврал[яь]|март[а]?|апрел[яь]|ма[йя]|июн[яь]|июл[яь]|август[а]?|"
+    r"сентябр[яь]|октябр[яь]|ноябр[яь]|декабр[яь]|қаңтар|ақпан|наурыз|сәуір|мамыр|"
+    r"маусым|шілде|тамыз|қыркүйек|қазан|қараша|желтоқсан|january|february|march|"
+    r"april|may|june|july|august|september|october|november|december)"
+)
+_DATE = (
+    r"(?:\d{1,2}[./-]\d{1,2}[./-](?:19|20)?\d{2}|(?:19|20)\d{2}-\d{2}-\d{2}|"
+    r"\d{1,2}\s+%s\s+(?:19|20)\d{2}|(?:19|20)\d{2})" % _MONTHS
+)
 _BIRTH_BEFORE = re.compile(
     r"(?i:родил(?:ся|ась)|рождения|г\.\s?р\.|д\.\s?р\.|дата рожд\.?|туған|туылған|born|"
-    r"date of birth|dob)[^.\n\d]{0,25}?(%s)" % _DATE)
+    r"date of birth|dob)[^.\n\d]{0,25}?(%s)" % _DATE
+)
 _BIRTH_AFTER = re.compile(
-    r"(%s)\s*(?:г\.?\s*)?(?i:г\.\s?р\.|года рождения|г\. рождения|жылы туған|ж\.т\.)"
-    % _DATE)
+    r"(%s)\s*(?:г\.?\s*)?(?i:г\.\s?р\.|года рождения|г\. рождения|жылы туған|ж\.т\.)" % _DATE
+)
 
 
 def iin_valid(digits: str) -> bool:
@@ -202,8 +219,10 @@ def iin_valid(digits: str) -> bool:
 
 
 def _phones(text: str) -> list[tuple[int, int]]:
-    return [(m.start, m.end) for m in phonenumbers.PhoneNumberMatcher(
-        text, "KZ", leniency=phonenumbers.Leniency.VALID)]
+    return [
+        (m.start, m.end)
+        for m in phonenumbers.PhoneNumberMatcher(text, "KZ", leniency=phonenumbers.Leniency.VALID)
+    ]
 
 
 def find(text: str, known_names: Iterable[str] = ()) -> list[Finding]:
@@ -215,8 +234,11 @@ def find(text: str, known_names: Iterable[str] = ()) -> list[Finding]:
     raw += [("birth_date", m.start(1), m.end(1)) for m in _BIRTH_BEFORE.finditer(text)]
     raw += [("birth_date", m.start(1), m.end(1)) for m in _BIRTH_AFTER.finditer(text)]
     raw += [("phone", a, b) for a, b in _phones(text)]
-    raw += [("address", m.start(), m.end()) for pattern in (_ADDRESS, _KAZAKH_STREET, _HOUSE)
-            for m in pattern.finditer(text)]
+    raw += [
+        ("address", m.start(), m.end())
+        for pattern in (_ADDRESS, _KAZAKH_STREET, _HOUSE)
+        for m in pattern.finditer(text)
+    ]
     raw += [("plate", m.start(), m.end()) for m in _PLATE.finditer(text)]
     raw += [("name", a, b) for a, b in _known_names(text, known_names)]
     raw += [("name", a, b) for a, b in _listed_names(text)]
@@ -242,7 +264,7 @@ def mask(text: str, findings: Iterable[Finding], language: str) -> str:
     out = text
     for finding in sorted(findings, key=lambda f: f.start, reverse=True):
         placeholder = PLACEHOLDERS[finding.kind].get(language) or PLACEHOLDERS[finding.kind]["en"]
-        out = out[:finding.start] + placeholder + out[finding.end:]
+        out = out[: finding.start] + placeholder + out[finding.end :]
     return out
 
 

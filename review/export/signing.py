@@ -60,7 +60,7 @@ def public_key_text(key: Ed25519PublicKey) -> str:
 def fingerprint(public_key: str) -> str:
     """A short form to read aloud or print: SHA-256 of the raw key, 4-hex groups."""
     digest = hashlib.sha256(base64.b64decode(public_key)).hexdigest()[:32]
-    return " ".join(digest[i:i + 4] for i in range(0, 32, 4))
+    return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
 
 
 def instance_public_key(session: Session) -> str | None:
@@ -74,14 +74,19 @@ def signing_key(session: Session, identity: crypto.Identity, actor: str) -> Ed25
     if row is None:
         private = Ed25519PrivateKey.generate()
         raw = private.private_bytes_raw()
-        blob = seal_blob(session, active_recipients(session),
-                         json.dumps({"ed25519_private_key": _b64(raw)}).encode())
+        blob = seal_blob(
+            session,
+            active_recipients(session),
+            json.dumps({"ed25519_private_key": _b64(raw)}).encode(),
+        )
         public = public_key_text(private.public_key())
-        session.add(InstanceValue(name=KEY_VALUE, value=json.dumps(
-            {"public": public, "blob": blob.id}).encode()))
+        session.add(
+            InstanceValue(
+                name=KEY_VALUE, value=json.dumps({"public": public, "blob": blob.id}).encode()
+            )
+        )
         session.flush()
-        audit.append(session, actor, "export.key_create", "export_key",
-                     {"public_key": public})
+        audit.append(session, actor, "export.key_create", "export_key", {"public_key": public})
         return private
     stored = json.loads(row.value)
     blob = session.get(SealedBlob, stored["blob"])
@@ -91,22 +96,28 @@ def signing_key(session: Session, identity: crypto.Identity, actor: str) -> Ed25
     except crypto.NoIdentityMatchError:
         raise ExportKeyError(
             "the export key is not shared with this identity: ask a reviewer who can read "
-            "older testimony to share it, or use the recovery key") from None
-    return Ed25519PrivateKey.from_private_bytes(
-        base64.b64decode(document["ed25519_private_key"]))
+            "older testimony to share it, or use the recovery key"
+        ) from None
+    return Ed25519PrivateKey.from_private_bytes(base64.b64decode(document["ed25519_private_key"]))
 
 
-def manifest(files: dict[str, bytes], key: Ed25519PrivateKey,
-             generated_on: str) -> tuple[bytes, bytes, str]:
+def manifest(
+    files: dict[str, bytes], key: Ed25519PrivateKey, generated_on: str
+) -> tuple[bytes, bytes, str]:
     """manifest.json and manifest.sig for ``files``, and the manifest's SHA-256."""
     document = {
         "format": FORMAT,
         "generated_on": generated_on,
         "public_key": public_key_text(key.public_key()),
         "signature": "Ed25519 over the bytes of manifest.json, base64 in manifest.sig",
-        "files": [{"name": name, "size": len(files[name]),
-                   "sha256": hashlib.sha256(files[name]).hexdigest()}
-                  for name in sorted(files)],
+        "files": [
+            {
+                "name": name,
+                "size": len(files[name]),
+                "sha256": hashlib.sha256(files[name]).hexdigest(),
+            }
+            for name in sorted(files)
+        ],
     }
     body = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()
     signature = (_b64(key.sign(body)) + "\n").encode("ascii")
@@ -129,8 +140,9 @@ def read_export(path: Path) -> dict[str, bytes]:
     if path.is_dir():
         return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
     with zipfile.ZipFile(path) as archive:
-        return {info.filename: archive.read(info) for info in archive.infolist()
-                if not info.is_dir()}
+        return {
+            info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()
+        }
 
 
 def verify(path: Path, expected_key: str | None = None) -> Verification:
@@ -154,8 +166,10 @@ def verify(path: Path, expected_key: str | None = None) -> Verification:
         result.problems.append("%s is not a manifest" % MANIFEST)
         return result
     if expected_key and expected_key != result.public_key:
-        result.problems.append("signed with another key (%s), not the expected one (%s)"
-                               % (fingerprint(result.public_key), fingerprint(expected_key)))
+        result.problems.append(
+            "signed with another key (%s), not the expected one (%s)"
+            % (fingerprint(result.public_key), fingerprint(expected_key))
+        )
     signature = files.get(SIGNATURE)
     if signature is None:
         result.problems.append("%s is missing" % SIGNATURE)
@@ -164,8 +178,7 @@ def verify(path: Path, expected_key: str | None = None) -> Verification:
             key = Ed25519PublicKey.from_public_bytes(base64.b64decode(result.public_key))
             key.verify(base64.b64decode(signature.strip(), validate=True), body)
         except (InvalidSignature, ValueError):
-            result.problems.append("bad signature: %s does not match %s"
-                                   % (SIGNATURE, MANIFEST))
+            result.problems.append("bad signature: %s does not match %s" % (SIGNATURE, MANIFEST))
     for name, digest in sorted(listed.items()):
         if name not in files:
             result.problems.append("%s: listed in the manifest but missing" % name)

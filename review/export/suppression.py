@@ -75,8 +75,7 @@ class TwoWay:
         return self.cells[i][j]
 
 
-def _bounds(value: int, status: str | None, k: int, in_small_line: bool = False
-            ) -> tuple[int, int]:
+def _bounds(value: int, status: str | None, k: int, in_small_line: bool = False) -> tuple[int, int]:
     """What a reader knows about an entry: its value if published, else its class."""
     if status is None:
         return value, value
@@ -87,8 +86,10 @@ def _bounds(value: int, status: str | None, k: int, in_small_line: bool = False
 
 # --- one-way tables ----------------------------------------------------------------------
 
-def _one_way_derivable(values: list[int], status: list[str | None], total: int,
-                       k: int) -> list[int]:
+
+def _one_way_derivable(
+    values: list[int], status: list[str | None], total: int, k: int
+) -> list[int]:
     """Indices of suppressed counts a reader can pin from the total and the others."""
     hidden = [i for i, s in enumerate(status) if s is not None]
     rest = total - sum(v for v, s in zip(values, status, strict=True) if s is None)
@@ -121,6 +122,7 @@ def protect_one_way(values: Sequence[int], k: int) -> OneWay:
 
 # --- two-way tables ----------------------------------------------------------------------
 
+
 class _Graph:
     """The table as a bipartite graph: a node per row and per column (the totals are one
     more row and one more column), an edge per entry. With every entry in the margins
@@ -141,8 +143,9 @@ class _Graph:
         margin = (i == self.rows) != (j == self.columns)
         inner = i < self.rows and j < self.columns
         status = self.table.status
-        small_line = inner and (status.get((i, self.columns)) == SMALL
-                                or status.get((self.rows, j)) == SMALL)
+        small_line = inner and (
+            status.get((i, self.columns)) == SMALL or status.get((self.rows, j)) == SMALL
+        )
         lo, hi = _bounds(value, status.get(key), self.k, small_line)
         if margin:
             return -value, -hi, -lo
@@ -193,8 +196,7 @@ def _complement(table: TwoWay, key: Key, k: int) -> Key | None:
     suppressed_columns = {j for _i, j in table.status}
 
     def eligible(candidate: Key) -> bool:
-        return (candidate != grand and candidate not in table.status
-                and table.value(*candidate) >= k)
+        return candidate != grand and candidate not in table.status and table.value(*candidate) >= k
 
     def cost(candidate: Key) -> tuple[int, int, int, Key]:
         i, j = candidate
@@ -215,9 +217,12 @@ def protect_two_way(cells: Sequence[Sequence[int]], k: int) -> TwoWay:
     cells)."""
     matrix = [list(row) for row in cells]
     columns = len(matrix[0]) if matrix else 0
-    table = TwoWay(matrix, [sum(row) for row in matrix],
-                   [sum(row[j] for row in matrix) for j in range(columns)],
-                   sum(sum(row) for row in matrix))
+    table = TwoWay(
+        matrix,
+        [sum(row) for row in matrix],
+        [sum(row[j] for row in matrix) for j in range(columns)],
+        sum(sum(row) for row in matrix),
+    )
     rows = len(matrix)
     entries = [(i, j) for i in range(rows + 1) for j in range(columns + 1)]
     if 0 < table.total < k:

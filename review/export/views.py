@@ -40,9 +40,15 @@ excerpt_pages = Blueprint("excerpts", __name__)
 export_page = Blueprint("export", __name__, url_prefix="/export")
 BLUEPRINTS = [excerpt_pages, export_page]
 
-KIND_LABELS = {"name": _l("Name"), "phone": _l("Phone number"), "iin": _l("IIN"),
-               "email": _l("E-mail address"), "address": _l("Address"),
-               "plate": _l("Vehicle plate"), "birth_date": _l("Date of birth")}
+KIND_LABELS = {
+    "name": _l("Name"),
+    "phone": _l("Phone number"),
+    "iin": _l("IIN"),
+    "email": _l("E-mail address"),
+    "address": _l("Address"),
+    "plate": _l("Vehicle plate"),
+    "birth_date": _l("Date of birth"),
+}
 REFUSALS = {
     "consent": _l("The witness did not agree to be quoted: no excerpt can be made."),
     "empty": _l("An excerpt needs some text."),
@@ -70,9 +76,11 @@ def _excerpt(session: Session, excerpt_id: int) -> Excerpt:
 @excerpt_pages.app_context_processor
 def excerpt_section() -> dict[str, Any]:
     """What the testimony page's excerpt section lists (no text: only status and day)."""
+
     def excerpts_of(testimony_id: int) -> list[Excerpt]:
         with _db().sessions() as session:
             return excerpts.of_testimony(session, testimony_id)
+
     return {"excerpts_of": excerpts_of}
 
 
@@ -88,8 +96,9 @@ def new(testimony_id: int) -> Any:
         if request.method == "POST":
             _checked()
             try:
-                made = excerpts.create(session, item, g.reviewer.id, _actor(),
-                                       request.form.get("text", ""))
+                made = excerpts.create(
+                    session, item, g.reviewer.id, _actor(), request.form.get("text", "")
+                )
             except excerpts.ExcerptError as refused:
                 flash(REFUSALS[refused.code], "error")
                 return redirect(url_for("excerpts.new", testimony_id=testimony_id))
@@ -97,11 +106,15 @@ def new(testimony_id: int) -> Any:
         view = read_testimony(session, item, g.identity)
         from store import audit
 
-        audit.append(session, _actor(), "testimony.unseal", "testimony:%d" % testimony_id,
-                     {"for": "excerpt", "unreadable": len(view.unreadable)})
+        audit.append(
+            session,
+            _actor(),
+            "testimony.unseal",
+            "testimony:%d" % testimony_id,
+            {"for": "excerpt", "unreadable": len(view.unreadable)},
+        )
         prefill = "\n\n".join(text for _day, text in view.statements)
-        return render_template("excerpts/new.html", item=item, prefill=prefill,
-                               action=ActionForm())
+        return render_template("excerpts/new.html", item=item, prefill=prefill, action=ActionForm())
 
 
 @excerpt_pages.route("/excerpts/<int:excerpt_id>")
@@ -113,18 +126,25 @@ def edit(excerpt_id: int) -> Any:
 
         audit.append(session, _actor(), "excerpt.unseal", "excerpt:%d" % excerpt_id)
         segments = _segments(view.text, view.findings, view.overridden)
-        return render_template("excerpts/edit.html", view=view, excerpt=found,
-                               segments=segments, kinds=KIND_LABELS, action=ActionForm())
+        return render_template(
+            "excerpts/edit.html",
+            view=view,
+            excerpt=found,
+            segments=segments,
+            kinds=KIND_LABELS,
+            action=ActionForm(),
+        )
 
 
-def _segments(text: str, findings: list[pii.Finding],
-              overridden: set[str]) -> list[tuple[str, pii.Finding | None, bool]]:
+def _segments(
+    text: str, findings: list[pii.Finding], overridden: set[str]
+) -> list[tuple[str, pii.Finding | None, bool]]:
     """The text cut into plain runs and findings, for highlighting (escaped by Jinja)."""
     out: list[tuple[str, pii.Finding | None, bool]] = []
     at = 0
     for finding in findings:
         if finding.start > at:
-            out.append((text[at:finding.start], None, False))
+            out.append((text[at : finding.start], None, False))
         out.append((finding.text, finding, finding.key in overridden))
         at = finding.end
     if at < len(text):
@@ -153,31 +173,57 @@ def _language(session: Session, found: Excerpt) -> str:
 
 @excerpt_pages.route("/excerpts/<int:excerpt_id>/text", methods=["POST"])
 def save_text(excerpt_id: int) -> Any:
-    return _act(excerpt_id, lambda session, found: excerpts.edit(
-        session, found, g.identity, g.reviewer.id, _actor(), request.form.get("text", "")),
-        _("Excerpt saved: it is a draft again and is checked anew."))
+    return _act(
+        excerpt_id,
+        lambda session, found: excerpts.edit(
+            session, found, g.identity, g.reviewer.id, _actor(), request.form.get("text", "")
+        ),
+        _("Excerpt saved: it is a draft again and is checked anew."),
+    )
 
 
 @excerpt_pages.route("/excerpts/<int:excerpt_id>/mask", methods=["POST"])
 def mask(excerpt_id: int) -> Any:
     key = request.form.get("key")
-    return _act(excerpt_id, lambda session, found: excerpts.mask(
-        session, found, g.identity, g.reviewer.id, _actor(), _language(session, found),
-        {key} if key else None))
+    return _act(
+        excerpt_id,
+        lambda session, found: excerpts.mask(
+            session,
+            found,
+            g.identity,
+            g.reviewer.id,
+            _actor(),
+            _language(session, found),
+            {key} if key else None,
+        ),
+    )
 
 
 @excerpt_pages.route("/excerpts/<int:excerpt_id>/keep", methods=["POST"])
 def keep(excerpt_id: int) -> Any:
-    return _act(excerpt_id, lambda session, found: excerpts.override(
-        session, found, g.identity, g.reviewer.id, _actor(), request.form.get("key", ""),
-        request.form.get("reason", "")))
+    return _act(
+        excerpt_id,
+        lambda session, found: excerpts.override(
+            session,
+            found,
+            g.identity,
+            g.reviewer.id,
+            _actor(),
+            request.form.get("key", ""),
+            request.form.get("reason", ""),
+        ),
+    )
 
 
 @excerpt_pages.route("/excerpts/<int:excerpt_id>/approve", methods=["POST"])
 def approve(excerpt_id: int) -> Any:
-    return _act(excerpt_id, lambda session, found: excerpts.approve(
-        session, found, g.identity, g.reviewer.id, _actor()),
-        _("Excerpt approved: it will be in the next export."))
+    return _act(
+        excerpt_id,
+        lambda session, found: excerpts.approve(
+            session, found, g.identity, g.reviewer.id, _actor()
+        ),
+        _("Excerpt approved: it will be in the next export."),
+    )
 
 
 @excerpt_pages.route("/excerpts/<int:excerpt_id>/delete", methods=["POST"])
@@ -193,6 +239,7 @@ def delete(excerpt_id: int) -> Any:
 
 # --- the export page (administrators) ----------------------------------------------------
 
+
 @export_page.before_request
 def admins_only() -> None:
     if g.get("reviewer") is None or not g.reviewer.is_admin:
@@ -203,8 +250,13 @@ def admins_only() -> None:
 @admin_only
 def page() -> Any:
     with _db().sessions() as session:
-        incidents = list(session.execute(select(Incident.slug, Incident.title, Incident.start)
-                                         .order_by(Incident.start, Incident.slug)).all())
+        incidents = list(
+            session.execute(
+                select(Incident.slug, Incident.title, Incident.start).order_by(
+                    Incident.start, Incident.slug
+                )
+            ).all()
+        )
         key = signing.instance_public_key(session)
     error = None
     if request.method == "POST":
@@ -214,25 +266,37 @@ def page() -> Any:
                 k=int(request.form.get("k", "5") or 5),
                 incidents=request.form.getlist("incident"),
                 granularity=request.form.get("granularity", "day"),
-                language=request.form.get("language", "en"))
+                language=request.form.get("language", "en"),
+            )
             with _db().transaction() as session:
                 made = build.build(session, g.identity, options, _actor())
         except ValueError:
             error = _("Check the options: k is a whole number from 3 to 1000.")
         except signing.ExportKeyError:
-            error = _("The export key is not shared with you yet: ask an administrator "
-                      "who can read older testimony to share it with you.")
+            error = _(
+                "The export key is not shared with you yet: ask an administrator "
+                "who can read older testimony to share it with you."
+            )
         else:
             archive = io.BytesIO()
             with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
                 for name, data in made.files.items():
-                    out.writestr(zipfile.ZipInfo(name, ZIP_TIME), data,
-                                 compress_type=zipfile.ZIP_DEFLATED)
+                    out.writestr(
+                        zipfile.ZipInfo(name, ZIP_TIME), data, compress_type=zipfile.ZIP_DEFLATED
+                    )
             archive.seek(0)
-            return send_file(archive, mimetype="application/zip", as_attachment=True,
-                             download_name="testimony-export-%s.zip" % made.generated_on)
-    return render_template("export/page.html", incidents=incidents, label=label,
-                           fingerprint=signing.fingerprint(key) if key else None,
-                           action=ActionForm(), error=error,
-                           form=request.form if request.method == "POST" else {}), \
-        400 if error else 200
+            return send_file(
+                archive,
+                mimetype="application/zip",
+                as_attachment=True,
+                download_name="testimony-export-%s.zip" % made.generated_on,
+            )
+    return render_template(
+        "export/page.html",
+        incidents=incidents,
+        label=label,
+        fingerprint=signing.fingerprint(key) if key else None,
+        action=ActionForm(),
+        error=error,
+        form=request.form if request.method == "POST" else {},
+    ), 400 if error else 200

@@ -21,8 +21,9 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 # Pillow is instrumented too, so that mutations find their way into its decoders.
-with atheris.instrument_imports(include=["intake.filetypes", "intake.images",
-                                         "intake.submission", "PIL"]):
+with atheris.instrument_imports(
+    include=["intake.filetypes", "intake.images", "intake.submission", "PIL"]
+):
     from intake import filetypes, submission
     from intake.spool import SealedSpool, UploadBudget
 
@@ -39,8 +40,12 @@ def check(data: bytes) -> None:
         try:
             received = submission.check_upload(spool, "invented.bin", "image/jpeg")
         except submission.UploadRefused as refused:
-            assert refused.reason in ("file_empty", "file_type", "image_corrupt",
-                                      "image_too_many_pixels"), refused.reason
+            assert refused.reason in (
+                "file_empty",
+                "file_type",
+                "image_corrupt",
+                "image_too_many_pixels",
+            ), refused.reason
             return
         assert received.type == detected
         if received.image is not None:

@@ -34,8 +34,7 @@ def age_seeds() -> dict[str, bytes]:
         "hybrid.age": crypto.seal_bytes(TEXT, [h]),
         "both.age": crypto.seal_bytes(TEXT, [x, h]),
         "empty.age": crypto.seal_bytes(b"", [x]),
-        "scrypt.age": crypto.seal_bytes(TEXT, [crypto.ScryptRecipient("invented",
-                                                                       work_factor=2)]),
+        "scrypt.age": crypto.seal_bytes(TEXT, [crypto.ScryptRecipient("invented", work_factor=2)]),
         "identity.txt": str(X25519).encode(),
         "recipient.txt": str(h).encode(),
     }
@@ -59,12 +58,22 @@ def _exif_jpeg() -> bytes:
 
 def _png_claiming(width: int, height: int) -> bytes:
     """A PNG header announcing a huge picture, with one tiny compressed row."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def upload_seeds() -> dict[str, bytes]:
