@@ -3,12 +3,19 @@ corroboration.
 
 The file format is ``testimony-incidents/1`` (schema: ``store/data/incidents.schema.json``):
 places, violation types and incidents keyed by slug. Import is idempotent: running it
-twice changes nothing the second time, and ``export`` writes what ``import`` reads. Every
-change is recorded in the audit chain with the previous value.
+twice changes nothing the second time, and ``export`` writes what ``import`` reads.
+
+Every write goes through ``save_place``, ``save_violation_type`` and ``save_incident``
+(the importer and the review face's editor alike): each takes one entry in the file's
+shape, validates it against the schema, creates or updates the row and records the
+change in the audit chain as ``<kind>.create`` or ``<kind>.update`` with the details
+``{"previous": <entry before, or null>, "new": <entry after>}``, both as ``export`` would
+write them.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +48,20 @@ class CatalogueError(ValueError):
     """The file does not follow the format; the message lists every problem."""
 
 
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
+
+
 def validate(
     document: Any,
     known_places: set[str] = frozenset(),  # type: ignore[assignment]
-    known_types: set[str] = frozenset(),
-) -> None:  # type: ignore[assignment]
-    """Check ``document`` against the schema and its internal references."""
-    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
+    known_types: set[str] = frozenset(),  # type: ignore[assignment]
+    known_incidents: set[str] = frozenset(),  # type: ignore[assignment]
+) -> None:
+    """Check ``document`` against the schema and its references, which may also name the
+    ``known_*`` slugs (those already in the catalogue)."""
+    validator = _validator()
     problems = [
         "%s: %s" % ("/".join(map(str, e.absolute_path)) or "(top)", e.message)
         for e in sorted(validator.iter_errors(document), key=lambda e: list(e.path))
@@ -57,6 +71,7 @@ def validate(
     places = {p["slug"] for p in document.get("places", [])} | set(known_places)
     types = {t["slug"] for t in document.get("violation_types", [])} | set(known_types)
     incidents = [i["slug"] for i in document["incidents"]]
+    known = set(incidents) | set(known_incidents)
     for kind, slugs in (
         ("place", [p["slug"] for p in document.get("places", [])]),
         ("violation type", [t["slug"] for t in document.get("violation_types", [])]),
@@ -78,7 +93,7 @@ def validate(
             if slug not in types:
                 problems.append("incident %s: unknown violation type %s" % (incident["slug"], slug))
         for link in incident.get("related", []):
-            if link["incident"] not in incidents:
+            if link["incident"] not in known:
                 problems.append(
                     "incident %s: unknown related incident %s"
                     % (incident["slug"], link["incident"])
@@ -162,7 +177,7 @@ def _related(session: Session, incident: Incident) -> list[tuple[str, str]]:
         select(Incident.slug, IncidentRelation.relation)
         .join(IncidentRelation, IncidentRelation.related_id == Incident.id)
         .where(IncidentRelation.incident_id == incident.id)
-        .order_by(Incident.slug)
+        .order_by(Incident.slug, IncidentRelation.relation)
     ).all()
     return [(slug, relation) for slug, relation in rows]
 
@@ -171,123 +186,281 @@ def _normalized(doc: dict[str, Any]) -> str:
     return json.dumps(doc, sort_keys=True, ensure_ascii=False)
 
 
-def import_document(session: Session, document: dict[str, Any], actor: str) -> ImportResult:
-    """Create or update everything in ``document``; audit every change with its previous
-    value. Unchanged entries are left alone (so a second import is a no-op)."""
-    known_places = set(session.scalars(select(Place.slug)))
-    known_types = set(session.scalars(select(ViolationType.slug)))
-    validate(document, known_places, known_types)
-    result = ImportResult()
+def _audit(
+    session: Session,
+    actor: str,
+    kind: str,
+    slug: str,
+    previous: dict[str, Any] | None,
+    new: dict[str, Any],
+) -> None:
+    """The one audit event of a catalogue change: ``{"previous": old doc or None, "new":
+    new doc}``, both in the file format's shape (what ``export`` writes)."""
+    audit.append(
+        session,
+        actor,
+        "%s.%s" % (kind, "create" if previous is None else "update"),
+        "%s:%s" % (kind, slug),
+        {"previous": previous, "new": new},
+    )
 
-    for entry in document.get("places", []):
-        place = session.scalar(select(Place).where(Place.slug == entry["slug"]))
-        new = {"kind": "village", **entry}
-        if place is None:
-            session.add(Place(**new))
-            result.created["place"] += 1
-            audit.append(session, actor, "place.create", "place:%s" % entry["slug"], new)
-        elif _normalized(place_doc(place)) != _normalized(new):
-            previous = place_doc(place)
-            for key, value in new.items():
-                setattr(place, key, value)
-            result.updated["place"] += 1
-            audit.append(
-                session,
-                actor,
-                "place.update",
-                "place:%s" % entry["slug"],
-                {"previous": previous, "new": new},
-            )
-    session.flush()
 
-    types = {t.slug: t for t in session.scalars(select(ViolationType))}
-    slugs = {t.id: t.slug for t in types.values()}
-    previous_types = {slug: _type_doc(t, slugs) for slug, t in types.items()}
-    for entry in document.get("violation_types", []):
-        if entry["slug"] not in types:
-            types[entry["slug"]] = ViolationType(slug=entry["slug"], labels=entry["labels"])
-            session.add(types[entry["slug"]])
-    session.flush()
-    for entry in document.get("violation_types", []):
-        current = types[entry["slug"]]
-        new = {"slug": entry["slug"], "parent": entry.get("parent"), "labels": entry["labels"]}
-        current.parent_id = types[entry["parent"]].id if entry.get("parent") else None
-        current.labels = entry["labels"]
-        previous = previous_types.get(entry["slug"])
-        if previous is None:
-            result.created["violation_type"] += 1
-            audit.append(
-                session, actor, "violation_type.create", "violation_type:%s" % entry["slug"], new
-            )
-        elif _normalized(previous) != _normalized(new):
-            result.updated["violation_type"] += 1
-            audit.append(
-                session,
-                actor,
-                "violation_type.update",
-                "violation_type:%s" % entry["slug"],
-                {"previous": previous, "new": new},
-            )
-    session.flush()
+def _existing(session: Session, model: Any, slugs: list[str]) -> set[str]:
+    if not slugs:
+        return set()
+    return set(session.scalars(select(model.slug).where(model.slug.in_(slugs))))
 
-    places = {p.slug: p for p in session.scalars(select(Place))}
-    incidents = {i.slug: i for i in session.scalars(select(Incident))}
-    pending_relations: list[tuple[Incident, list[dict[str, str]]]] = []
-    for entry in document["incidents"]:
-        incident = incidents.get(entry["slug"])
-        previous = incident_doc(incident, _related(session, incident)) if incident else None
-        comparable = {k: v for k, v in entry.items() if k != "related"}
-        if previous is not None and _normalized(
-            {k: v for k, v in previous.items() if k != "related"}
-        ) == _normalized(_complete(comparable)):
-            pending_relations.append((incident, entry.get("related", [])))  # type: ignore[arg-type]
-            continue
-        if incident is None:
-            incident = Incident(slug=entry["slug"])
-            session.add(incident)
-            incidents[entry["slug"]] = incident
-            result.created["incident"] += 1
-        else:
-            result.updated["incident"] += 1
-        incident.title = entry["title"]
-        incident.description = entry["description"]
-        incident.start = entry["start"]
-        incident.end = entry.get("end")
-        incident.precision = entry["precision"]
-        incident.figures = entry.get("figures", {})
-        incident.figures_note = entry.get("figures_note", "")
-        incident.places = [places[s] for s in entry["places"]]
-        incident.violation_types = [types[s] for s in entry["violation_types"]]
-        incident.sources = [Source(**source) for source in entry["sources"]]
+
+def _save_place(session: Session, doc: dict[str, Any], actor: str) -> tuple[Place, str | None]:
+    validate({"format": FORMAT, "places": [doc], "incidents": []})
+    new = {"kind": "village", **doc}
+    place = session.scalar(select(Place).where(Place.slug == doc["slug"]))
+    previous = place_doc(place) if place is not None else None
+    if previous is not None and _normalized(previous) == _normalized(new):
+        return place, None  # type: ignore[return-value]
+    if place is None:
+        place = Place(**new)
+        session.add(place)
+    else:
+        for key, value in new.items():
+            setattr(place, key, value)
+    session.flush()
+    _audit(session, actor, "place", doc["slug"], previous, place_doc(place))
+    return place, "created" if previous is None else "updated"
+
+
+def _save_violation_type(
+    session: Session, doc: dict[str, Any], actor: str
+) -> tuple[ViolationType, str | None]:
+    parent_slug = doc.get("parent") or None
+    validate(
+        {"format": FORMAT, "violation_types": [doc], "incidents": []},
+        known_types=_existing(session, ViolationType, [parent_slug] if parent_slug else []),
+    )
+    entry = session.scalar(select(ViolationType).where(ViolationType.slug == doc["slug"]))
+    parent = (
+        session.scalar(select(ViolationType).where(ViolationType.slug == parent_slug))
+        if parent_slug
+        else None
+    )
+    previous = _type_doc(entry, _parent_slugs(session, entry)) if entry is not None else None
+    new = {"slug": doc["slug"], "parent": parent_slug, "labels": doc["labels"]}
+    if previous is not None and _normalized(previous) == _normalized(new):
+        return entry, None  # type: ignore[return-value]
+    if entry is None:
+        entry = ViolationType(slug=doc["slug"], labels=doc["labels"])
+        session.add(entry)
         session.flush()
-        audit.append(
-            session,
-            actor,
-            "incident.create" if previous is None else "incident.update",
-            "incident:%s" % entry["slug"],
-            {"previous": previous} if previous else {"slug": entry["slug"]},
+    if parent_slug == doc["slug"]:
+        parent = entry
+    entry.labels = doc["labels"]
+    entry.parent_id = parent.id if parent is not None else None
+    session.flush()
+    _audit(
+        session,
+        actor,
+        "violation_type",
+        doc["slug"],
+        previous,
+        _type_doc(entry, _parent_slugs(session, entry)),
+    )
+    return entry, "created" if previous is None else "updated"
+
+
+def _parent_slugs(session: Session, entry: ViolationType) -> dict[int, str]:
+    if entry.parent_id is None:
+        return {}
+    parent = session.get(ViolationType, entry.parent_id)
+    return {entry.parent_id: parent.slug} if parent is not None else {}
+
+
+def _incident_new_doc(
+    session: Session, incident: Incident | None, doc: dict[str, Any]
+) -> dict[str, Any]:
+    """``doc`` as ``incident_doc`` would read it back once saved; without ``related`` the
+    incident keeps the relations it has."""
+    new = _complete({k: v for k, v in doc.items() if k != "related"})
+    new["places"] = sorted(new["places"])
+    new["violation_types"] = sorted(new["violation_types"])
+    if "related" in doc:
+        related = sorted((r["incident"], r["relation"]) for r in doc["related"])
+    else:
+        related = _related(session, incident) if incident is not None else []
+    if related:
+        new["related"] = [{"incident": slug, "relation": rel} for slug, rel in related]
+    return new
+
+
+def _save_incident(
+    session: Session, doc: dict[str, Any], actor: str
+) -> tuple[Incident, str | None]:
+    related = [r["incident"] for r in doc.get("related", [])]
+    validate(
+        {"format": FORMAT, "incidents": [doc]},
+        known_places=_existing(session, Place, doc.get("places", [])),
+        known_types=_existing(session, ViolationType, doc.get("violation_types", [])),
+        known_incidents=_existing(session, Incident, related) | {doc["slug"]},
+    )
+    incident = session.scalar(select(Incident).where(Incident.slug == doc["slug"]))
+    previous = incident_doc(incident, _related(session, incident)) if incident else None
+    new = _incident_new_doc(session, incident, doc)
+    if previous is not None and _normalized(previous) == _normalized(new):
+        return incident, None  # type: ignore[return-value]
+    if incident is None:
+        incident = Incident(slug=doc["slug"])
+        session.add(incident)
+    incident.title = new["title"]
+    incident.description = new["description"]
+    incident.start = new["start"]
+    incident.end = new.get("end")
+    incident.precision = new["precision"]
+    incident.figures = new.get("figures", {})
+    incident.figures_note = new.get("figures_note", "")
+    incident.places = list(
+        session.scalars(select(Place).where(Place.slug.in_(new["places"])).order_by(Place.slug))
+    )
+    incident.violation_types = list(
+        session.scalars(
+            select(ViolationType)
+            .where(ViolationType.slug.in_(new["violation_types"]))
+            .order_by(ViolationType.slug)
         )
-        pending_relations.append((incident, entry.get("related", [])))
-    for incident, related in pending_relations:
-        wanted = sorted((incidents[r["incident"]].id, r["relation"]) for r in related)
-        current = sorted(
+    )
+    if previous is None or previous["sources"] != new["sources"]:
+        incident.sources = [Source(**source) for source in new["sources"]]
+    session.flush()
+    wanted = [(r["incident"], r["relation"]) for r in new.get("related", [])]
+    if previous is None or previous.get("related", []) != new.get("related", []):
+        session.execute(delete(IncidentRelation).where(IncidentRelation.incident_id == incident.id))
+        ids = dict(
             session.execute(
-                select(IncidentRelation.related_id, IncidentRelation.relation).where(
-                    IncidentRelation.incident_id == incident.id
+                select(Incident.slug, Incident.id).where(
+                    Incident.slug.in_([slug for slug, _ in wanted])
                 )
             ).all()
         )
-        if [tuple(c) for c in current] != wanted:
-            session.execute(
-                delete(IncidentRelation).where(IncidentRelation.incident_id == incident.id)
+        for slug, relation in wanted:
+            session.add(
+                IncidentRelation(incident_id=incident.id, related_id=ids[slug], relation=relation)
             )
-            for related_id, relation in wanted:
-                session.add(
-                    IncidentRelation(
-                        incident_id=incident.id, related_id=related_id, relation=relation
-                    )
-                )
-    session.flush()
+        session.flush()
+    _audit(
+        session,
+        actor,
+        "incident",
+        doc["slug"],
+        previous,
+        incident_doc(incident, _related(session, incident)),
+    )
+    return incident, "created" if previous is None else "updated"
+
+
+def save_place(session: Session, doc: dict[str, Any], actor: str) -> Place:
+    """Create or update the place ``doc`` (one entry of the file's ``places``); audit a
+    change as ``place.create`` or ``place.update``. An unchanged entry is left alone."""
+    return _save_place(session, doc, actor)[0]
+
+
+def save_violation_type(session: Session, doc: dict[str, Any], actor: str) -> ViolationType:
+    """Create or update the vocabulary entry ``doc`` (one entry of ``violation_types``);
+    its parent must exist. Audited as ``violation_type.create`` or ``.update``."""
+    return _save_violation_type(session, doc, actor)[0]
+
+
+def save_incident(session: Session, doc: dict[str, Any], actor: str) -> Incident:
+    """Create or update the incident ``doc`` (one entry of ``incidents``); its places,
+    violation types and related incidents must exist. Without ``related`` its relations
+    stay as they are. Audited as ``incident.create`` or ``incident.update``."""
+    return _save_incident(session, doc, actor)[0]
+
+
+def _dependency_order(entries: list[dict[str, Any]], refers: Any) -> list[dict[str, Any]]:
+    """``entries`` in file order, except that an entry comes after the entries of the same
+    document it refers to (as far as the references do not go round in a circle)."""
+    slugs = {e["slug"] for e in entries}
+    ordered: list[dict[str, Any]] = []
+    done: set[str] = set()
+    pending = list(entries)
+    while pending:
+        ready = [
+            e
+            for e in pending
+            if all(s in done or s not in slugs or s == e["slug"] for s in refers(e))
+        ]
+        if not ready:
+            return ordered + pending
+        ordered += ready
+        done |= {e["slug"] for e in ready}
+        pending = [e for e in pending if e["slug"] not in done]
+    return ordered
+
+
+def import_document(session: Session, document: dict[str, Any], actor: str) -> ImportResult:
+    """Create or update everything in ``document`` with ``save_place``,
+    ``save_violation_type`` and ``save_incident``. Unchanged entries are left alone (so a
+    second import is a no-op). An entry that refers to one of the same document that does
+    not exist yet, in a circle, is saved without that reference and completed after."""
+    validate(
+        document,
+        set(session.scalars(select(Place.slug))),
+        set(session.scalars(select(ViolationType.slug))),
+        set(session.scalars(select(Incident.slug))),
+    )
+    result = ImportResult()
+
+    def save(kind: str, saver: Any, entries: list[dict[str, Any]], trim: Any) -> None:
+        later = []
+        created = set()
+        for entry in entries:
+            partial = trim(entry)
+            change = saver(session, partial, actor)[1]
+            if change:
+                getattr(result, change)[kind] += 1
+                if change == "created":
+                    created.add(entry["slug"])
+            if partial is not entry:
+                later.append(entry)
+        for entry in later:
+            change = saver(session, entry, actor)[1]
+            if change and entry["slug"] not in created:
+                result.updated[kind] += 1
+
+    for entry in document.get("places", []):
+        change = _save_place(session, entry, actor)[1]
+        if change:
+            getattr(result, change)["place"] += 1
+
+    def without_new_parent(entry: dict[str, Any]) -> dict[str, Any]:
+        parent = entry.get("parent")
+        if parent and not _existing(session, ViolationType, [parent]):
+            return {**entry, "parent": None}
+        return entry
+
+    save(
+        "violation_type",
+        _save_violation_type,
+        _dependency_order(document.get("violation_types", []), lambda e: [e.get("parent")]),
+        without_new_parent,
+    )
+
+    def without_new_related(entry: dict[str, Any]) -> dict[str, Any]:
+        targets = [r["incident"] for r in entry.get("related", [])]
+        known = _existing(session, Incident, targets)
+        if set(targets) <= known:
+            return entry
+        return {
+            **entry,
+            "related": [r for r in entry["related"] if r["incident"] in known],
+        }
+
+    save(
+        "incident",
+        _save_incident,
+        _dependency_order(
+            document["incidents"], lambda e: [r["incident"] for r in e.get("related", [])]
+        ),
+        without_new_related,
+    )
     return result
 
 
