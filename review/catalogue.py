@@ -7,7 +7,6 @@ previous value."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from flask import (
@@ -26,13 +25,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from store import audit
+from store import incidents as store_incidents
 from store.blobs import active_recipients, pad_document, seal_blob
-from store.incidents import CONFIDENCES, ROLES, corroboration, incident_doc, place_doc
+from store.incidents import CONFIDENCES, ROLES, corroboration, incident_doc
 from store.instance import today
 from store.models import (
     Incident,
     Place,
-    Source,
     Testimony,
     TestimonyIncident,
     TestimonyViolation,
@@ -41,18 +40,24 @@ from store.models import (
 
 from . import mapping
 from .current import actor as _actor
-from .current import checked as _checked
 from .current import db as _db
-from .forms import STATUS_LABELS, ActionForm
+from .forms import (
+    PLACE_KINDS,
+    PRECISIONS,
+    SLUG,
+    SOURCE_PARTS,
+    STATUS_LABELS,
+    IncidentForm,
+    PlaceForm,
+    ViolationTypeForm,
+    source_lines,
+)
 from .roles import admin_only
 
 incidents = Blueprint("incidents", __name__, url_prefix="/incidents")
 links = Blueprint("mapping", __name__, url_prefix="/testimony")
 catalogue = Blueprint("catalogue", __name__, url_prefix="/catalogue")
 BLUEPRINTS = [incidents, links, catalogue]
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-_]{1,79}$")
-_WHEN = re.compile(r"^\d{4}-\d{2}(-\d{2}(T\d{2}:\d{2})?)?$")
-PRECISIONS = ("exact", "approximate", "day", "month")
 
 
 def label(value: dict[str, str] | None, lang: str) -> str:
@@ -140,7 +145,6 @@ def _back(testimony_id: int, error: str | None = None) -> Any:
 
 @links.route("/<int:testimony_id>/links", methods=["POST"])
 def link(testimony_id: int) -> Any:
-    _checked()
     role, confidence = request.form.get("role"), request.form.get("confidence")
     passage = request.form.get("passage", "").strip()[:5000]
     if role not in ROLES or confidence not in CONFIDENCES:
@@ -193,7 +197,6 @@ def link(testimony_id: int) -> Any:
 
 @links.route("/<int:testimony_id>/links/<slug>/remove", methods=["POST"])
 def unlink(testimony_id: int, slug: str) -> Any:
-    _checked()
     with _db().transaction() as session:
         incident = _incident(session, slug)
         found = session.scalar(
@@ -217,7 +220,6 @@ def unlink(testimony_id: int, slug: str) -> Any:
 
 @links.route("/<int:testimony_id>/tags", methods=["POST"])
 def tags(testimony_id: int) -> Any:
-    _checked()
     with _db().transaction() as session:
         _testimony(session, testimony_id)
         known = {t.slug: t.id for t in session.scalars(select(ViolationType))}
@@ -260,74 +262,45 @@ def mapping_context(session: Session, testimony: Testimony) -> dict[str, Any]:
 
 
 # --- editing the catalogue (admins) ---------------------------------------------------------
+# The forms read an entry; store.incidents.save_* validates it against the catalogue's
+# schema, saves it and audits it, exactly as an import of the same entry would.
 
 
-def _lines(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def _incident_from_form(session: Session, form: Any, errors: list[str]) -> dict[str, Any]:
+def _incident_doc_from(form: IncidentForm, slug: str) -> dict[str, Any]:
     doc: dict[str, Any] = {
+        "slug": slug,
         "title": {
-            k: form.get("title_" + k, "").strip()
+            k: getattr(form, "title_" + k).data
             for k in ("en", "ru")
-            if form.get("title_" + k, "").strip()
+            if getattr(form, "title_" + k).data
         },
         "description": {
-            k: form.get("description_" + k, "").strip()
+            k: getattr(form, "description_" + k).data
             for k in ("en", "ru")
-            if form.get("description_" + k, "").strip()
+            if getattr(form, "description_" + k).data
         },
-        "start": form.get("start", "").strip(),
-        "end": form.get("end", "").strip() or None,
-        "precision": form.get("precision", ""),
-        "places": form.getlist("places"),
-        "violation_types": form.getlist("violation_types"),
-        "figures_note": form.get("figures_note", "").strip(),
+        "start": form.start.data,
+        "precision": form.precision.data,
+        "places": list(form.places.data or []),
+        "violation_types": list(form.violation_types.data or []),
+        "figures": json.loads(form.figures.data or "{}"),
+        "figures_note": form.figures_note.data or "",
+        "sources": [
+            {k: v for k, v in zip(SOURCE_PARTS, parts, strict=False) if v}
+            for parts in source_lines(form.sources.data or "")
+        ],
     }
-    if "en" not in doc["title"] or "en" not in doc["description"]:
-        errors.append(_("An English title and description are required."))
-    for key in ("start", "end"):
-        if doc[key] and not _WHEN.match(doc[key]):
-            errors.append(_("Dates are written 2020-02-07, 2020-02-07T18:30 or 2020-04."))
-    if doc["precision"] not in PRECISIONS:
-        errors.append(_("Choose a date precision."))
-    try:
-        figures = json.loads(form.get("figures", "") or "{}")
-        if not isinstance(figures, dict) or not all(
-            isinstance(v, int) and v >= 0 for v in figures.values()
-        ):
-            raise ValueError
-        doc["figures"] = figures
-    except ValueError:
-        errors.append(_('Figures must be a JSON object of whole numbers, like {"killed": 11}.'))
-    sources = []
-    for line in _lines(form.get("sources", "")):
-        parts = [p.strip() for p in line.split("|")] + ["", "", "", ""]
-        if not parts[0] or not parts[1]:
-            errors.append(_("Each source line needs at least a title and a publisher."))
-            continue
-        sources.append(
-            {
-                k: v
-                for k, v in zip(
-                    ("title", "publisher", "url", "language", "date"), parts[:5], strict=True
-                )
-                if v
-            }
-        )
-    doc["sources"] = sources
+    if form.end.data:
+        doc["end"] = form.end.data
     return doc
 
 
-def _editor(
-    session: Session, incident: Incident | None, errors: list[str] | None = None, form: Any = None
-) -> Any:
-    places = list(session.scalars(select(Place).order_by(Place.slug)))
-    types = list(session.scalars(select(ViolationType).order_by(ViolationType.slug)))
-    if form is None and incident is not None:
+def _incident_form(session: Session, incident: Incident | None) -> IncidentForm:
+    """The editor's form: from the request when it was sent, else from ``incident``."""
+    data = None
+    if request.method == "GET" and incident is not None:
         doc = incident_doc(incident, [])
-        values = {
+        data = {
             "slug": incident.slug,
             "title_en": doc["title"].get("en", ""),
             "title_ru": doc["title"].get("ru", ""),
@@ -339,96 +312,89 @@ def _editor(
             "figures": json.dumps(incident.figures or {}, ensure_ascii=False),
             "figures_note": incident.figures_note,
             "sources": "\n".join(
-                " | ".join(
-                    s.get(k, "") for k in ("title", "publisher", "url", "language", "date")
-                ).rstrip(" |")
-                for s in doc["sources"]
+                " | ".join(s.get(k, "") for k in SOURCE_PARTS).rstrip(" |") for s in doc["sources"]
             ),
             "places": doc["places"],
             "violation_types": doc["violation_types"],
         }
-    elif form is not None:
-        values = {key: form.get(key, "") for key in form}
-        values["places"] = form.getlist("places")
-        values["violation_types"] = form.getlist("violation_types")
-    else:
-        values = {"places": [], "violation_types": [], "figures": "{}", "precision": "day"}
+    form = IncidentForm(data=data) if data is not None else IncidentForm()
+    form.places.choices = [(slug, slug) for slug in session.scalars(select(Place.slug))]
+    form.violation_types.choices = [
+        (slug, slug) for slug in session.scalars(select(ViolationType.slug))
+    ]
+    return form
+
+
+def _editor(
+    session: Session, incident: Incident | None, form: IncidentForm, errors: list[str]
+) -> Any:
     return render_template(
         "incident_edit.html",
         incident=incident,
-        values=values,
-        errors=errors or [],
-        places=places,
-        types=types,
+        form=form,
+        errors=errors,
+        places=list(session.scalars(select(Place).order_by(Place.slug))),
+        types=list(session.scalars(select(ViolationType).order_by(ViolationType.slug))),
         label=label,
         precisions=PRECISIONS,
-        action=ActionForm(),
     ), 400 if errors else 200
+
+
+def _form_errors(form: Any) -> list[str]:
+    """The form's messages, each once, in the order of its fields."""
+    seen: list[str] = []
+    for messages in form.errors.values():
+        for message in messages:
+            if str(message) not in seen:
+                seen.append(str(message))
+    return seen
+
+
+def _refused(exc: store_incidents.CatalogueError) -> str:
+    return _("The catalogue refuses this entry: %(problem)s", problem=str(exc))
+
+
+def _save_incident_from(session: Session, incident: Incident | None) -> Any:
+    form = _incident_form(session, incident)
+    if request.method == "GET":
+        return _editor(session, incident, form, [])
+    valid = form.validate()
+    errors = _form_errors(form)
+    slug = incident.slug if incident is not None else form.slug.data or ""
+    if incident is None:
+        if not SLUG.match(slug):
+            errors.insert(0, _("The short name may use a–z, 0–9, - and _ (2 to 80 characters)."))
+        elif session.scalar(select(Incident).where(Incident.slug == slug)):
+            errors.insert(0, _("An incident with this short name exists."))
+    if errors or not valid:
+        return _editor(session, incident, form, errors)
+    try:
+        store_incidents.save_incident(session, _incident_doc_from(form, slug), _actor())
+    except store_incidents.CatalogueError as exc:
+        return _editor(session, incident, form, [_refused(exc)])
+    return redirect(url_for("incidents.show", slug=slug))
 
 
 @incidents.route("/new", methods=["GET", "POST"])
 @admin_only
 def create() -> Any:
     with _db().transaction() as session:
-        if request.method == "GET":
-            return _editor(session, None)
-        _checked()
-        errors: list[str] = []
-        slug = request.form.get("slug", "").strip()
-        if not _SLUG.match(slug):
-            errors.append(_("The short name may use a–z, 0–9, - and _ (2 to 80 characters)."))
-        elif session.scalar(select(Incident).where(Incident.slug == slug)):
-            errors.append(_("An incident with this short name exists."))
-        doc = _incident_from_form(session, request.form, errors)
-        if errors:
-            return _editor(session, None, errors, request.form)
-        incident = Incident(slug=slug)
-        session.add(incident)
-        _apply(session, incident, doc)
-        audit.append(
-            session,
-            _actor(),
-            "incident.create",
-            "incident:%s" % slug,
-            {"new": incident_doc(incident, [])},
-        )
-    return redirect(url_for("incidents.show", slug=slug))
+        return _save_incident_from(session, None)
 
 
 @incidents.route("/<slug>/edit", methods=["GET", "POST"])
 @admin_only
 def edit(slug: str) -> Any:
     with _db().transaction() as session:
-        incident = _incident(session, slug)
-        if request.method == "GET":
-            return _editor(session, incident)
-        _checked()
-        errors: list[str] = []
-        doc = _incident_from_form(session, request.form, errors)
-        if errors:
-            return _editor(session, incident, errors, request.form)
-        previous = incident_doc(incident, [])
-        _apply(session, incident, doc)
-        audit.append(
-            session,
-            _actor(),
-            "incident.update",
-            "incident:%s" % slug,
-            {"previous": previous, "new": incident_doc(incident, [])},
-        )
-    return redirect(url_for("incidents.show", slug=slug))
+        return _save_incident_from(session, _incident(session, slug))
 
 
-def _apply(session: Session, incident: Incident, doc: dict[str, Any]) -> None:
-    incident.title, incident.description = doc["title"], doc["description"]
-    incident.start, incident.end, incident.precision = doc["start"], doc["end"], doc["precision"]
-    incident.figures, incident.figures_note = doc["figures"], doc["figures_note"]
-    incident.places = list(session.scalars(select(Place).where(Place.slug.in_(doc["places"]))))
-    incident.violation_types = list(
-        session.scalars(select(ViolationType).where(ViolationType.slug.in_(doc["violation_types"])))
-    )
-    incident.sources = [Source(**s) for s in doc["sources"]]
-    session.flush()
+def _type_form(session: Session) -> ViolationTypeForm:
+    form = ViolationTypeForm()
+    form.parent.choices = [("", "—")] + [
+        (slug, slug) for slug in session.scalars(select(ViolationType.slug))
+    ]
+    return form
 
 
 @catalogue.route("/")
@@ -439,91 +405,53 @@ def overview() -> Any:
             places=list(session.scalars(select(Place).order_by(Place.slug))),
             vocabulary=mapping.vocabulary_tree(session),
             label=label,
-            action=ActionForm(),
+            kinds=PLACE_KINDS,
         )
 
 
-def _labels_from(form: Any, prefix: str) -> dict[str, str]:
-    return {k: form.get(prefix + k, "").strip()[:300] for k in ("en", "ru", "kk")}
+def _flash_refusal(errors: list[str]) -> Any:
+    for message in errors:
+        flash(message, "error")
+    return redirect(url_for("catalogue.overview"))
 
 
 @catalogue.route("/places", methods=["POST"])
 @admin_only
 def save_place() -> Any:
-    _checked()
-    form = request.form
-    slug = form.get("slug", "").strip()
-    names = _labels_from(form, "name_")
-    try:
-        lat, lon = float(form.get("lat", "")), float(form.get("lon", ""))
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise ValueError
-    except ValueError:
-        flash(_("Give coordinates in degrees."), "error")
-        return redirect(url_for("catalogue.overview"))
-    if not _SLUG.match(slug) or not all(names.values()) or not form.get("district", "").strip():
-        flash(_("A place needs a short name, names in three languages and a district."), "error")
-        return redirect(url_for("catalogue.overview"))
-    new = {
-        "slug": slug,
-        "names": names,
-        "district": form["district"].strip()[:120],
-        "kind": form.get("kind", "village")[:20],
-        "lat": lat,
-        "lon": lon,
+    form = PlaceForm()
+    if not form.validate():
+        return _flash_refusal(_form_errors(form))
+    doc = {
+        "slug": form.slug.data,
+        "names": {k: getattr(form, "name_" + k).data for k in ("en", "ru", "kk")},
+        "district": form.district.data,
+        "kind": form.kind.data,
+        "lat": float(form.lat.data),
+        "lon": float(form.lon.data),
     }
-    with _db().transaction() as session:
-        place = session.scalar(select(Place).where(Place.slug == slug))
-        previous = None
-        if place is None:
-            place = Place(**new)
-            session.add(place)
-        else:
-            previous = place_doc(place)
-            for key, value in new.items():
-                setattr(place, key, value)
-        audit.append(
-            session,
-            _actor(),
-            "place.update" if previous else "place.create",
-            "place:%s" % slug,
-            {"previous": previous, "new": new},
-        )
+    try:
+        with _db().transaction() as session:
+            store_incidents.save_place(session, doc, _actor())
+    except store_incidents.CatalogueError as exc:
+        return _flash_refusal([_refused(exc)])
     return redirect(url_for("catalogue.overview") + "#places")
 
 
 @catalogue.route("/vocabulary", methods=["POST"])
 @admin_only
 def save_type() -> Any:
-    _checked()
-    form = request.form
-    slug = form.get("slug", "").strip()
-    labels = _labels_from(form, "label_")
-    if not _SLUG.match(slug) or not all(labels.values()):
-        flash(_("A vocabulary entry needs a short name and labels in three languages."), "error")
-        return redirect(url_for("catalogue.overview"))
-    with _db().transaction() as session:
-        parent = session.scalar(
-            select(ViolationType).where(ViolationType.slug == form.get("parent", ""))
-        )
-        entry = session.scalar(select(ViolationType).where(ViolationType.slug == slug))
-        previous = None
-        if entry is None:
-            entry = ViolationType(slug=slug, labels=labels)
-            session.add(entry)
-        else:
-            previous = {"labels": entry.labels, "parent_id": entry.parent_id}
-        if parent is not None and parent.slug == slug:
-            parent = None
-        entry.labels, entry.parent_id = labels, parent.id if parent else None
-        audit.append(
-            session,
-            _actor(),
-            "violation_type.update" if previous else "violation_type.create",
-            "violation_type:%s" % slug,
-            {
-                "previous": previous,
-                "new": {"labels": labels, "parent": parent.slug if parent else None},
-            },
-        )
+    try:
+        with _db().transaction() as session:
+            form = _type_form(session)
+            if not form.validate():
+                return _flash_refusal(_form_errors(form))
+            parent = form.parent.data or None
+            doc = {
+                "slug": form.slug.data,
+                "parent": None if parent == form.slug.data else parent,
+                "labels": {k: getattr(form, "label_" + k).data for k in ("en", "ru", "kk")},
+            }
+            store_incidents.save_violation_type(session, doc, _actor())
+    except store_incidents.CatalogueError as exc:
+        return _flash_refusal([_refused(exc)])
     return redirect(url_for("catalogue.overview") + "#vocabulary")
