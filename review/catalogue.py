@@ -60,6 +60,29 @@ catalogue = Blueprint("catalogue", __name__, url_prefix="/catalogue")
 BLUEPRINTS = [incidents, links, catalogue]
 
 
+# How the incident page names a relation between incidents, read from the incident it is
+# on: "A follows B" on A's page, "B is followed by A" on B's (review.mapping names the
+# inverse of a relation "is_" + the relation).
+RELATION_LABELS = {
+    "caused_by": _l("caused by"),
+    "part_of": _l("part of"),
+    "follows": _l("follows"),
+}
+INVERSE_RELATION_LABELS = {
+    "caused_by": _l("led to"),
+    "part_of": _l("includes"),
+    "follows": _l("is followed by"),
+}
+
+
+def relation_label(code: str) -> str:
+    if code in RELATION_LABELS:
+        return str(RELATION_LABELS[code])
+    if code.startswith("is_") and code[3:] in INVERSE_RELATION_LABELS:
+        return str(INVERSE_RELATION_LABELS[code[3:]])
+    return code.replace("_", " ")
+
+
 def label(value: dict[str, str] | None, lang: str) -> str:
     value = value or {}
     return value.get(lang) or value.get("en") or next(iter(value.values()), "")
@@ -113,6 +136,7 @@ def show(slug: str) -> Any:
             roles=mapping.ROLE_LABELS,
             confidences=mapping.CONFIDENCE_LABELS,
             status_labels=STATUS_LABELS,
+            relation_label=relation_label,
         )
 
 
