@@ -268,6 +268,8 @@ def _review_commands(sub: argparse._SubParsersAction) -> None:
         handler=_demo
     )
     export_cli.register(sub)
+    # Checking an export made elsewhere needs no instance here.
+    store_cli.without_instance(sub, "export", "verify")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,8 +9,10 @@ point; every administrative task has a subcommand.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from . import audit, instance, ops
 from . import settings as settings_module
@@ -97,7 +99,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser(
         "init", help="create or migrate the instance; first run makes the recovery key"
-    ).set_defaults(handler=_init)
+    ).set_defaults(handler=_init, needs_instance=False)
     audit_parser = sub.add_parser("audit", help="the audit log")
     audit_sub = audit_parser.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser(
@@ -114,7 +116,49 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     dump.add_argument("--out", metavar="FILE")
     dump.set_defaults(handler=_incidents_export)
     ops.register(sub)
+    # On SQLite it refuses (roles are PostgreSQL's) whether or not there is an instance.
+    without_instance(sub, "db", "roles")
     return parser, sub
+
+
+def without_instance(sub: argparse._SubParsersAction, *names: str) -> None:
+    """Mark the subcommand ``names`` (e.g. "export", "verify") as one that works where no
+    instance was initialised: every other command refuses to run there."""
+    parser = sub.choices[names[0]]
+    for name in names[1:]:
+        nested = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = nested.choices[name]
+    parser.set_defaults(needs_instance=False)
+
+
+def missing_instance() -> str | None:
+    """Why no command can run here (in one line), or None when the instance was
+    initialised. Looking creates nothing: no secret key, no empty SQLite file."""
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    # A placeholder secret, so that settings.load does not write one into the folder.
+    settings = settings_module.load({**os.environ, "TESTIMONY_SECRET_KEY": "unused"})
+    missing = "no instance at %s: run `testimony init`" % settings.instance_path
+    if settings.is_sqlite:
+        database = make_url(settings.database_url).database or ""
+        if database and database != ":memory:" and not Path(database).is_file():
+            return missing
+    engine = create_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return missing
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return "cannot open the database of the instance at %s: %s" % (
+            settings.instance_path,
+            reason[0] if reason else type(exc).__name__,
+        )
+    finally:
+        engine.dispose()
+    return None
 
 
 def main(
@@ -125,6 +169,11 @@ def main(
     if extend:
         extend(sub)
     args = parser.parse_args(argv)
+    if getattr(args, "needs_instance", True):
+        problem = missing_instance()
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
     handler: Command = args.handler
     return handler(args)
 
