@@ -392,8 +392,13 @@ def _save_incident_from(session: Session, incident: Incident | None) -> Any:
             errors.insert(0, _("An incident with this short name exists."))
     if errors or not valid:
         return _editor(session, incident, form, errors)
+    doc = _incident_doc_from(form, slug)
+    if incident is not None:  # the Kazakh text the editor does not show is kept
+        for key in ("title", "description"):
+            if (getattr(incident, key) or {}).get("kk"):
+                doc[key]["kk"] = getattr(incident, key)["kk"]
     try:
-        store_incidents.save_incident(session, _incident_doc_from(form, slug), _actor())
+        store_incidents.save_incident(session, doc, _actor())
     except store_incidents.CatalogueError as exc:
         return _editor(session, incident, form, [_refused(exc)])
     return redirect(url_for("incidents.show", slug=slug))

@@ -215,3 +215,18 @@ def test_catalogue_posts_without_a_csrf_token_are_refused(desks):
         accepted = client.post(path, data={**data, "csrf_token": token})
         assert accepted.status_code == 302, path
     assert editor.audit_actions()[-1] == "incident.create"
+
+
+def test_the_editor_keeps_the_kazakh_text_it_does_not_show(desks):
+    _importer, editor, client = desks
+    for kind, entry in _steps()[:-1]:
+        assert client.post(_path(kind, entry, False), data=_form(kind, entry)).status_code == 302
+    kazakh = copy.deepcopy(INCIDENT)
+    kazakh["title"]["kk"] = "Базардағы өрт"
+    with editor.db.transaction() as session:
+        save_incident(session, kazakh, "operator")
+    form = _form("incident", _changed(INCIDENT))
+    assert client.post(_path("incident", INCIDENT, True), data=form).status_code == 302
+    update = _events(editor, "incident")["incident.update"]["details"]
+    assert update["new"]["title"]["kk"] == "Базардағы өрт"
+    assert update["new"]["description"]["en"] == "Changed."
