@@ -15,9 +15,11 @@ from flask_limiter.errors import RateLimitExceeded
 from werkzeug.datastructures import FileStorage
 
 from store import receipts
-from store.db import Database
 from store.settings import MIB, Settings
 from store.vocabulary import DEFAULT_LANGUAGE, LANGUAGES
+from store.web import UNAVAILABLE_ERRORS
+from store.web import db as _db
+from store.web import settings as _settings
 
 from . import limited, submission
 from .forms import AddForm, ReceiptForm, TestimonyForm, place_choices
@@ -77,14 +79,6 @@ def _language_blueprint(name: str, prefix: str) -> Blueprint:
 welcome = _language_blueprint("welcome", "")
 submit = _language_blueprint("submit", "/testimony")
 follow_up = _language_blueprint("follow_up", "/receipt")
-
-
-def _db() -> Database:
-    return current_app.extensions["testimony_db"]  # type: ignore[no-any-return]
-
-
-def _settings() -> Settings:
-    return current_app.config["TESTIMONY_SETTINGS"]  # type: ignore[no-any-return]
 
 
 def _not_ready() -> Any:
@@ -373,26 +367,9 @@ def addition_unavailable(error: Exception) -> Any:
     return _addition_back(_unavailable_notice(), 503)
 
 
-def _unavailable_errors() -> tuple[type[Exception], ...]:
-    """The failures :func:`store.web.unavailable` names (its rarer case, a connection
-    invalidated under another database error, still gets the app's own 503 page)."""
-    from limits.errors import StorageError
-    from redis.exceptions import BusyLoadingError
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-    from sqlalchemy import exc
-
-    return (
-        exc.OperationalError,
-        exc.TimeoutError,
-        StorageError,
-        RedisConnectionError,
-        RedisTimeoutError,
-        BusyLoadingError,
-    )
-
-
-for _kind in _unavailable_errors():
+# The failures store.web.unavailable names; its rarer case, a connection invalidated under
+# another database error, still gets the app's own 503 page.
+for _kind in UNAVAILABLE_ERRORS:
     submit.register_error_handler(_kind, form_unavailable)
     follow_up.register_error_handler(_kind, addition_unavailable)
 
