@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, current_app, g, make_response, render_template, request
@@ -161,13 +162,18 @@ EXPIRED = N_(
 FILES_AGAIN = N_("Files are not kept when the form comes back: please attach them again.")
 
 
-def _submit_limit() -> str:
-    return "%d/hour" % _settings().submissions_per_hour
+def _per_hour(budget: Callable[[Settings], int]) -> Callable[[], str]:
+    """A rate limit read from the settings of the app serving the request."""
+    return lambda: "%d/hour" % budget(_settings())
 
 
 @submit.route("/", methods=["GET", "POST"])
-@limited(_submit_limit, key_func=lambda: "all-submissions", scope="submit-global")
-@limited("30/hour", scope="submit-client")
+@limited(
+    _per_hour(lambda s: s.submissions_per_hour),
+    key_func=lambda: "all-submissions",
+    scope="submit-global",
+)
+@limited(_per_hour(lambda s: s.submissions_per_client_hour), scope="submit-client")
 def form() -> Any:
     settings = _settings()
     form = TestimonyForm()
@@ -297,13 +303,11 @@ def _receipt_key() -> str:
     return "receipt:" + hmac.new(secret, digits.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _follow_up_limit() -> str:
-    return "%d/hour" % _settings().follow_ups_per_hour
-
-
 @follow_up.route("/", methods=["GET", "POST"])
-@limited("20/hour", scope="receipt-client")
-@limited("600/hour", key_func=lambda: "all-lookups", scope="receipt-global")
+@limited(_per_hour(lambda s: s.lookups_per_client_hour), scope="receipt-client")
+@limited(
+    _per_hour(lambda s: s.lookups_per_hour), key_func=lambda: "all-lookups", scope="receipt-global"
+)
 def lookup() -> Any:
     form = ReceiptForm()
     if request.method == "GET":
@@ -375,8 +379,8 @@ for _kind in UNAVAILABLE_ERRORS:
 
 
 @follow_up.route("/add", methods=["POST"])
-@limited(_follow_up_limit, key_func=_receipt_key, scope="receipt-add")
-@limited("30/hour", scope="add-client")
+@limited(_per_hour(lambda s: s.follow_ups_per_hour), key_func=_receipt_key, scope="receipt-add")
+@limited(_per_hour(lambda s: s.additions_per_client_hour), scope="add-client")
 def add() -> Any:
     form = AddForm()
     found = submission.find(_db(), _settings(), form.receipt.data or "")

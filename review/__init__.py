@@ -115,8 +115,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     for blueprint in views.BLUEPRINTS + catalogue.BLUEPRINTS + export_views.BLUEPRINTS:
         app.register_blueprint(blueprint)
+    login_limit = "%d/minute;%d/hour" % (
+        settings.logins_per_client_minute,
+        settings.logins_per_client_hour,
+    )
     app.view_functions["auth.login"] = limiter.limit(
-        "10/minute;60/hour", methods=["POST"], scope="login-client"
+        login_limit, methods=["POST"], scope="login-client"
     )(app.view_functions["auth.login"])
 
     @app.before_request
