@@ -5,6 +5,12 @@ private keys are unwrapped, and only for the duration of a request (see
 :mod:`review.accounts` for the split-knowledge sessions). Every route requires a complete
 login (password, TOTP, unlocked key) except the login page itself: the check is made for
 every request, so a route added later cannot forget it.
+
+CSRF: every POST (and PUT, PATCH, DELETE) to this face needs the form's CSRF token.
+Flask-WTF's ``CSRFProtect`` (installed by :func:`store.web.init_app`) checks it before any
+view runs and answers 400 without one; views do not check it again, and no route is
+exempt. Administrator routes are marked with :func:`review.roles.admin_only`, the one
+place that check is made.
 """
 
 from __future__ import annotations
