@@ -272,6 +272,14 @@ def authenticate(
     return reviewer, identity
 
 
+def key_upgrade_due(settings: Settings, identity: crypto.Identity) -> bool:
+    """The key policy at login: whether the reviewer who just unlocked ``identity`` gets
+    a new key now. With post-quantum keys configured (``TESTIMONY_RECIPIENT_KEYS=pq``) an
+    X25519 key is replaced by a hybrid one, and login is the one moment the password that
+    seals it is at hand; :func:`review.sharing.upgrade_reviewer_key` makes the change."""
+    return settings.recipient_keys == "pq" and isinstance(identity, crypto.X25519Identity)
+
+
 def _hash_id(session_id: bytes) -> str:
     return hashlib.sha256(session_id).hexdigest()
 

@@ -101,9 +101,7 @@ def login() -> Any:
             except accounts.LoginFailed:
                 failed = True
             else:
-                if _settings().recipient_keys == "pq" and isinstance(
-                    identity, crypto.X25519Identity
-                ):
+                if accounts.key_upgrade_due(_settings(), identity):
                     identity = sharing.upgrade_reviewer_key(
                         session, _settings(), reviewer, identity, form.password.data
                     )
