@@ -2,7 +2,7 @@
 
 ``create_app()`` builds it from :mod:`store.settings`. This is the only process where
 private keys are unwrapped, and only for the duration of a request (see
-:mod:`review.accounts` for the split-knowledge sessions). Every route requires a complete
+:mod:`review.sessions` for the split-knowledge sessions). Every route requires a complete
 login (password, TOTP, unlocked key) except the login page itself: the check is made for
 every request, so a route added later cannot forget it.
 
@@ -30,7 +30,7 @@ from store.db import Database
 from store.settings import Settings
 from store.vocabulary import REVIEW_DEFAULT_LANGUAGE, REVIEW_LANGUAGES
 
-from . import accounts
+from . import sessions
 
 SESSION_COOKIE = "review_session"
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     def require_login() -> Any:
         g.reviewer = g.identity = None
         with web.db().transaction() as session:
-            found = accounts.load_session(session, settings, request.cookies.get(SESSION_COOKIE))
+            found = sessions.load_session(session, settings, request.cookies.get(SESSION_COOKIE))
             if found:
                 reviewer, identity = found
                 session.expunge(reviewer)

@@ -44,7 +44,7 @@ from store.models import (
 )
 from store.vocabulary import LANGUAGES, PLACES, RELATIONS, STATUSES, place_name
 
-from . import SESSION_COOKIE, accounts, reading, sharing
+from . import SESSION_COOKIE, accounts, reading, sessions, sharing
 from .catalogue import label, mapping_context
 from .current import actor as _actor
 from .current import db as _db
@@ -105,8 +105,8 @@ def login() -> Any:
                     identity = sharing.upgrade_reviewer_key(
                         session, _settings(), reviewer, identity, form.password.data
                     )
-                accounts.end_session(session, request.cookies.get(SESSION_COOKIE))
-                cookie = accounts.open_session(session, _settings(), reviewer, identity)
+                sessions.end_session(session, request.cookies.get(SESSION_COOKIE))
+                cookie = sessions.open_session(session, _settings(), reviewer, identity)
                 audit.append(
                     session, "reviewer:%s" % reviewer.name, "login", "reviewer:%s" % reviewer.name
                 )
@@ -130,7 +130,7 @@ def login() -> Any:
 @auth.route("/logout", methods=["POST"])
 def logout() -> Any:
     with _db().transaction() as session:
-        accounts.end_session(session, request.cookies.get(SESSION_COOKIE))
+        sessions.end_session(session, request.cookies.get(SESSION_COOKIE))
         _record(session, "logout", "reviewer:%s" % g.reviewer.name)
     flask_session.clear()
     response = redirect(url_for("auth.login"))
