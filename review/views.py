@@ -45,6 +45,7 @@ from store.models import (
 from store.vocabulary import LANGUAGES, PLACES, RELATIONS, STATUSES, place_name
 
 from . import SESSION_COOKIE, accounts, reading, sessions, sharing
+from . import search as full_text
 from .catalogue import label, mapping_context
 from .current import actor as _actor
 from .current import db as _db
@@ -378,11 +379,11 @@ def original(attachment_id: int) -> Any:
 @search.route("/")
 def results() -> Any:
     query = request.args.get("q", "").strip()[:200]
-    hits: list[reading.SearchHit] = []
+    hits: list[full_text.SearchHit] = []
     searched = 0
     if len(query) >= 2:
         with _db().transaction() as session:
-            hits, searched = reading.search(session, g.identity, query)
+            hits, searched = full_text.search(session, g.identity, query)
             # The words searched for may themselves identify someone: not recorded.
             _record(session, "search", "statements", searched=searched, hits=len(hits))
     return render_template("search.html", query=query, hits=hits, searched=searched)
