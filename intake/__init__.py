@@ -12,7 +12,6 @@ from typing import Any
 from flask import Flask, Request, g, redirect, render_template, request, url_for
 from flask_babel import Babel
 from flask_babel import gettext as _
-from flask_limiter import Limiter
 
 from store import settings as settings_module
 from store import web
@@ -56,24 +55,6 @@ class IntakeRequest(Request):
         return getattr(self, "_upload_budget", None)
 
 
-def limited(limit: Any, *, key_func: Any = None, scope: str) -> Any:
-    """Mark a view with a rate limit; each app applies it with its own limiter, so two
-    apps (or tests) never share counters."""
-
-    def mark(view: Any) -> Any:
-        view.testimony_limits = [*getattr(view, "testimony_limits", []), (limit, key_func, scope)]
-        return view
-
-    return mark
-
-
-def _apply_limits(app: Flask, limiter: Limiter) -> None:
-    for endpoint, view in list(app.view_functions.items()):
-        for limit, key_func, scope in getattr(view, "testimony_limits", []):
-            view = limiter.limit(limit, key_func=key_func, methods=["POST"], scope=scope)(view)
-        app.view_functions[endpoint] = view
-
-
 def choose_language() -> str:
     lang = getattr(g, "lang", None)
     if lang in LANGUAGES:
@@ -104,7 +85,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.register_blueprint(views.welcome)
     app.register_blueprint(views.submit)
     app.register_blueprint(views.follow_up)
-    _apply_limits(app, limiter)
+    web.apply_limits(app, limiter)
     app.extensions["testimony_limiter"] = limiter
 
     @app.context_processor
@@ -152,4 +133,4 @@ def _error_page(code: int, kind: str | None = None) -> Any:
     return render_template("error.html", kind=kind), code
 
 
-__all__ = ["create_app", "limited", "_"]
+__all__ = ["create_app", "_"]

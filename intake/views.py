@@ -18,11 +18,11 @@ from werkzeug.datastructures import FileStorage
 from store import receipts
 from store.settings import MIB, Settings
 from store.vocabulary import DEFAULT_LANGUAGE, LANGUAGES
-from store.web import UNAVAILABLE_ERRORS
+from store.web import UNAVAILABLE_ERRORS, limited
 from store.web import db as _db
 from store.web import settings as _settings
 
-from . import limited, submission
+from . import submission
 from .forms import AddForm, ReceiptForm, TestimonyForm, place_choices
 from .spool import SealedSpool
 

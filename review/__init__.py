@@ -31,8 +31,8 @@ from store.settings import Settings
 from store.vocabulary import REVIEW_DEFAULT_LANGUAGE, REVIEW_LANGUAGES
 
 from . import sessions
+from .sessions import SESSION_COOKIE
 
-SESSION_COOKIE = "review_session"
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
 
 

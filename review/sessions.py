@@ -41,6 +41,8 @@ import crypto
 from store.models import Reviewer, ReviewSession
 from store.settings import Settings
 
+SESSION_COOKIE = "review_session"  # the browser's half: the session id and key
+
 
 def now() -> dt.datetime:
     """The review face's clock: UTC, without a time zone."""

@@ -44,7 +44,7 @@ from store.models import (
 )
 from store.vocabulary import LANGUAGES, PLACES, RELATIONS, STATUSES, place_name
 
-from . import SESSION_COOKIE, accounts, reading, sessions, sharing
+from . import accounts, reading, sessions, sharing
 from . import search as full_text
 from .catalogue import label, mapping_context
 from .current import actor as _actor
@@ -61,6 +61,7 @@ from .forms import (
     TextForm,
 )
 from .roles import admin_only
+from .sessions import SESSION_COOKIE
 
 auth = Blueprint("auth", __name__)
 inbox = Blueprint("inbox", __name__)

@@ -204,6 +204,31 @@ class PlainForm(FlaskForm):
         super().__init__(formdata=formdata, **kwargs)
 
 
+# --- rate limits ------------------------------------------------------------------------
+
+
+def limited(limit: Any, *, key_func: Any = None, scope: str) -> Any:
+    """Mark a view with a rate limit on its POSTs (``limit`` a Flask-Limiter limit or a
+    callable giving one, ``key_func`` the key, by default the hashed client address);
+    :func:`apply_limits` applies the marks with each app's own limiter, so two apps (or
+    tests) never share counters."""
+
+    def mark(view: Any) -> Any:
+        view.testimony_limits = [*getattr(view, "testimony_limits", []), (limit, key_func, scope)]
+        return view
+
+    return mark
+
+
+def apply_limits(app: Flask, limiter: Limiter) -> None:
+    """Apply the :func:`limited` marks of ``app``'s views (after its blueprints are
+    registered)."""
+    for endpoint, view in list(app.view_functions.items()):
+        for limit, key_func, scope in getattr(view, "testimony_limits", []):
+            view = limiter.limit(limit, key_func=key_func, methods=["POST"], scope=scope)(view)
+        app.view_functions[endpoint] = view
+
+
 # --- one setup for both faces --------------------------------------------------------------
 
 ErrorPage = Callable[[int, "str | None"], Any]
