@@ -250,11 +250,14 @@ def init_app(
 
     It installs the common configuration (:func:`face_config`), the database (``db``, or
     one opened from ``settings``) and the settings for :func:`db` and :func:`settings`,
-    the proxy rule (:func:`behind_proxies`), CSRF protection of every POST, the strict
-    headers on every answer, and the error handlers: ``error_page`` for HTTP errors and
-    rate limits, a 503 for a backend out of reach, and a crash handler that logs only the
-    kind of failure (never request data, which may be testimony). Returns the face's
-    rate limiter, keyed on :func:`client_key` of the client address for this face.
+    the proxy rule (:func:`behind_proxies`), CSRF protection (``CSRFProtect``: every POST
+    is checked before any view runs, unless the face turns ``WTF_CSRF_CHECK_DEFAULT``
+    off, as the intake does so that its forms check the token and give back what was
+    typed), the strict headers on every answer, and the error handlers: ``error_page``
+    for HTTP errors and rate limits, a 503 for a backend out of reach, and a crash
+    handler that logs only the kind of failure (never request data, which may be
+    testimony). Returns the face's rate limiter, keyed on :func:`client_key` of the
+    client address for this face.
     """
     app.config.update(face_config(settings, face))
     app.extensions["testimony_db"] = db or Database(settings)
