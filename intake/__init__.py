@@ -12,16 +12,12 @@ from typing import Any
 from flask import Flask, Request, g, redirect, render_template, request, url_for
 from flask_babel import Babel
 from flask_babel import gettext as _
-from flask_limiter import Limiter
-from flask_limiter.errors import RateLimitExceeded
-from flask_wtf.csrf import CSRFProtect
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from store import settings as settings_module
 from store import web
 from store.db import Database
 from store.settings import Settings
-from store.vocabulary import DEFAULT_LANGUAGE, LANGUAGES
+from store.vocabulary import DEFAULT_LANGUAGE, LANGUAGE_LABELS, LANGUAGES
 
 from .spool import SealedSpool, UploadBudget
 
@@ -52,41 +48,11 @@ class IntakeRequest(Request):
 
     @property
     def app_settings(self) -> Settings:
-        from flask import current_app
-
-        return current_app.config["TESTIMONY_SETTINGS"]  # type: ignore[no-any-return]
+        return web.settings()
 
     @property
     def upload_budget(self) -> UploadBudget | None:
         return getattr(self, "_upload_budget", None)
-
-
-def client_key() -> str:
-    """A keyed hash of the client address (see :mod:`store.web`)."""
-    from flask import current_app
-
-    secret = current_app.config["TESTIMONY_SETTINGS"].secret_key
-    return web.client_key(secret, "intake", request.remote_addr)
-
-
-def limited(limit: Any, *, key_func: Any = None, scope: str) -> Any:
-    """Mark a view with a rate limit; each app applies it with its own limiter, so two
-    apps (or tests) never share counters."""
-
-    def mark(view: Any) -> Any:
-        view.testimony_limits = [*getattr(view, "testimony_limits", []), (limit, key_func, scope)]
-        return view
-
-    return mark
-
-
-def _apply_limits(app: Flask) -> Limiter:
-    limiter = Limiter(client_key, app=app, strategy="fixed-window", headers_enabled=False)
-    for endpoint, view in list(app.view_functions.items()):
-        for limit, key_func, scope in getattr(view, "testimony_limits", []):
-            view = limiter.limit(limit, key_func=key_func, methods=["POST"], scope=scope)(view)
-        app.view_functions[endpoint] = view
-    return limiter
 
 
 def choose_language() -> str:
@@ -100,7 +66,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     settings = settings or settings_module.load()
     app = Flask(__name__)
     app.request_class = IntakeRequest
-    app.config.update(web.face_config(settings, "intake"))
     app.config.update(
         # The hard ceiling: the submission cap plus room for the text fields. Below it,
         # caps are enforced while receiving so the form comes back with what was typed.
@@ -110,18 +75,18 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         BABEL_DEFAULT_LOCALE=DEFAULT_LANGUAGE,
         RATELIMIT_SWALLOW_ERRORS=False,
     )
-    app.extensions["testimony_db"] = db or Database(settings)
-    web.behind_proxies(app, settings)
-
+    limiter = web.init_app(
+        app, settings, face="intake", error_page=_error_page, limiter_strategy="fixed-window", db=db
+    )
     Babel(app, locale_selector=choose_language)
-    CSRFProtect(app)
 
     from . import views
 
     app.register_blueprint(views.welcome)
     app.register_blueprint(views.submit)
     app.register_blueprint(views.follow_up)
-    app.extensions["testimony_limiter"] = _apply_limits(app)
+    web.apply_limits(app, limiter)
+    app.extensions["testimony_limiter"] = limiter
 
     @app.context_processor
     def page_context() -> dict[str, Any]:
@@ -135,31 +100,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     def root() -> Any:
         return redirect(url_for("welcome.index", lang=choose_language()))
 
-    app.after_request(web.add_security_headers)
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Any:
-        return _error_page(error.code or 500)
-
-    @app.errorhandler(RateLimitExceeded)
-    def too_many(error: RateLimitExceeded) -> Any:
-        return _error_page(429)
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def too_large(error: RequestEntityTooLarge) -> Any:
-        return _error_page(413)
-
-    @app.errorhandler(Exception)
-    def crash(error: Exception) -> Any:
-        # Log the kind of failure only: never request data, which may be testimony.
-        if web.unavailable(error):
-            app.logger.error("backend unavailable: %s", type(error).__name__)
-            return _error_page(503, "unavailable")
-        if app.testing:
-            raise error
-        app.logger.error("internal error: %s", type(error).__name__)
-        return _error_page(500)
-
     @app.teardown_request
     def close_spools(_exc: BaseException | None) -> None:
         budget = getattr(request, "upload_budget", None) if request else None
@@ -168,9 +108,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 spool.close()
 
     return app
-
-
-LANGUAGE_LABELS = [("ru", "Русский"), ("kk", "Қазақша"), ("en", "English")]
 
 
 def _switch_url(lang: str) -> str:
@@ -196,4 +133,4 @@ def _error_page(code: int, kind: str | None = None) -> Any:
     return render_template("error.html", kind=kind), code
 
 
-__all__ = ["create_app", "limited", "_"]
+__all__ = ["create_app", "_"]

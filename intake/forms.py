@@ -1,19 +1,14 @@
 """The witness's forms. Labels and messages are translated lazily per request.
 
-Fields are filled from the form's text parts only; files are read by the views from
-``request.files``. Flask-WTF would otherwise also fill text fields from file parts and
-from a JSON body, handing validators objects that are not text, and a crafted request
-crashed the page instead of getting the form back with a message."""
+Fields are filled from the form's text parts only (every form is a
+:class:`store.web.PlainForm`); files are read by the views from ``request.files``."""
 
 from __future__ import annotations
 
 import datetime as dt
 import unicodedata
-from typing import Any
 
-from flask import request
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm as _FlaskForm
 from wtforms import (
     DateField,
     MultipleFileField,
@@ -25,19 +20,7 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from store.vocabulary import CONSENTS, PLACES, RELATIONS, place_name
-
-_FROM_REQUEST = object()
-
-
-class FlaskForm(_FlaskForm):
-    """A form filled from the request's text fields when submitted (or from
-    ``formdata`` when given, ``None`` for an empty form)."""
-
-    def __init__(self, formdata: Any = _FROM_REQUEST, **kwargs: Any) -> None:
-        if formdata is _FROM_REQUEST:
-            formdata = request.form if request.method == "POST" else None
-        super().__init__(formdata=formdata, **kwargs)
-
+from store.web import PlainForm
 
 STATEMENT_MAX = 100_000
 _ALLOWED_CONTROLS = {"\n", "\r", "\t"}
@@ -54,7 +37,7 @@ CONSENT_LABELS = {
 }
 
 
-def readable_text(form: FlaskForm, field: StringField) -> None:
+def readable_text(form: PlainForm, field: StringField) -> None:
     """Refuse text that could not be read (broken encoding) or holds control characters."""
     value = field.data or ""
     if "\ufffd" in value:
@@ -69,7 +52,7 @@ def readable_text(form: FlaskForm, field: StringField) -> None:
             )
 
 
-def plausible_date(form: FlaskForm, field: DateField) -> None:
+def plausible_date(form: PlainForm, field: DateField) -> None:
     if field.data and not dt.date(1990, 1, 1) <= field.data <= dt.date.today():
         raise ValidationError(_l("Please give a date between 1990 and today."))
 
@@ -80,7 +63,7 @@ def place_choices(language: str) -> list[tuple[str, str]]:
     ]
 
 
-class TestimonyForm(FlaskForm):
+class TestimonyForm(PlainForm):
     statement = TextAreaField(
         _l("What happened?"),
         description=_l(
@@ -142,7 +125,7 @@ class TestimonyForm(FlaskForm):
     website = StringField(_l("Leave this field empty"))
 
 
-class ReceiptForm(FlaskForm):
+class ReceiptForm(PlainForm):
     receipt = StringField(
         _l("Your receipt code"),
         description=_l("20 digits. Spaces do not matter."),
@@ -150,7 +133,7 @@ class ReceiptForm(FlaskForm):
     )
 
 
-class AddForm(FlaskForm):
+class AddForm(PlainForm):
     receipt = StringField(validators=[InputRequired(), Length(max=64)])
     statement = TextAreaField(
         _l("Add to your testimony"),

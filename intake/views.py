@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, current_app, g, make_response, render_template, request
@@ -15,11 +16,13 @@ from flask_limiter.errors import RateLimitExceeded
 from werkzeug.datastructures import FileStorage
 
 from store import receipts
-from store.db import Database
 from store.settings import MIB, Settings
 from store.vocabulary import DEFAULT_LANGUAGE, LANGUAGES
+from store.web import UNAVAILABLE_ERRORS, limited
+from store.web import db as _db
+from store.web import settings as _settings
 
-from . import limited, submission
+from . import submission
 from .forms import AddForm, ReceiptForm, TestimonyForm, place_choices
 from .spool import SealedSpool
 
@@ -77,14 +80,6 @@ def _language_blueprint(name: str, prefix: str) -> Blueprint:
 welcome = _language_blueprint("welcome", "")
 submit = _language_blueprint("submit", "/testimony")
 follow_up = _language_blueprint("follow_up", "/receipt")
-
-
-def _db() -> Database:
-    return current_app.extensions["testimony_db"]  # type: ignore[no-any-return]
-
-
-def _settings() -> Settings:
-    return current_app.config["TESTIMONY_SETTINGS"]  # type: ignore[no-any-return]
 
 
 def _not_ready() -> Any:
@@ -167,13 +162,18 @@ EXPIRED = N_(
 FILES_AGAIN = N_("Files are not kept when the form comes back: please attach them again.")
 
 
-def _submit_limit() -> str:
-    return "%d/hour" % _settings().submissions_per_hour
+def _per_hour(budget: Callable[[Settings], int]) -> Callable[[], str]:
+    """A rate limit read from the settings of the app serving the request."""
+    return lambda: "%d/hour" % budget(_settings())
 
 
 @submit.route("/", methods=["GET", "POST"])
-@limited(_submit_limit, key_func=lambda: "all-submissions", scope="submit-global")
-@limited("30/hour", scope="submit-client")
+@limited(
+    _per_hour(lambda s: s.submissions_per_hour),
+    key_func=lambda: "all-submissions",
+    scope="submit-global",
+)
+@limited(_per_hour(lambda s: s.submissions_per_client_hour), scope="submit-client")
 def form() -> Any:
     settings = _settings()
     form = TestimonyForm()
@@ -303,13 +303,11 @@ def _receipt_key() -> str:
     return "receipt:" + hmac.new(secret, digits.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _follow_up_limit() -> str:
-    return "%d/hour" % _settings().follow_ups_per_hour
-
-
 @follow_up.route("/", methods=["GET", "POST"])
-@limited("20/hour", scope="receipt-client")
-@limited("600/hour", key_func=lambda: "all-lookups", scope="receipt-global")
+@limited(_per_hour(lambda s: s.lookups_per_client_hour), scope="receipt-client")
+@limited(
+    _per_hour(lambda s: s.lookups_per_hour), key_func=lambda: "all-lookups", scope="receipt-global"
+)
 def lookup() -> Any:
     form = ReceiptForm()
     if request.method == "GET":
@@ -373,33 +371,16 @@ def addition_unavailable(error: Exception) -> Any:
     return _addition_back(_unavailable_notice(), 503)
 
 
-def _unavailable_errors() -> tuple[type[Exception], ...]:
-    """The failures :func:`store.web.unavailable` names (its rarer case, a connection
-    invalidated under another database error, still gets the app's own 503 page)."""
-    from limits.errors import StorageError
-    from redis.exceptions import BusyLoadingError
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-    from sqlalchemy import exc
-
-    return (
-        exc.OperationalError,
-        exc.TimeoutError,
-        StorageError,
-        RedisConnectionError,
-        RedisTimeoutError,
-        BusyLoadingError,
-    )
-
-
-for _kind in _unavailable_errors():
+# The failures store.web.unavailable names; its rarer case, a connection invalidated under
+# another database error, still gets the app's own 503 page.
+for _kind in UNAVAILABLE_ERRORS:
     submit.register_error_handler(_kind, form_unavailable)
     follow_up.register_error_handler(_kind, addition_unavailable)
 
 
 @follow_up.route("/add", methods=["POST"])
-@limited(_follow_up_limit, key_func=_receipt_key, scope="receipt-add")
-@limited("30/hour", scope="add-client")
+@limited(_per_hour(lambda s: s.follow_ups_per_hour), key_func=_receipt_key, scope="receipt-add")
+@limited(_per_hour(lambda s: s.additions_per_client_hour), scope="add-client")
 def add() -> Any:
     form = AddForm()
     found = submission.find(_db(), _settings(), form.receipt.data or "")

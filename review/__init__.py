@@ -2,9 +2,15 @@
 
 ``create_app()`` builds it from :mod:`store.settings`. This is the only process where
 private keys are unwrapped, and only for the duration of a request (see
-:mod:`review.accounts` for the split-knowledge sessions). Every route requires a complete
+:mod:`review.sessions` for the split-knowledge sessions). Every route requires a complete
 login (password, TOTP, unlocked key) except the login page itself: the check is made for
 every request, so a route added later cannot forget it.
+
+CSRF: every POST (and PUT, PATCH, DELETE) to this face needs the form's CSRF token.
+Flask-WTF's ``CSRFProtect`` (installed by :func:`store.web.init_app`) checks it before any
+view runs and answers 400 without one; views do not check it again, and no route is
+exempt. Administrator routes are marked with :func:`review.roles.admin_only`, the one
+place that check is made.
 """
 
 from __future__ import annotations
@@ -15,37 +21,26 @@ from typing import Any
 from flask import Flask, Request, abort, g, redirect, render_template, request, url_for
 from flask_babel import Babel
 from flask_babel import lazy_gettext as _l
-from flask_limiter import Limiter
-from flask_limiter.errors import RateLimitExceeded
-from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
+from flask_wtf.csrf import CSRFError
 from werkzeug.routing import IntegerConverter
 
 from store import settings as settings_module
 from store import web
 from store.db import Database
 from store.settings import Settings
+from store.vocabulary import REVIEW_DEFAULT_LANGUAGE, REVIEW_LANGUAGES
 
-from . import accounts
+from . import sessions
+from .sessions import SESSION_COOKIE
 
-SESSION_COOKIE = "review_session"
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
-LANGUAGES = ("en", "ru")
-
-
-def client_key() -> str:
-    """A keyed hash of the client address (see :mod:`store.web`)."""
-    from flask import current_app
-
-    secret = current_app.config["TESTIMONY_SETTINGS"].secret_key
-    return web.client_key(secret, "review", request.remote_addr)
 
 
 def choose_language() -> str:
     chosen = request.args.get("lang") or request.cookies.get("review_lang")
-    if chosen in LANGUAGES:
+    if chosen in REVIEW_LANGUAGES:
         return chosen  # type: ignore[return-value]
-    return request.accept_languages.best_match(LANGUAGES) or "en"
+    return request.accept_languages.best_match(REVIEW_LANGUAGES) or REVIEW_DEFAULT_LANGUAGE
 
 
 ERROR_MESSAGES: dict[object, Any] = {
@@ -65,7 +60,8 @@ ERROR_MESSAGES: dict[object, Any] = {
 }
 
 
-def _error(code: int, message: Any) -> Any:
+def _error_page(code: int, kind: str | None = None) -> Any:
+    message = ERROR_MESSAGES.get(kind) or ERROR_MESSAGES.get(code, ERROR_MESSAGES[400])
     return render_template("error.html", code=code, message=message), code
 
 
@@ -109,29 +105,35 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app = Flask(__name__)
     app.request_class = ReviewRequest
     app.url_map.converters["int"] = RowId
-    app.config.update(web.face_config(settings, "review"))
     app.config.update(MAX_CONTENT_LENGTH=2 * 1024 * 1024, SESSION_COOKIE_NAME="review_csrf")
-    app.extensions["testimony_db"] = db or Database(settings)
-    web.behind_proxies(app, settings)
+    limiter = web.init_app(
+        app,
+        settings,
+        face="review",
+        error_page=_error_page,
+        limiter_strategy="moving-window",
+        db=db,
+    )
     Babel(app, locale_selector=choose_language)
-    CSRFProtect(app)
 
     from . import catalogue, views
     from .export import views as export_views
 
     for blueprint in views.BLUEPRINTS + catalogue.BLUEPRINTS + export_views.BLUEPRINTS:
         app.register_blueprint(blueprint)
-    limiter = Limiter(client_key, app=app, strategy="moving-window", headers_enabled=False)
+    login_limit = "%d/minute;%d/hour" % (
+        settings.logins_per_client_minute,
+        settings.logins_per_client_hour,
+    )
     app.view_functions["auth.login"] = limiter.limit(
-        "10/minute;60/hour", methods=["POST"], scope="login-client"
+        login_limit, methods=["POST"], scope="login-client"
     )(app.view_functions["auth.login"])
 
     @app.before_request
     def require_login() -> Any:
         g.reviewer = g.identity = None
-        database: Database = app.extensions["testimony_db"]
-        with database.transaction() as session:
-            found = accounts.load_session(session, settings, request.cookies.get(SESSION_COOKIE))
+        with web.db().transaction() as session:
+            found = sessions.load_session(session, settings, request.cookies.get(SESSION_COOKIE))
             if found:
                 reviewer, identity = found
                 session.expunge(reviewer)
@@ -147,9 +149,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         return {"reviewer": g.get("reviewer"), "lang": choose_language()}
 
     @app.after_request
-    def headers(response: Any) -> Any:
-        web.add_security_headers(response)
-        if request.args.get("lang") in LANGUAGES:
+    def remember_language(response: Any) -> Any:
+        if request.args.get("lang") in REVIEW_LANGUAGES:
             response.set_cookie(
                 "review_lang",
                 request.args["lang"],
@@ -161,25 +162,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> Any:
-        return _error(400, ERROR_MESSAGES["csrf"])
-
-    @app.errorhandler(RateLimitExceeded)
-    def too_many(error: RateLimitExceeded) -> Any:
-        return _error(429, ERROR_MESSAGES[429])
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Any:
-        code = error.code or 500
-        return _error(code, ERROR_MESSAGES.get(code, ERROR_MESSAGES[400]))
-
-    @app.errorhandler(Exception)
-    def crash(error: Exception) -> Any:
-        if web.unavailable(error):
-            app.logger.error("backend unavailable: %s", type(error).__name__)
-            return _error(503, ERROR_MESSAGES[503])
-        if app.testing:
-            raise error
-        app.logger.error("internal error: %s", type(error).__name__)
-        return _error(500, ERROR_MESSAGES[500])
+        return _error_page(400, "csrf")
 
     return app

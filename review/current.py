@@ -3,20 +3,13 @@ signed-in reviewer's audit name, and the check of the plain action form (CSRF)."
 
 from __future__ import annotations
 
-from flask import abort, current_app, g
+from flask import abort, g
 
-from store.db import Database
-from store.settings import Settings
+from store.web import db, settings
 
 from .forms import ActionForm
 
-
-def db() -> Database:
-    return current_app.extensions["testimony_db"]  # type: ignore[no-any-return]
-
-
-def settings() -> Settings:
-    return current_app.config["TESTIMONY_SETTINGS"]  # type: ignore[no-any-return]
+__all__ = ["actor", "checked", "db", "settings"]
 
 
 def actor() -> str:

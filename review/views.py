@@ -44,10 +44,10 @@ from store.models import (
 )
 from store.vocabulary import LANGUAGES, PLACES, RELATIONS, STATUSES, place_name
 
-from . import SESSION_COOKIE, accounts, reading, sharing
+from . import accounts, reading, sessions, sharing
+from . import search as full_text
 from .catalogue import label, mapping_context
 from .current import actor as _actor
-from .current import checked as _checked
 from .current import db as _db
 from .current import settings as _settings
 from .forms import (
@@ -61,6 +61,7 @@ from .forms import (
     TextForm,
 )
 from .roles import admin_only
+from .sessions import SESSION_COOKIE
 
 auth = Blueprint("auth", __name__)
 inbox = Blueprint("inbox", __name__)
@@ -102,14 +103,12 @@ def login() -> Any:
             except accounts.LoginFailed:
                 failed = True
             else:
-                if _settings().recipient_keys == "pq" and isinstance(
-                    identity, crypto.X25519Identity
-                ):
+                if accounts.key_upgrade_due(_settings(), identity):
                     identity = sharing.upgrade_reviewer_key(
                         session, _settings(), reviewer, identity, form.password.data
                     )
-                accounts.end_session(session, request.cookies.get(SESSION_COOKIE))
-                cookie = accounts.open_session(session, _settings(), reviewer, identity)
+                sessions.end_session(session, request.cookies.get(SESSION_COOKIE))
+                cookie = sessions.open_session(session, _settings(), reviewer, identity)
                 audit.append(
                     session, "reviewer:%s" % reviewer.name, "login", "reviewer:%s" % reviewer.name
                 )
@@ -132,9 +131,8 @@ def login() -> Any:
 
 @auth.route("/logout", methods=["POST"])
 def logout() -> Any:
-    _checked()
     with _db().transaction() as session:
-        accounts.end_session(session, request.cookies.get(SESSION_COOKIE))
+        sessions.end_session(session, request.cookies.get(SESSION_COOKIE))
         _record(session, "logout", "reviewer:%s" % g.reviewer.name)
     flask_session.clear()
     response = redirect(url_for("auth.login"))
@@ -244,7 +242,6 @@ def show(testimony_id: int, contact: str | None = None) -> Any:
 
 @testimony.route("/<int:testimony_id>/contact", methods=["POST"])
 def reveal_contact(testimony_id: int) -> Any:
-    _checked()
     with _db().transaction() as session:
         item = _load(session, testimony_id)
         if item.contact_blob_id is None:
@@ -357,7 +354,6 @@ def working_copy(attachment_id: int) -> Any:
 @testimony.route("/file/<int:attachment_id>/original", methods=["POST"])
 def original(attachment_id: int) -> Any:
     """Download the original exactly as received (audited)."""
-    _checked()
     with _db().transaction() as session:
         attachment, blob = _attachment_blob(session, attachment_id, "original")
         meta = json.loads(
@@ -384,11 +380,11 @@ def original(attachment_id: int) -> Any:
 @search.route("/")
 def results() -> Any:
     query = request.args.get("q", "").strip()[:200]
-    hits: list[reading.SearchHit] = []
+    hits: list[full_text.SearchHit] = []
     searched = 0
     if len(query) >= 2:
         with _db().transaction() as session:
-            hits, searched = reading.search(session, g.identity, query)
+            hits, searched = full_text.search(session, g.identity, query)
             # The words searched for may themselves identify someone: not recorded.
             _record(session, "search", "statements", searched=searched, hits=len(hits))
     return render_template("search.html", query=query, hits=hits, searched=searched)
@@ -416,7 +412,6 @@ def _reviewer(session: Session, reviewer_id: int) -> Reviewer:
 
 @reviewers.route("/<int:reviewer_id>/grant", methods=["POST"])
 def grant(reviewer_id: int) -> Any:
-    _checked()
     with _db().transaction() as session:
         person = _reviewer(session, reviewer_id)
         if not person.active:
@@ -441,7 +436,6 @@ def grant(reviewer_id: int) -> Any:
 @reviewers.route("/<int:reviewer_id>/disable", methods=["POST"])
 @admin_only
 def disable(reviewer_id: int) -> Any:
-    _checked()
     with _db().transaction() as session:
         person = _reviewer(session, reviewer_id)
         if person.id == g.reviewer.id:

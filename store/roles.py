@@ -147,10 +147,3 @@ def intake_role_sql(plan: RolePlan) -> list[str]:
                 "CREATE POLICY %s ON %s FOR %s TO %s %s" % (policy, q(table), command, role, clause)
             )
     return out
-
-
-def drop_role_sql(plan: RolePlan) -> list[str]:
-    """Statements that remove the role and everything granted to it (for tests and for
-    operators retiring a role)."""
-    role = check_name(plan.role)
-    return ["DROP OWNED BY %s" % role, "DROP ROLE IF EXISTS %s" % role]

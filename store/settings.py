@@ -12,6 +12,11 @@
 | TESTIMONY_MAX_SUBMISSION_MIB | 200 |
 | TESTIMONY_SUBMISSIONS_PER_HOUR | 600 (global budget over all witnesses) |
 | TESTIMONY_FOLLOW_UPS_PER_HOUR | 30 (per receipt) |
+| TESTIMONY_SUBMISSIONS_PER_CLIENT_HOUR | 30 (per client: hashed address, or Tor circuit) |
+| TESTIMONY_ADDITIONS_PER_CLIENT_HOUR | 30 (additions to a testimony, per client) |
+| TESTIMONY_LOOKUPS_PER_HOUR | 600 (receipt look-ups, global budget over all witnesses) |
+| TESTIMONY_LOOKUPS_PER_CLIENT_HOUR | 20 (receipt look-ups, per client) |
+| TESTIMONY_LOGINS_PER_CLIENT_MINUTE / _HOUR | 10 / 60 (reviewer login attempts, per client) |
 | TESTIMONY_ARGON2_MEMORY_KIB / _TIME_COST | 65536 / 3 (reviewer passwords) |
 | TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB / _TIME_COST | 19456 / 2 (receipts; fixed at creation) |
 | TESTIMONY_PAGE_TITLE | "Notes" (neutral title shown in browser history) |
@@ -60,6 +65,12 @@ class Settings:
     max_submission_size: int = 200 * MIB
     submissions_per_hour: int = 600
     follow_ups_per_hour: int = 30
+    submissions_per_client_hour: int = 30
+    additions_per_client_hour: int = 30
+    lookups_per_hour: int = 600
+    lookups_per_client_hour: int = 20
+    logins_per_client_minute: int = 10
+    logins_per_client_hour: int = 60
     argon2_memory_kib: int = 65536
     argon2_time_cost: int = 3
     receipt_argon2_memory_kib: int = 19456
@@ -138,6 +149,12 @@ def load(env: dict[str, str] | None = None) -> Settings:
         max_submission_size=_int(env, "TESTIMONY_MAX_SUBMISSION_MIB", 200) * MIB,
         submissions_per_hour=_int(env, "TESTIMONY_SUBMISSIONS_PER_HOUR", 600),
         follow_ups_per_hour=_int(env, "TESTIMONY_FOLLOW_UPS_PER_HOUR", 30),
+        submissions_per_client_hour=_int(env, "TESTIMONY_SUBMISSIONS_PER_CLIENT_HOUR", 30),
+        additions_per_client_hour=_int(env, "TESTIMONY_ADDITIONS_PER_CLIENT_HOUR", 30),
+        lookups_per_hour=_int(env, "TESTIMONY_LOOKUPS_PER_HOUR", 600),
+        lookups_per_client_hour=_int(env, "TESTIMONY_LOOKUPS_PER_CLIENT_HOUR", 20),
+        logins_per_client_minute=_int(env, "TESTIMONY_LOGINS_PER_CLIENT_MINUTE", 10),
+        logins_per_client_hour=_int(env, "TESTIMONY_LOGINS_PER_CLIENT_HOUR", 60),
         argon2_memory_kib=_int(env, "TESTIMONY_ARGON2_MEMORY_KIB", 65536),
         argon2_time_cost=_int(env, "TESTIMONY_ARGON2_TIME_COST", 3),
         receipt_argon2_memory_kib=_int(env, "TESTIMONY_RECEIPT_ARGON2_MEMORY_KIB", 19456),

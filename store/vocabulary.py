@@ -7,8 +7,15 @@ faces' message catalogues. Codes are what the database stores.
 
 from __future__ import annotations
 
+# The witness face's languages (also the languages a testimony is written in), and how
+# its language switch names each one, in that language.
 LANGUAGES = ("ru", "kk", "en")
 DEFAULT_LANGUAGE = "ru"
+LANGUAGE_LABELS = (("ru", "Русский"), ("kk", "Қазақша"), ("en", "English"))
+
+# The review face's interface languages.
+REVIEW_LANGUAGES = ("en", "ru")
+REVIEW_DEFAULT_LANGUAGE = "en"
 
 # Places of the February 2020 events in Korday District, Zhambyl Region, Kazakhstan, as
 # the witness form offers them. Codes are the gazetteer's slugs (store/data/korday-2020.json),

@@ -1,6 +1,7 @@
 """What both faces share about HTTP, in one place: the strict response headers, the
-keyed hash that stands in for a client address in rate limits, and the Flask settings
-that keep cookies, CSRF tokens and access logs safe.
+keyed hash that stands in for a client address in rate limits, the Flask settings that
+keep cookies, CSRF tokens and access logs safe, the error handlers, the text-only form
+base, and :func:`init_app`, which sets all of it up on a face's app.
 
 Guarantee: no page loads anything from elsewhere, is cached, sends a referrer, or can be
 framed; no client address is ever kept, not even as a rate-limit key (only an HMAC of it
@@ -17,8 +18,22 @@ import hashlib
 import hmac
 import logging
 import pkgutil
+from collections.abc import Callable
 from typing import Any
 
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFProtect
+from limits.errors import StorageError
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import exc
+from werkzeug.exceptions import HTTPException
+
+from .db import Database
 from .settings import Settings
 
 SECURITY_HEADERS = {
@@ -46,29 +61,26 @@ def add_security_headers(response: Any) -> Any:
     return response
 
 
-def unavailable(error: BaseException) -> bool:
-    """Whether ``error`` means a backend (the database or Redis) is briefly out of reach:
-    down, restarting, refusing connections, or too busy. Nothing was committed then, so
-    the honest answer is 503 and "try again", not a crash."""
-    from limits.errors import StorageError
-    from redis.exceptions import BusyLoadingError
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-    from sqlalchemy import exc
+# The failures that mean a backend (the database or Redis) is briefly out of reach: down,
+# restarting, refusing connections, or too busy.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    exc.OperationalError,
+    exc.TimeoutError,
+    StorageError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+)
 
+
+def unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means a backend is briefly out of reach (one of
+    :data:`UNAVAILABLE_ERRORS`, or a database error that invalidated its connection).
+    Nothing was committed then, so the honest answer is 503 and "try again", not a
+    crash."""
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return True
-    return isinstance(
-        error,
-        (
-            exc.OperationalError,
-            exc.TimeoutError,
-            StorageError,
-            RedisConnectionError,
-            RedisTimeoutError,
-            BusyLoadingError,
-        ),
-    )
+    return isinstance(error, UNAVAILABLE_ERRORS)
 
 
 def client_key(secret: bytes, face: str, address: str | None) -> str:
@@ -156,3 +168,128 @@ def face_config(settings: Settings, face: str) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": settings.limiter_storage_uri,
         "RATELIMIT_KEY_PREFIX": settings.limiter_prefix + "-" + face,
     }
+
+
+# --- what a view reaches through the app -------------------------------------------------
+
+
+def db() -> Database:
+    """The database of the app serving this request."""
+    return current_app.extensions["testimony_db"]  # type: ignore[no-any-return]
+
+
+def settings() -> Settings:
+    """The settings of the app serving this request."""
+    return current_app.config["TESTIMONY_SETTINGS"]  # type: ignore[no-any-return]
+
+
+# --- forms -------------------------------------------------------------------------------
+
+_FROM_REQUEST = object()
+
+
+class PlainForm(FlaskForm):
+    """The base of every form of both faces: filled from the request's text fields only
+    when submitted (or from ``formdata`` when given, ``None`` for an empty form).
+
+    Flask-WTF would otherwise also fill text fields from file parts and from a JSON body,
+    handing validators objects that are not text (a file, a number, a list), and a
+    crafted request crashed the page instead of being answered with a message."""
+
+    def __init__(self, formdata: Any = _FROM_REQUEST, **kwargs: Any) -> None:
+        if formdata is _FROM_REQUEST:
+            formdata = (
+                request.form if request.method in ("POST", "PUT", "PATCH", "DELETE") else None
+            )
+        super().__init__(formdata=formdata, **kwargs)
+
+
+# --- rate limits ------------------------------------------------------------------------
+
+
+def limited(limit: Any, *, key_func: Any = None, scope: str) -> Any:
+    """Mark a view with a rate limit on its POSTs (``limit`` a Flask-Limiter limit or a
+    callable giving one, ``key_func`` the key, by default the hashed client address);
+    :func:`apply_limits` applies the marks with each app's own limiter, so two apps (or
+    tests) never share counters."""
+
+    def mark(view: Any) -> Any:
+        view.testimony_limits = [*getattr(view, "testimony_limits", []), (limit, key_func, scope)]
+        return view
+
+    return mark
+
+
+def apply_limits(app: Flask, limiter: Limiter) -> None:
+    """Apply the :func:`limited` marks of ``app``'s views (after its blueprints are
+    registered)."""
+    for endpoint, view in list(app.view_functions.items()):
+        for limit, key_func, scope in getattr(view, "testimony_limits", []):
+            view = limiter.limit(limit, key_func=key_func, methods=["POST"], scope=scope)(view)
+        app.view_functions[endpoint] = view
+
+
+# --- one setup for both faces --------------------------------------------------------------
+
+ErrorPage = Callable[[int, "str | None"], Any]
+"""A face's error page: ``error_page(status, kind)``, where ``kind`` names a reason
+finer than the status (``"unavailable"`` for a backend out of reach) or is ``None``."""
+
+
+def init_app(
+    app: Flask,
+    settings: Settings,
+    *,
+    face: str,
+    error_page: ErrorPage,
+    limiter_strategy: str,
+    db: Database | None = None,
+) -> Limiter:
+    """Set up what both faces share on ``app``, the face named ``face`` (``"intake"`` or
+    ``"review"``); call it after the face's own configuration.
+
+    It installs the common configuration (:func:`face_config`), the database (``db``, or
+    one opened from ``settings``) and the settings for :func:`db` and :func:`settings`,
+    the proxy rule (:func:`behind_proxies`), CSRF protection (``CSRFProtect``: every POST
+    is checked before any view runs, unless the face turns ``WTF_CSRF_CHECK_DEFAULT``
+    off, as the intake does so that its forms check the token and give back what was
+    typed), the strict headers on every answer, and the error handlers: ``error_page``
+    for HTTP errors and rate limits, a 503 for a backend out of reach, and a crash
+    handler that logs only the kind of failure (never request data, which may be
+    testimony). Returns the face's rate limiter, keyed on :func:`client_key` of the
+    client address for this face.
+    """
+    app.config.update(face_config(settings, face))
+    app.extensions["testimony_db"] = db or Database(settings)
+    behind_proxies(app, settings)
+    CSRFProtect(app)
+    app.after_request(add_security_headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        return error_page(error.code or 500, None)
+
+    @app.errorhandler(RateLimitExceeded)
+    def too_many(error: RateLimitExceeded) -> Any:
+        return error_page(429, None)
+
+    def backend_unavailable(error: Exception) -> Any:
+        app.logger.error("backend unavailable: %s", type(error).__name__)
+        return error_page(503, "unavailable")
+
+    for kind in UNAVAILABLE_ERRORS:
+        app.register_error_handler(kind, backend_unavailable)
+
+    @app.errorhandler(Exception)
+    def crash(error: Exception) -> Any:
+        if unavailable(error):
+            return backend_unavailable(error)
+        if app.testing:
+            raise error
+        app.logger.error("internal error: %s", type(error).__name__)
+        return error_page(500, None)
+
+    def client() -> str:
+        return client_key(settings.secret_key, face, request.remote_addr)
+
+    return Limiter(client, app=app, strategy=limiter_strategy, headers_enabled=False)

@@ -17,7 +17,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 import crypto
-from review import accounts
+from review import accounts, sessions
 from store import audit
 from store.models import AuditEvent
 
@@ -27,7 +27,7 @@ CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
 class Clock:
-    """Stands in for :func:`review.accounts.now` so tests can move time forward."""
+    """Stands in for :func:`review.sessions.now` so tests can move time forward."""
 
     def __init__(self) -> None:
         self.at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -137,7 +137,7 @@ class Desk:
 
 def make_desk(tmp_path: Path, monkeypatch, **env: str) -> Desk:
     """A fresh instance (``testimony init``) with the review and intake apps on it, fast
-    key derivations, and :func:`review.accounts.now` on a test clock."""
+    key derivations, and :func:`review.sessions.now` on a test clock."""
     from intake import create_app as create_intake
     from review import create_app as create_review
     from store import instance as instance_module
@@ -150,7 +150,7 @@ def make_desk(tmp_path: Path, monkeypatch, **env: str) -> Desk:
     intake_app = create_intake(settings)
     intake_app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
     clock = Clock()
-    monkeypatch.setattr(accounts, "now", clock)
+    monkeypatch.setattr(sessions, "now", clock)
     return Desk(settings, recovery, review_app, intake_app, clock)
 
 

@@ -31,7 +31,7 @@ from store.models import AuditEvent, Excerpt, Testimony
 from .conftest import FAST_ARGON2, ROOT, database_env
 from .export_helpers import add_testimonies, background, load_catalogue, numbers
 from .intake_helpers import receipt_code, submit
-from .review_helpers import make_desk
+from .review_helpers import csrf_token, make_desk
 
 CANARY_WORDS = ("Zhyrgalbek-canary", "Квазимодо-канарейка")
 CANARY = (
@@ -304,6 +304,49 @@ def _testimony(desk, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=300,
     )
+
+
+def test_posts_without_a_csrf_token_are_refused_before_any_view_runs(desk):
+    """CSRFProtect checks every POST of the review face: a reviewer action, an excerpt
+    action and the export action are refused without the token, and nothing changes."""
+    desk.review_app.config["WTF_CSRF_ENABLED"] = True
+    testimony_id, _code = _send(desk, QUOTE, consent="quotes")
+    admin = desk.logged_in(desk.admin)
+    token = csrf_token(admin.get("/testimony/%d" % testimony_id))
+    made = admin.post(
+        "/testimony/%d/excerpts/new" % testimony_id, data={"text": QUOTE, "csrf_token": token}
+    )
+    assert made.status_code == 302
+    excerpt_id = int(made.headers["Location"].rstrip("/").split("/")[-1])
+    before = desk.dump()
+    for path, data in (
+        ("/testimony/%d/contact" % testimony_id, {}),
+        ("/testimony/%d/excerpts/new" % testimony_id, {"text": QUOTE}),
+        ("/excerpts/%d/approve" % excerpt_id, {}),
+        ("/excerpts/%d/delete" % excerpt_id, {}),
+        ("/export/", {"k": "5"}),
+    ):
+        for extra in ({}, {"csrf_token": "forged"}):
+            response = admin.post(path, data={**data, **extra})
+            assert response.status_code == 400, (path, extra, response.status_code)
+    assert desk.dump() == before
+    response = admin.post("/export/", data={"k": "5", "csrf_token": token})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/zip"
+
+
+def test_a_reviewer_who_is_not_an_administrator_cannot_export(desk):
+    """The admin mark on the export view is the one check, and it holds with a good
+    CSRF token too."""
+    desk.review_app.config["WTF_CSRF_ENABLED"] = True
+    other = desk.logged_in(desk.other)
+    token = csrf_token(other.get("/"))
+    before = desk.dump()
+    assert other.get("/export/").status_code == 403
+    response = other.post("/export/", data={"k": "5", "csrf_token": token})
+    assert response.status_code == 403
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert desk.dump() == before
 
 
 def test_command_line_export_and_verify_catch_a_changed_byte_and_a_bad_signature(desk):

@@ -430,6 +430,41 @@ def test_per_receipt_budget_for_additions(instance):
     assert client.post("/en/receipt/add", data={**add, "receipt": other}).status_code == 200
 
 
+def test_per_client_budgets_are_settings(instance):
+    from store import settings as settings_module
+
+    defaults = settings_module.load({"TESTIMONY_INSTANCE_PATH": str(instance[0].instance_path)})
+    assert (
+        defaults.submissions_per_client_hour,
+        defaults.additions_per_client_hour,
+        defaults.lookups_per_hour,
+        defaults.lookups_per_client_hour,
+        defaults.logins_per_client_minute,
+        defaults.logins_per_client_hour,
+    ) == (30, 30, 600, 20, 10, 60)
+    chosen = settings_module.load(
+        {
+            "TESTIMONY_INSTANCE_PATH": str(instance[0].instance_path),
+            "TESTIMONY_LOOKUPS_PER_CLIENT_HOUR": "7",
+            "TESTIMONY_LOGINS_PER_CLIENT_MINUTE": "3",
+        }
+    )
+    assert (chosen.lookups_per_client_hour, chosen.logins_per_client_minute) == (7, 3)
+
+    settings, _ = instance
+    app = create_app(
+        settings.with_changes(submissions_per_client_hour=1, lookups_per_client_hour=2)
+    )
+    app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    assert receipt_code(submit(client))
+    assert submit(client).status_code == 429
+    lookup = {"receipt": "0" * 20}
+    assert client.post("/en/receipt/", data=lookup).status_code == 404
+    assert client.post("/en/receipt/", data=lookup).status_code == 404
+    assert client.post("/en/receipt/", data=lookup).status_code == 429
+
+
 def test_rate_limits_work_with_redis_storage(instance, redis_url):
     import uuid
 

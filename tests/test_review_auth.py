@@ -2,7 +2,7 @@
 
 The routes checked are read from the review app's URL map, so a route added later is
 covered without touching this file. Logins use real TOTP codes on a test clock
-(:func:`review.accounts.now` is replaced), so replays and timeouts can be tested without
+(:func:`review.sessions.now` is replaced), so replays and timeouts can be tested without
 waiting. Everything here is invented."""
 
 from __future__ import annotations

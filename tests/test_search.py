@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from review import reading
+from review import search as full_text
 
 from .intake_helpers import receipt_code, submit
 from .review_helpers import make_desk
@@ -33,14 +33,14 @@ def desk(tmp_path, monkeypatch):
 
 def _search(desk, query, **settings):
     with desk.db.sessions() as session:
-        return reading.search(session, desk.people["dana"].identity, query, **settings)
+        return full_text.search(session, desk.people["dana"].identity, query, **settings)
 
 
 def test_pool_and_in_process_search_agree(desk, monkeypatch):
-    monkeypatch.setattr(reading, "PARALLEL_FROM", 10**9)
+    monkeypatch.setattr(full_text, "PARALLEL_FROM", 10**9)
     serial_hits, serial_searched = _search(desk, "Мечеть")
-    monkeypatch.setattr(reading, "PARALLEL_FROM", 5)
-    monkeypatch.setattr(reading, "BATCH", 4)
+    monkeypatch.setattr(full_text, "PARALLEL_FROM", 5)
+    monkeypatch.setattr(full_text, "BATCH", 4)
     pooled_hits, pooled_searched = _search(desk, "Мечеть")
     assert [(h.testimony_id, h.snippet) for h in pooled_hits] == [
         (h.testimony_id, h.snippet) for h in serial_hits
@@ -51,7 +51,7 @@ def test_pool_and_in_process_search_agree(desk, monkeypatch):
 
 
 def test_the_limit_stops_the_search_early(desk, monkeypatch):
-    monkeypatch.setattr(reading, "PARALLEL_FROM", 5)
-    monkeypatch.setattr(reading, "BATCH", 4)
+    monkeypatch.setattr(full_text, "PARALLEL_FROM", 5)
+    monkeypatch.setattr(full_text, "BATCH", 4)
     hits, _searched = _search(desk, "invented", limit=3)
     assert [h.testimony_id for h in hits] == [24, 23, 22]

@@ -14,6 +14,6 @@ max_requests_jitter = 200
 accesslog = None  # never: it would record who sent what, when
 errorlog = "-"  # to the journal: the app logs only the kind of an error
 loglevel = "warning"
-worker_tmp_dir = "/dev/shm"
+worker_tmp_dir = "/dev/shm"  # noqa: S108 (in memory, as gunicorn advises)
 limit_request_line = 4094
 limit_request_fields = 50

@@ -12,4 +12,4 @@ max_requests_jitter = 200
 accesslog = None
 errorlog = "-"
 loglevel = "warning"
-worker_tmp_dir = "/dev/shm"
+worker_tmp_dir = "/dev/shm"  # noqa: S108 (in memory, as gunicorn advises)
