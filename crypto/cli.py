@@ -128,7 +128,7 @@ def _copy(src: BinaryIO, dst: BinaryIO) -> None:
 def _keygen(args: argparse.Namespace) -> None:
     if args.convert:
         for found in parse_identities_file(_read_text(args.convert)):
-            print(found.recipient)  # type: ignore[attr-defined]
+            print(found.recipient)
         return
     identity: HybridIdentity | X25519Identity = (
         HybridIdentity.generate() if args.pq else X25519Identity.generate()
