@@ -40,17 +40,25 @@ from .errors import (
     HeaderError,
     HeaderMACError,
     KeyFormatError,
+    MixedRecipientsError,
     NoIdentityMatchError,
     PayloadError,
 )
 from .format import FILE_KEY_SIZE, Header, Source, Stanza, build_header, parse_header
 from .keys import (
     Identity,
+    KeyType,
     Recipient,
+    check_not_mixed,
+    is_post_quantum,
+    key_kind,
+    key_type,
+    key_types,
     parse_identities_file,
     parse_identity,
     parse_recipient,
     parse_recipients_file,
+    stanza_type,
 )
 from .mlkem768x25519 import HybridIdentity, HybridRecipient
 from .scrypt import ScryptIdentity, ScryptRecipient
@@ -63,6 +71,7 @@ __all__ = [
     "HeaderError",
     "HeaderMACError",
     "KeyFormatError",
+    "MixedRecipientsError",
     "NoIdentityMatchError",
     "PayloadError",
     "Header",
@@ -88,15 +97,28 @@ __all__ = [
     "parse_identity",
     "parse_recipients_file",
     "parse_identities_file",
+    "KeyType",
+    "key_kind",
+    "key_type",
+    "key_types",
+    "stanza_type",
+    "is_post_quantum",
 ]
 
 
-def _stanzas_for(recipients: Iterable[Recipient], file_key: bytes) -> list[Stanza]:
+def _stanzas_for(
+    recipients: Iterable[Recipient],
+    file_key: bytes,
+    allow_mixed: bool,
+    existing: list[Stanza] | None = None,
+) -> list[Stanza]:
     recipients = list(recipients)
     if not recipients:
         raise ValueError("at least one recipient is required")
     if len(recipients) > 1 and any(isinstance(r, ScryptRecipient) for r in recipients):
         raise ValueError("a passphrase must be the only recipient of a sealed item")
+    if not allow_mixed:
+        check_not_mixed(recipients, existing or [])
     stanzas: list[Stanza] = []
     for recipient in recipients:
         stanzas.extend(recipient.wrap(file_key))
@@ -122,14 +144,16 @@ class _SealWriter(io.RawIOBase):
     complete, shorter item.
     """
 
-    def __init__(self, dst: BinaryIO, recipients: Iterable[Recipient], armor: bool) -> None:
+    def __init__(
+        self, dst: BinaryIO, recipients: Iterable[Recipient], armor: bool, allow_mixed: bool
+    ) -> None:
         super().__init__()
         self._sink = _Abortable(dst)
         sink: BinaryIO = self._sink  # type: ignore[assignment]
         self._armor = ArmorWriter(sink) if armor else None
         out: BinaryIO = self._armor if self._armor else sink  # type: ignore[assignment]
         file_key = os.urandom(FILE_KEY_SIZE)
-        header = build_header(_stanzas_for(recipients, file_key), file_key)
+        header = build_header(_stanzas_for(recipients, file_key, allow_mixed), file_key)
         nonce = os.urandom(NONCE_SIZE)
         out.write(header.marshal() + nonce)
         self.header = header
@@ -166,14 +190,22 @@ class _SealWriter(io.RawIOBase):
         super().__del__()
 
 
-def seal(dst: BinaryIO, recipients: Iterable[Recipient], *, armor: bool = False) -> _SealWriter:
+def seal(
+    dst: BinaryIO,
+    recipients: Iterable[Recipient],
+    *,
+    armor: bool = False,
+    allow_mixed: bool = False,
+) -> _SealWriter:
     """Start sealing to ``recipients``; returns a writer that must be closed.
 
     The header and nonce are written to ``dst`` at once; each 64 KiB of plaintext is
     written as soon as it is complete. ``dst`` is not closed. An exception leaving a
     ``with`` block (or :meth:`abort`) leaves the item unfinished, so it never unseals.
+    Post-quantum and classic recipients together raise :class:`MixedRecipientsError`
+    before anything is written, unless ``allow_mixed``.
     """
-    return _SealWriter(dst, recipients, armor)
+    return _SealWriter(dst, recipients, armor, allow_mixed)
 
 
 def unwrap_file_key(header: Header, identities: Iterable[Identity]) -> bytes:
@@ -219,9 +251,16 @@ def unseal(
     return StreamReader(source, payload_key(file_key, nonce))
 
 
-def seal_bytes(data: bytes, recipients: Iterable[Recipient], *, armor: bool = False) -> bytes:
+def seal_bytes(
+    data: bytes,
+    recipients: Iterable[Recipient],
+    *,
+    armor: bool = False,
+    allow_mixed: bool = False,
+) -> bytes:
+    """:func:`seal` of a value held in memory; returns the sealed item."""
     out = io.BytesIO()
-    with seal(out, recipients, armor=armor) as writer:
+    with seal(out, recipients, armor=armor, allow_mixed=allow_mixed) as writer:
         writer.write(data)
     return out.getvalue()
 
@@ -233,26 +272,47 @@ def unseal_bytes(
 
 
 def add_recipients(
-    header: Header, identities: Iterable[Identity], recipients: Iterable[Recipient]
+    header: Header,
+    identities: Iterable[Identity],
+    recipients: Iterable[Recipient],
+    *,
+    allow_mixed: bool = False,
 ) -> Header:
-    """A new header with the existing stanzas plus stanzas for ``recipients``."""
+    """A new header with the existing stanzas plus stanzas for ``recipients``.
+
+    The mix is judged over the existing stanzas and the new recipients together: adding
+    a hybrid recipient to an X25519-sealed item (or the reverse) raises
+    :class:`MixedRecipientsError` unless ``allow_mixed`` (a transitional key upgrade).
+    """
+    recipients = list(recipients)
+    if not allow_mixed:
+        check_not_mixed(recipients, header.stanzas)
     file_key = unwrap_file_key(header, identities)
-    new = _stanzas_for(recipients, file_key)
+    new = _stanzas_for(recipients, file_key, allow_mixed, header.stanzas)
     if any(s.type == "scrypt" for s in header.stanzas + new):
         raise ValueError("a passphrase must be the only recipient of a sealed item")
     return build_header(header.stanzas + new, file_key)
 
 
 def set_recipients(
-    header: Header, identities: Iterable[Identity], recipients: Iterable[Recipient]
+    header: Header,
+    identities: Iterable[Identity],
+    recipients: Iterable[Recipient],
+    *,
+    allow_mixed: bool = False,
 ) -> Header:
     """A new header readable by exactly ``recipients`` (removes everyone else).
 
     Stanzas do not name their recipient, so removal wraps the file key afresh for each
-    remaining recipient; those who are left out can no longer open the item.
+    remaining recipient; those who are left out can no longer open the item. Mixed
+    post-quantum and classic ``recipients`` raise :class:`MixedRecipientsError` unless
+    ``allow_mixed``.
     """
+    recipients = list(recipients)
+    if not allow_mixed:
+        check_not_mixed(recipients)
     file_key = unwrap_file_key(header, identities)
-    return build_header(_stanzas_for(recipients, file_key), file_key)
+    return build_header(_stanzas_for(recipients, file_key, allow_mixed), file_key)
 
 
 def rewrite_recipients(src: BinaryIO, dst: BinaryIO, new_header: Header) -> None:

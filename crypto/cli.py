@@ -7,16 +7,21 @@
 
 On any failure the exit status is 1 and one line on stderr says why. A passphrase is read
 from the terminal, or from the environment variable named by ``--passphrase-env`` for
-scripts. A failed decryption to ``-o`` leaves no partial output file behind.
+scripts. ``-o FILE`` replaces FILE as age does (``keygen -o`` never does), but only once
+the command succeeded: a failed decryption leaves no partial output behind, and an earlier
+FILE as it was. ``-o /dev/null`` (or a FIFO) is written to directly.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
+import stat
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 from . import (
@@ -123,7 +128,7 @@ def _copy(src: BinaryIO, dst: BinaryIO) -> None:
 def _keygen(args: argparse.Namespace) -> None:
     if args.convert:
         for found in parse_identities_file(_read_text(args.convert)):
-            print(found.recipient)  # type: ignore[attr-defined]
+            print(found.recipient)
         return
     identity: HybridIdentity | X25519Identity = (
         HybridIdentity.generate() if args.pq else X25519Identity.generate()
@@ -188,33 +193,70 @@ def _decrypt(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> Non
     _with_files(args, stdin, stdout, run)
 
 
-def _with_files(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO, work) -> None:  # type: ignore[no-untyped-def]
+Work = Callable[[BinaryIO, BinaryIO], None]
+
+
+def _with_files(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO, work: Work) -> None:
     src = stdin
+    output = args.output if args.output and args.output != "-" else None
+    if output and args.input and args.input != "-":
+        if os.path.abspath(args.input) == os.path.abspath(output):
+            raise _Failure("input and output file are the same: %r" % output)
     if args.input and args.input != "-":
         try:
             src = open(args.input, "rb")
         except OSError as exc:
             raise _Failure("cannot open %s: %s" % (args.input, exc.strerror)) from None
     try:
-        if not args.output or args.output == "-":
+        if output is None:
             work(src, stdout)
             stdout.flush()
-            return
-        try:
-            dst = open(args.output, "xb")
-        except FileExistsError:
-            raise _Failure("%s exists; refusing to overwrite it" % args.output) from None
-        except OSError as exc:
-            raise _Failure("cannot create %s: %s" % (args.output, exc.strerror)) from None
-        try:
-            with dst:
-                work(src, dst)
-        except BaseException:
-            os.unlink(args.output)
-            raise
+        else:
+            _write_output(output, lambda dst: work(src, dst))
     finally:
         if src is not stdin:
             src.close()
+
+
+def _write_output(path: str, work: Callable[[BinaryIO], None]) -> None:
+    """Run ``work`` on the output ``path``, replacing what was there, as age does.
+
+    A regular file (or a new name) is written to a temporary file (mode 0600) in the same
+    folder and renamed over ``path`` only once ``work`` succeeded: a failure keeps the
+    old content, and nobody ever sees half an output. Anything else that exists already
+    (``/dev/null``, a FIFO, a terminal) is written to directly. A symbolic link is
+    followed, so the file it points to is replaced, not the link.
+    """
+    target = os.path.realpath(path)
+    try:
+        existing: int | None = os.stat(target).st_mode
+    except FileNotFoundError:
+        existing = None
+    except OSError as exc:
+        raise _Failure("cannot create %s: %s" % (path, exc.strerror)) from None
+    if existing is not None and not stat.S_ISREG(existing):
+        try:
+            dst = open(target, "wb")
+        except OSError as exc:
+            raise _Failure("cannot create %s: %s" % (path, exc.strerror)) from None
+        with dst:
+            work(dst)
+        return
+    folder, name = os.path.split(target)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".%s." % name, suffix=".part")
+    except OSError as exc:
+        raise _Failure("cannot create %s: %s" % (path, exc.strerror)) from None
+    try:
+        with os.fdopen(fd, "wb") as dst:
+            work(dst)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def main(

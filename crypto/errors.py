@@ -35,3 +35,20 @@ class ArmorError(AgeError):
 
 class KeyFormatError(AgeError):
     """A recipient or identity string cannot be parsed."""
+
+
+class MixedRecipientsError(AgeError, ValueError):
+    """Post-quantum and classic recipients for one item: refused unless ``allow_mixed``.
+
+    A file is only as strong as its weakest stanza: a quantum computer that unwraps the
+    classic stanza gets the file key, and so the whole item. age refuses this too.
+    """
+
+    def __init__(
+        self,
+        message: str = (
+            "incompatible recipients: can't mix post-quantum and classic recipients, "
+            "or the file would be vulnerable to quantum computers"
+        ),
+    ) -> None:
+        super().__init__(message)

@@ -1,24 +1,53 @@
-"""Parsing recipient and identity strings and files, whatever their type.
+"""Key types, and parsing recipient and identity strings and files whatever their type.
 
-Recipients are ``age1…`` (X25519); identities ``AGE-SECRET-KEY-1…``. Files follow age's
-conventions: one key a line, blank lines and ``#`` comments ignored.
+Every key type Testimony knows is one :class:`KeyType` in the registry (:func:`key_types`,
+:func:`key_type`), so nothing outside this package needs to look at key prefixes or stanza
+type strings itself:
+
+``x25519``
+    Recipient ``age1…`` (:class:`~crypto.x25519.X25519Recipient`), identity
+    ``AGE-SECRET-KEY-1…`` (:class:`~crypto.x25519.X25519Identity`), stanza ``X25519``.
+    Classic: a future quantum computer could unwrap its stanzas. Bech32, 32-byte keys.
+``mlkem768x25519``
+    Recipient ``age1pq1…`` (:class:`~crypto.mlkem768x25519.HybridRecipient`, 1959
+    characters), identity ``AGE-SECRET-KEY-PQ-1…``
+    (:class:`~crypto.mlkem768x25519.HybridIdentity`, a 32-byte seed), stanza
+    ``mlkem768x25519``. Post-quantum: ML-KEM-768 and X25519 together (X-Wing in HPKE).
+``scrypt``
+    A passphrase (:class:`~crypto.scrypt.ScryptRecipient` /
+    :class:`~crypto.scrypt.ScryptIdentity`), stanza ``scrypt``. It has no key string, so
+    :func:`key_kind` never returns it, and it must be an item's only recipient.
+
+Every recipient and identity class has ``post_quantum`` (True only for the hybrid type),
+and every identity a ``recipient`` property. A file is only as strong as its weakest
+stanza, so sealing one item to post-quantum and classic recipients together is refused
+unless asked for (:class:`~crypto.errors.MixedRecipientsError`, as age refuses it).
+
+Files follow age's conventions: one key a line, blank lines and ``#`` comments ignored.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from .errors import KeyFormatError
+from .errors import KeyFormatError, MixedRecipientsError
 from .format import Stanza
+from .scrypt import ScryptIdentity, ScryptRecipient
 from .x25519 import X25519Identity, X25519Recipient
 
 
 class Recipient(Protocol):
     """Anything that can wrap a file key into stanzas."""
+
+    @property
+    def post_quantum(self) -> bool:
+        """Whether its stanzas stay secret against a quantum computer."""
+        ...
 
     def wrap(self, file_key: bytes) -> list[Stanza]: ...
 
@@ -26,36 +55,155 @@ class Recipient(Protocol):
 class Identity(Protocol):
     """Anything that can find its stanza and unwrap the file key (None: not ours)."""
 
+    @property
+    def recipient(self) -> Recipient:
+        """The recipient whose stanzas this identity unwraps."""
+        ...
+
+    @property
+    def post_quantum(self) -> bool: ...
+
     def unwrap(self, stanzas: list[Stanza]) -> bytes | None: ...
 
 
-_RECIPIENT_TYPES: list[tuple[str, type]] = [("age1", X25519Recipient)]
-_IDENTITY_TYPES: list[tuple[str, type]] = [("AGE-SECRET-KEY-1", X25519Identity)]
+@dataclass(frozen=True)
+class KeyType:
+    """What is known about one key type: its names, prefixes, classes and strength."""
+
+    kind: str  # what key_kind() returns: "x25519", "mlkem768x25519", "scrypt"
+    stanza_type: str  # the stanza type written in headers: "X25519", "mlkem768x25519"
+    post_quantum: bool
+    recipient_class: type
+    identity_class: type
+    recipient_prefix: str | None = None  # None: no key string (a passphrase)
+    identity_prefix: str | None = None
+    parse_recipient: Callable[[str], Recipient] | None = None
+    parse_identity: Callable[[str], Identity] | None = None
 
 
-def register(
-    recipient_prefix: str, recipient_type: type, identity_prefix: str, identity_type: type
-) -> None:
-    """Add a key type; longer prefixes are matched first."""
-    _RECIPIENT_TYPES.append((recipient_prefix, recipient_type))
-    _IDENTITY_TYPES.append((identity_prefix, identity_type))
-    _RECIPIENT_TYPES.sort(key=lambda item: -len(item[0]))
-    _IDENTITY_TYPES.sort(key=lambda item: -len(item[0]))
+_KEY_TYPES: dict[str, KeyType] = {}
+
+
+def register(key_type: KeyType) -> None:
+    """Add a key type to the registry (each module registers its own)."""
+    _KEY_TYPES[key_type.kind] = key_type
+
+
+def key_types() -> list[KeyType]:
+    """Every registered key type."""
+    return list(_KEY_TYPES.values())
+
+
+def _by_prefix(text: str) -> tuple[KeyType, bool] | None:
+    """The key type whose prefix ``text`` has (longest first), and whether it is a
+    recipient (False: an identity). Recipients are lowercase Bech32, identities upper."""
+    lower, upper = text.lower(), text.upper()
+    found: list[tuple[int, KeyType, bool]] = []
+    for kt in _KEY_TYPES.values():
+        if kt.recipient_prefix and lower.startswith(kt.recipient_prefix):
+            found.append((len(kt.recipient_prefix), kt, True))
+        if kt.identity_prefix and upper.startswith(kt.identity_prefix):
+            found.append((len(kt.identity_prefix), kt, False))
+    if not found:
+        return None
+    _, kt, is_recipient = max(found, key=lambda item: item[0])
+    return kt, is_recipient
+
+
+def key_kind(text: str) -> str:
+    """The kind of a recipient or identity string: ``"x25519"`` or ``"mlkem768x25519"``.
+
+    Decided by the prefix alone (``age1…``, ``age1pq1…``, ``AGE-SECRET-KEY-1…``,
+    ``AGE-SECRET-KEY-PQ-1…``); the key itself is not checked (:func:`parse_recipient`
+    does that). Raises :class:`~crypto.errors.KeyFormatError` for anything else, without
+    echoing the text, which may be a secret key.
+    """
+    found = _by_prefix(text.strip())
+    if found is None:
+        raise KeyFormatError("unknown key type (expected age1… or AGE-SECRET-KEY-…)")
+    return found[0].kind
+
+
+def key_type(key: object) -> KeyType:
+    """The :class:`KeyType` of a kind name, a key string, or a recipient or identity."""
+    if isinstance(key, str):
+        if key in _KEY_TYPES:
+            return _KEY_TYPES[key]
+        return _KEY_TYPES[key_kind(key)]
+    for kt in _KEY_TYPES.values():
+        if isinstance(key, (kt.recipient_class, kt.identity_class)):
+            return kt
+    raise KeyFormatError("unknown key type: %s" % type(key).__name__)
+
+
+def stanza_type(key: object) -> str:
+    """The stanza type written in headers for a key: ``"X25519"``, ``"mlkem768x25519"``
+    (or ``"scrypt"``). ``key`` is a kind name (``"x25519"``), a recipient or identity
+    string (``"age1…"``), or a recipient or identity object."""
+    return key_type(key).stanza_type
+
+
+def is_post_quantum(key: object) -> bool:
+    """Whether a key (as :func:`stanza_type` takes it) is post-quantum."""
+    return key_type(key).post_quantum
+
+
+def _stanza_post_quantum(stanza_type_name: str) -> bool | None:
+    for kt in _KEY_TYPES.values():
+        if kt.stanza_type == stanza_type_name:
+            return kt.post_quantum
+    return None  # unknown (a plugin's, or grease): judged by nobody here
+
+
+def check_not_mixed(recipients: Iterable[Recipient], stanzas: Iterable[Stanza] = ()) -> None:
+    """Raise :class:`~crypto.errors.MixedRecipientsError` if ``recipients`` and the
+    existing ``stanzas`` together are both post-quantum and classic."""
+    kinds = {bool(getattr(r, "post_quantum", False)) for r in recipients}
+    for stanza in stanzas:
+        pq = _stanza_post_quantum(stanza.type)
+        if pq is not None:
+            kinds.add(pq)
+    if len(kinds) > 1:
+        raise MixedRecipientsError()
+
+
+register(
+    KeyType(
+        kind="x25519",
+        stanza_type="X25519",
+        post_quantum=False,
+        recipient_class=X25519Recipient,
+        identity_class=X25519Identity,
+        recipient_prefix="age1",
+        identity_prefix="AGE-SECRET-KEY-1",
+        parse_recipient=X25519Recipient.parse,
+        parse_identity=X25519Identity.parse,
+    )
+)
+register(
+    KeyType(
+        kind="scrypt",
+        stanza_type="scrypt",
+        post_quantum=False,
+        recipient_class=ScryptRecipient,
+        identity_class=ScryptIdentity,
+    )
+)
 
 
 def parse_recipient(text: str) -> Recipient:
     text = text.strip()
-    for prefix, kind in _RECIPIENT_TYPES:
-        if text.startswith(prefix):
-            return kind.parse(text)  # type: ignore[no-any-return]
+    found = _by_prefix(text)
+    if found is not None and found[1] and found[0].parse_recipient is not None:
+        return found[0].parse_recipient(text)
     raise KeyFormatError("unknown recipient type: %r" % text[:12])
 
 
 def parse_identity(text: str) -> Identity:
     text = text.strip()
-    for prefix, kind in _IDENTITY_TYPES:
-        if text.upper().startswith(prefix):
-            return kind.parse(text)  # type: ignore[no-any-return]
+    found = _by_prefix(text)
+    if found is not None and not found[1] and found[0].parse_identity is not None:
+        return found[0].parse_identity(text)
     raise KeyFormatError("unknown identity type (expected AGE-SECRET-KEY-…)")
 
 

@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from . import bech32
 from .errors import HeaderError, KeyFormatError
 from .format import FILE_KEY_SIZE, Stanza, b64decode, b64encode
-from .keys import register
+from .keys import KeyType, register
 
 STANZA_TYPE = "mlkem768x25519"
 RECIPIENT_HRP = "age1pq"
@@ -126,6 +126,8 @@ _PROBE = X25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
 class HybridRecipient:
     """A hybrid ML-KEM-768 + X25519 public key that file keys can be wrapped to."""
 
+    post_quantum = True
+
     def __init__(self, public_bytes: bytes) -> None:
         if len(public_bytes) != PUBLIC_SIZE:
             raise KeyFormatError("an mlkem768x25519 public key is %d bytes" % PUBLIC_SIZE)
@@ -182,6 +184,8 @@ def _parse_recipient(text: str) -> HybridRecipient:
 
 class HybridIdentity:
     """A 32-byte seed; the only thing that can unwrap stanzas made for its recipient."""
+
+    post_quantum = True
 
     def __init__(self, seed: bytes) -> None:
         if len(seed) != SEED_SIZE:
@@ -243,4 +247,16 @@ class HybridIdentity:
         return None
 
 
-register(RECIPIENT_HRP + "1", HybridRecipient, IDENTITY_HRP + "1", HybridIdentity)
+register(
+    KeyType(
+        kind="mlkem768x25519",
+        stanza_type=STANZA_TYPE,
+        post_quantum=True,
+        recipient_class=HybridRecipient,
+        identity_class=HybridIdentity,
+        recipient_prefix=RECIPIENT_HRP + "1",
+        identity_prefix=IDENTITY_HRP + "1",
+        parse_recipient=HybridRecipient.parse,
+        parse_identity=HybridIdentity.parse,
+    )
+)

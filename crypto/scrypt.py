@@ -37,6 +37,8 @@ def _as_bytes(passphrase: str | bytes) -> bytes:
 class ScryptRecipient:
     """Seals to a passphrase. Must be the only recipient of a file."""
 
+    post_quantum = False  # scrypt itself holds, but the passphrase is the weak point
+
     def __init__(self, passphrase: str | bytes, work_factor: int = DEFAULT_WORK_FACTOR) -> None:
         if not 1 <= work_factor <= 30:
             raise ValueError("scrypt work factor must be between 1 and 30")
@@ -57,9 +59,16 @@ class ScryptRecipient:
 class ScryptIdentity:
     """Unseals a passphrase-sealed file, refusing work factors above ``max_work_factor``."""
 
+    post_quantum = False
+
     def __init__(self, passphrase: str | bytes, max_work_factor: int = MAX_WORK_FACTOR) -> None:
         self._passphrase = _as_bytes(passphrase)
         self.max_work_factor = max_work_factor
+
+    @property
+    def recipient(self) -> ScryptRecipient:
+        """Seals to the same passphrase (at the default work factor)."""
+        return ScryptRecipient(self._passphrase)
 
     def __repr__(self) -> str:
         return "ScryptIdentity(max_work_factor=%d)" % self.max_work_factor

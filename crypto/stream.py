@@ -8,11 +8,12 @@ payload is.
 
 Chunks are handled in batches of :data:`BATCH_CHUNKS` (1 MiB). ``cryptography`` releases
 the GIL while it encrypts or decrypts, so the batches of a large payload are sealed or
-opened by a few shared worker threads (one per core, at most four) while the stream's own
-thread reads and writes; a batch that no worker has started when its result is needed is
-run by the stream's thread itself. Results are used strictly in order. A stream has at
-most :data:`IN_FLIGHT` batches queued or running, so its memory stays constant whatever
-the size (about 10 MiB at most). Payloads under 1 MiB never touch the workers.
+opened by the shared worker threads of :mod:`crypto.workers` (one per core, at most four)
+while the stream's own thread reads and writes; a batch that no worker has started when
+its result is needed is run by the stream's thread itself. Results are used strictly in
+order. A stream has at most :data:`IN_FLIGHT` batches queued or running, so its memory
+stays constant whatever the size (about 10 MiB at most). Payloads under 1 MiB never
+touch the workers.
 
 Plaintext is released only after its chunk authenticated, and a reader fails at exactly
 the point the chunk-by-chunk construction would: everything before the first bad chunk is
@@ -22,20 +23,17 @@ way.
 
 from __future__ import annotations
 
-import atexit
 import io
-import os
-import threading
 from collections import deque
 from collections.abc import Callable
-from queue import SimpleQueue
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from .errors import PayloadError
 from .format import Source, hkdf
+from .workers import Job, run_inline, run_pooled
 
 CHUNK_SIZE = 64 * 1024
 TAG_SIZE = 16
@@ -55,122 +53,6 @@ def _chunk_nonce(counter: int, last: bool) -> bytes:
     if counter > _MAX_COUNTER:
         raise PayloadError("payload is too long: chunk counter overflow")
     return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
-
-
-# --- the shared workers ----------------------------------------------------------------
-
-
-class _Job:
-    """One batch to seal or open. Whoever claims it first runs it: a worker thread, or
-    the stream's own thread when it needs the result before any worker got to it."""
-
-    __slots__ = ("_fn", "_args", "_claim", "_done", "_result", "_error")
-
-    def __init__(self, fn: Callable[..., object], *args: object) -> None:
-        self._fn, self._args = fn, args
-        self._claim = threading.Lock()
-        self._done = threading.Lock()
-        self._done.acquire()
-        self._result: Any = None
-        self._error: BaseException | None = None
-
-    def run(self) -> None:
-        if not self._claim.acquire(blocking=False):
-            return  # already run or running elsewhere
-        try:
-            self._result = self._fn(*self._args)
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            self._args = ()
-            self._done.release()
-
-    def result(self) -> Any:
-        self.run()
-        with self._done:
-            pass
-        if self._error is not None:
-            raise self._error
-        return self._result
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-_WORKERS = min(_cores(), 4)
-
-
-class _Workers:
-    """The shared worker threads: started on first use, stopped at exit (before the
-    interpreter starts to freeze threads), and replaced in a forked child."""
-
-    def __init__(self) -> None:
-        self._queue: SimpleQueue[_Job | None] = SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._stopped = False
-
-    def submit(self, job: _Job) -> bool:
-        """Queue ``job``; False once stopped (a queued job that no worker takes is still
-        run by the stream that waits for it)."""
-        if self._stopped:
-            return False
-        if len(self._threads) < _WORKERS:
-            with self._lock:
-                while len(self._threads) < _WORKERS and not self._stopped:
-                    thread = threading.Thread(target=self._work, name="age-stream", daemon=True)
-                    thread.start()
-                    self._threads.append(thread)
-        self._queue.put(job)
-        return True
-
-    def _work(self) -> None:
-        while (job := self._queue.get()) is not None:
-            job.run()
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
-            for _ in self._threads:
-                self._queue.put(None)
-            for thread in self._threads:
-                thread.join()
-            self._threads = []
-
-
-_workers = _Workers()
-
-
-def _stop_workers() -> None:
-    _workers.stop()
-
-
-def _forked() -> None:
-    global _workers
-    _workers = _Workers()  # the parent's threads do not exist here
-
-
-atexit.register(_stop_workers)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forked)
-
-
-def _inline(fn: Callable[..., object], *args: object) -> _Job:
-    job = _Job(fn, *args)
-    job.run()
-    return job
-
-
-def _pooled(fn: Callable[..., object], *args: object) -> _Job:
-    """Run ``fn(*args)`` on the worker threads; inline if there is a single core."""
-    job = _Job(fn, *args)
-    if _WORKERS < 2 or not _workers.submit(job):
-        job.run()
-    return job
 
 
 def _write_all(dst: BinaryIO, view: memoryview) -> None:
@@ -216,7 +98,7 @@ class StreamWriter(io.RawIOBase):
         self._counter = 0  # number of the first chunk in _full
         self._full: list[memoryview] = []  # whole chunks not yet handed to a job
         self._partial = bytearray()  # the chunk being filled, shorter than CHUNK_SIZE
-        self._jobs: deque[tuple[_Job, bytearray]] = deque()
+        self._jobs: deque[tuple[Job, bytearray]] = deque()
         self._spare: list[bytearray] = []
 
     def writable(self) -> bool:
@@ -250,9 +132,9 @@ class StreamWriter(io.RawIOBase):
         while len(self._full) > BATCH_CHUNKS or (len(self._full) == BATCH_CHUNKS and self._partial):
             batch = self._full[:BATCH_CHUNKS]
             del self._full[:BATCH_CHUNKS]
-            self._submit(batch, last=False, run=_pooled)
+            self._submit(batch, last=False, run=run_pooled)
 
-    def _submit(self, chunks: list[memoryview], last: bool, run: Callable[..., _Job]) -> None:
+    def _submit(self, chunks: list[memoryview], last: bool, run: Callable[..., Job]) -> None:
         size = sum(len(c) for c in chunks) + TAG_SIZE * len(chunks)
         out = self._spare.pop() if self._spare else bytearray(size)
         if len(out) < size:
@@ -274,7 +156,7 @@ class StreamWriter(io.RawIOBase):
                 if self._partial or not chunks:
                     chunks.append(memoryview(self._partial))
                 self._full = []
-                self._submit(chunks, last=True, run=_inline)
+                self._submit(chunks, last=True, run=run_inline)
                 self._drain(0)
             finally:
                 self._jobs.clear()
@@ -386,7 +268,7 @@ class StreamReader(io.RawIOBase):
         self._counter = 0  # number of the first chunk of the next batch to read
         self._next_chunks = 1  # batches grow to BATCH_CHUNKS: small items stay small
         self._input_over = False  # end of input, or a read failure, was reached
-        self._jobs: deque[tuple[_Job, _Batch]] = deque()
+        self._jobs: deque[tuple[Job, _Batch]] = deque()
         self._spare: list[_Batch] = []
         self._batch: _Batch | None = None  # whose plaintext is being released
         self._plain = memoryview(b"")
@@ -475,7 +357,7 @@ class StreamReader(io.RawIOBase):
             batch = self._read_batch()
             # The first, smaller batches and the last one are opened by this thread.
             full = batch.chunks == BATCH_CHUNKS and not self._input_over
-            run = _pooled if full else _inline
+            run = run_pooled if full else run_inline
             self._jobs.append((run(_open_batch, self._aead, batch, self._counter), batch))
             self._counter += batch.chunks
 

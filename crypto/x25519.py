@@ -47,6 +47,8 @@ def _shared_secret(private: X25519PrivateKey, share: bytes) -> bytes:
 class X25519Recipient:
     """A public key that file keys can be wrapped to."""
 
+    post_quantum = False  # a quantum computer could unwrap its stanzas
+
     def __init__(self, public_bytes: bytes) -> None:
         if len(public_bytes) != 32:
             raise KeyFormatError("an X25519 public key is 32 bytes")
@@ -82,6 +84,8 @@ class X25519Recipient:
 
 class X25519Identity:
     """A private key; the only thing that can unwrap stanzas made for its recipient."""
+
+    post_quantum = False
 
     def __init__(self, secret_bytes: bytes) -> None:
         if len(secret_bytes) != 32:

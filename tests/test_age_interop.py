@@ -335,6 +335,77 @@ def test_we_open_age_item_with_several_recipients(
         crypto.unseal_bytes(raw, crypto.parse_identities_file(keys.stranger_file.read_text()))
 
 
+# --- -o: one output path reused, and /dev/null, as with age ----------------------------
+
+# Largest first: each item is shorter than the one it replaces, so a writer that did not
+# truncate would leave the tail of the previous one behind.
+SHRINKING = sorted(SIZES, reverse=True)
+
+
+def test_our_cli_output_path_reused_across_sizes(
+    age_binary: str, keys: Keys, tmp_path: Path
+) -> None:
+    sealed = tmp_path / "item.age"
+    for size in SHRINKING:
+        data = plaintext(size, seed=7)
+        run_cli("encrypt", "-r", keys.keygen_recipient, "-o", str(sealed), input=data)
+        # To stdout: age 1.1 leaves an existing -o file untouched when the plaintext is
+        # empty (it opens the file on the first write).
+        assert age_decrypt(age_binary, keys.keygen_file, sealed).stdout == data, size
+    assert [p.name for p in tmp_path.iterdir()] == ["item.age"]
+
+
+def test_age_output_path_reused_across_sizes(age_binary: str, keys: Keys, tmp_path: Path) -> None:
+    sealed = tmp_path / "item.age"
+    opened = tmp_path / "opened.bin"
+    for size in SHRINKING:
+        data = plaintext(size, seed=8)
+        run([age_binary, "-e", "-r", str(keys.ours.recipient), "-o", str(sealed)], input=data)
+        run_cli("decrypt", "-i", str(keys.ours_file), "-o", str(opened), str(sealed))
+        assert opened.read_bytes() == data, size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["item.age", "opened.bin"]
+
+
+def test_output_to_dev_null_both_ways(age_binary: str, keys: Keys, tmp_path: Path) -> None:
+    data = plaintext(2 * CHUNK + 3, seed=9)
+    sealed = tmp_path / "item.age"
+    sealed.write_bytes(crypto.seal_bytes(data, [keys.ours.recipient]))
+    # What age does with -o /dev/null, we do too: succeed and write nothing visible.
+    run([age_binary, "-d", "-i", str(keys.ours_file), "-o", os.devnull, str(sealed)])
+    run([age_binary, "-e", "-r", str(keys.ours.recipient), "-o", os.devnull], input=data)
+    run_cli("decrypt", "-i", str(keys.ours_file), "-o", os.devnull, str(sealed))
+    run_cli("encrypt", "-r", keys.keygen_recipient, "-o", os.devnull, input=data)
+    age_sealed = tmp_path / "age.age"
+    run([age_binary, "-e", "-r", str(keys.ours.recipient), "-o", str(age_sealed)], input=data)
+    run_cli("decrypt", "-i", str(keys.ours_file), "-o", os.devnull, str(age_sealed))
+    assert os.path.exists(os.devnull) and not os.path.isfile(os.devnull)
+    # A failure to /dev/null still fails.
+    refused = run_cli(
+        "decrypt", "-i", str(keys.other_file), "-o", os.devnull, str(sealed), check=False
+    )
+    assert refused.returncode != 0
+
+
+def test_failed_decrypt_onto_an_existing_file_keeps_it(
+    age_binary: str, keys: Keys, tmp_path: Path
+) -> None:
+    data = plaintext(3 * CHUNK + 11, seed=10)
+    sealed = tmp_path / "item.age"
+    run([age_binary, "-e", "-r", str(keys.ours.recipient), "-o", str(sealed)], input=data)
+    raw = sealed.read_bytes()
+    sealed.write_bytes(raw[:-5] + bytes([raw[-5] ^ 1]) + raw[-4:])  # the last chunk altered
+    # age itself refuses it too.
+    assert age_decrypt(age_binary, keys.ours_file, sealed, check=False).returncode != 0
+    opened = tmp_path / "opened.bin"
+    opened.write_bytes(b"the earlier, good copy")
+    failed = run_cli(
+        "decrypt", "-i", str(keys.ours_file), "-o", str(opened), str(sealed), check=False
+    )
+    assert failed.returncode != 0
+    assert opened.read_bytes() == b"the earlier, good copy"  # no released plaintext in it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["item.age", "opened.bin"]
+
+
 # --- passphrases (age reads them from the terminal) -------------------------------------
 
 ENTER = b"Enter passphrase"

@@ -194,16 +194,96 @@ def test_empty_input(reviewer: tuple[Path, X25519Identity]) -> None:
     assert ok(cli("decrypt", "-i", key_file, input=sealed)).stdout == b""
 
 
-def test_outputs_are_never_overwritten(
+def test_outputs_are_replaced_like_age(
+    tmp_path: Path, reviewer: tuple[Path, X25519Identity]
+) -> None:
+    """``-o`` replaces an existing file, as ``age -o`` does ("it will be overwritten")."""
+    key_file, identity = reviewer
+    existing = tmp_path / "existing"
+    existing.write_bytes(b"earlier work" * 100_000)  # longer than what replaces it
+    ok(cli("encrypt", "-r", identity.recipient, "-o", existing, input=STATEMENT))
+    sealed = existing.read_bytes()
+    assert crypto.unseal_bytes(sealed, [identity]) == STATEMENT
+    opened = tmp_path / "opened"
+    opened.write_bytes(b"earlier work" * 100_000)
+    ok(cli("decrypt", "-i", key_file, "-o", opened, input=sealed))
+    assert opened.read_bytes() == STATEMENT
+    assert stat.S_IMODE(opened.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing", "opened", "reviewer.txt"]
+
+
+def test_failed_decrypt_keeps_the_earlier_output(
     tmp_path: Path, reviewer: tuple[Path, X25519Identity]
 ) -> None:
     key_file, identity = reviewer
-    existing = tmp_path / "existing"
+    data = os.urandom(3 * CHUNK + 10)  # chunks are released before the altered last one
+    sealed = crypto.seal_bytes(data, [identity.recipient])
+    altered = sealed[:-5] + bytes([sealed[-5] ^ 1]) + sealed[-4:]
+    existing = tmp_path / "opened.bin"
     existing.write_bytes(b"earlier work")
-    failed(cli("encrypt", "-r", identity.recipient, "-o", existing, input=STATEMENT), "exists")
-    sealed = ok(cli("encrypt", "-r", identity.recipient, input=STATEMENT)).stdout
-    failed(cli("decrypt", "-i", key_file, "-o", existing, input=sealed), "exists")
+    failed(cli("decrypt", "-i", key_file, "-o", existing, input=altered), "chunk")
     assert existing.read_bytes() == b"earlier work"
+    stranger, _ = identity_file(tmp_path, "stranger.txt")
+    failed(cli("decrypt", "-i", stranger, "-o", existing, input=sealed))
+    assert existing.read_bytes() == b"earlier work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "opened.bin",
+        "reviewer.txt",
+        "stranger.txt",
+    ]
+
+
+def test_output_through_a_symlink_replaces_its_target(
+    tmp_path: Path, reviewer: tuple[Path, X25519Identity]
+) -> None:
+    key_file, identity = reviewer
+    target = tmp_path / "target.bin"
+    target.write_bytes(b"earlier work")
+    link = tmp_path / "link.bin"
+    link.symlink_to(target)
+    sealed = crypto.seal_bytes(STATEMENT, [identity.recipient])
+    ok(cli("decrypt", "-i", key_file, "-o", link, input=sealed))
+    assert link.is_symlink()
+    assert target.read_bytes() == STATEMENT
+
+
+def test_output_same_as_input_is_refused(
+    tmp_path: Path, reviewer: tuple[Path, X25519Identity]
+) -> None:
+    _, identity = reviewer
+    source = tmp_path / "statement.txt"
+    source.write_bytes(STATEMENT)
+    failed(cli("encrypt", "-r", identity.recipient, "-o", source, source), "are the same")
+    assert source.read_bytes() == STATEMENT
+
+
+def test_output_into_a_missing_folder_fails_cleanly(
+    tmp_path: Path, reviewer: tuple[Path, X25519Identity]
+) -> None:
+    _, identity = reviewer
+    out = tmp_path / "absent" / "item.age"
+    failed(cli("encrypt", "-r", identity.recipient, "-o", out, input=STATEMENT), "cannot create")
+    failed(cli("encrypt", "-r", identity.recipient, "-o", tmp_path, input=STATEMENT), "cannot")
+
+
+def test_output_to_a_fifo_is_written_directly(
+    tmp_path: Path, reviewer: tuple[Path, X25519Identity]
+) -> None:
+    key_file, identity = reviewer
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    source = tmp_path / "item.age"
+    source.write_bytes(crypto.seal_bytes(STATEMENT, [identity.recipient]))
+    command = ["decrypt", "-i", str(key_file), "-o", str(fifo), str(source)]
+    proc = subprocess.Popen([sys.executable, "-m", "crypto", *command], cwd=ROOT)
+    try:
+        with open(fifo, "rb") as reader:  # opening waits for the writer, and it for us
+            received = reader.read()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+    assert received == STATEMENT
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)  # still the FIFO, nothing renamed over it
 
 
 def test_passphrase_from_the_environment(tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ def test_round_trip_mixed_with_x25519(
 ) -> None:
     data = b"a statement" * 1000
     recipients = [hybrids[0].recipient, classics[0].recipient, hybrids[1].recipient]
-    sealed = crypto.seal_bytes(data, recipients)
+    sealed = crypto.seal_bytes(data, recipients, allow_mixed=True)
     assert _types(sealed) == [STANZA_TYPE, "X25519", STANZA_TYPE]
     for identity in (hybrids[0], hybrids[1], classics[0]):
         assert crypto.unseal_bytes(sealed, [identity]) == data
@@ -141,7 +141,10 @@ def test_header_rewrite_from_x25519_to_hybrid(
     header, _ = crypto.read_header(io.BytesIO(sealed))
 
     # Add a hybrid recipient; the X25519 one keeps access.
-    added = _rewrite(sealed, crypto.add_recipients(header, [classics[0]], [hybrids[0].recipient]))
+    added = _rewrite(
+        sealed,
+        crypto.add_recipients(header, [classics[0]], [hybrids[0].recipient], allow_mixed=True),
+    )
     assert _types(added) == ["X25519", STANZA_TYPE]
     assert crypto.unseal_bytes(added, [hybrids[0]]) == data
     assert crypto.unseal_bytes(added, [classics[0]]) == data
