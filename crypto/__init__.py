@@ -58,6 +58,7 @@ from .keys import (
     parse_identity,
     parse_recipient,
     parse_recipients_file,
+    read_identities,
     stanza_type,
 )
 from .mlkem768x25519 import HybridIdentity, HybridRecipient
@@ -97,6 +98,7 @@ __all__ = [
     "parse_identity",
     "parse_recipients_file",
     "parse_identities_file",
+    "read_identities",
     "KeyType",
     "key_kind",
     "key_type",

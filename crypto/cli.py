@@ -5,6 +5,9 @@
     python -m crypto encrypt (-r RECIPIENT… | -R FILE… | -p) [-a] [-o OUT] [IN]
     python -m crypto decrypt -i FILE… [-o OUT] [IN]
 
+An identity file (``-i``, ``keygen -y``) may be ``-`` for standard input, when the input
+is not read from there too.
+
 On any failure the exit status is 1 and one line on stderr says why. A passphrase is read
 from the terminal, or from the environment variable named by ``--passphrase-env`` for
 scripts. ``-o FILE`` replaces FILE as age does (``keygen -o`` never does), but only once
@@ -31,9 +34,9 @@ from . import (
     ScryptIdentity,
     ScryptRecipient,
     X25519Identity,
-    parse_identities_file,
     parse_recipient,
     parse_recipients_file,
+    read_identities,
     seal,
     unseal,
 )
@@ -125,9 +128,16 @@ def _copy(src: BinaryIO, dst: BinaryIO) -> None:
         dst.write(block)
 
 
-def _keygen(args: argparse.Namespace) -> None:
+def _identities(path: str, stdin: BinaryIO) -> list[Identity]:
+    try:
+        return read_identities(path, stdin=stdin)
+    except OSError as exc:
+        raise _Failure("cannot read %s: %s" % (path, exc.strerror)) from None
+
+
+def _keygen(args: argparse.Namespace, stdin: BinaryIO) -> None:
     if args.convert:
-        for found in parse_identities_file(_read_text(args.convert)):
+        for found in _identities(args.convert, stdin):
             print(found.recipient)
         return
     identity: HybridIdentity | X25519Identity = (
@@ -174,8 +184,11 @@ def _seal(src: BinaryIO, dst: BinaryIO, recipients: list[Recipient], armor: bool
 
 def _decrypt(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> None:
     identities: list[Identity] = []
+    from_stdin = args.identity.count("-") + (not args.input or args.input == "-")
+    if "-" in args.identity and from_stdin > 1:
+        raise _Failure("standard input is used for multiple purposes")
     for path in args.identity:
-        identities.extend(parse_identities_file(_read_text(path)))
+        identities.extend(_identities(path, stdin))
 
     def run(src: BinaryIO, dst: BinaryIO) -> None:
         source = Source(src)
@@ -267,7 +280,7 @@ def main(
     stdout = stdout or sys.stdout.buffer
     try:
         if args.command == "keygen":
-            _keygen(args)
+            _keygen(args, stdin)
         elif args.command == "encrypt":
             _encrypt(args, stdin, stdout)
         else:

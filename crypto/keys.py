@@ -29,11 +29,12 @@ Files follow age's conventions: one key a line, blank lines and ``#`` comments i
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from .errors import KeyFormatError, MixedRecipientsError
 from .format import Stanza
@@ -208,7 +209,8 @@ def parse_identity(text: str) -> Identity:
 
 
 def _key_lines(text: str) -> Iterable[tuple[int, str]]:
-    for number, line in enumerate(text.splitlines(), 1):
+    # Numbered as age numbers them: by LF, a CR before it ignored.
+    for number, line in enumerate(text.split("\n"), 1):
         line = line.strip()
         if line and not line.startswith("#"):
             yield number, line
@@ -227,15 +229,62 @@ def parse_recipients_file(text: str) -> list[Recipient]:
 
 
 def parse_identities_file(text: str) -> list[Identity]:
+    """The identities in the text of an identity file (see :func:`read_identities`)."""
     out = []
     for number, line in _key_lines(text):
         try:
             out.append(parse_identity(line))
         except KeyFormatError as exc:
-            raise KeyFormatError("identity file line %d: %s" % (number, exc)) from None
+            found = _by_prefix(line)
+            reason = str(exc)
+            if found is not None and found[1]:
+                reason = "apparent recipient found in identities file"
+            # The line itself is never quoted: it may be a damaged secret key.
+            raise KeyFormatError("identity file line %d: %s" % (number, reason)) from None
     if not out:
         raise KeyFormatError("no identities in the identity file")
     return out
+
+
+MAX_IDENTITY_FILE = 1 << 24  # 16 MiB, as age reads at most
+
+
+def read_identities(
+    path: str | os.PathLike[str], *, stdin: BinaryIO | None = None
+) -> list[Identity]:
+    """Read an identity file as ``age -i`` does: one identity a line, either key kind,
+    blank lines and ``#`` comments skipped. ``"-"`` reads standard input (``stdin``,
+    default ``sys.stdin.buffer``).
+
+    A line that is not an identity raises :class:`~crypto.errors.KeyFormatError` naming
+    the file and the line number, never the line: it may be a damaged secret key. So do
+    a file that is not UTF-8, larger than 16 MiB, holds no identity, or is itself
+    age-encrypted (a passphrase-protected identity file: decrypt it first). A file that
+    cannot be read raises the ``OSError``.
+    """
+    name = os.fspath(path)
+    if name == "-":
+        source = stdin if stdin is not None else sys.stdin.buffer
+        raw = source.read(MAX_IDENTITY_FILE + 1)
+        label = "standard input"
+    else:
+        with open(name, "rb") as handle:
+            raw = handle.read(MAX_IDENTITY_FILE + 1)
+        label = name
+    if len(raw) > MAX_IDENTITY_FILE:
+        raise KeyFormatError("%s: identity file is too long" % label)
+    if raw.startswith((b"age-encryption.org/", b"-----BEGIN AGE")):
+        raise KeyFormatError(
+            "%s: an encrypted identity file is not supported here; decrypt it first" % label
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeyFormatError("%s: identity file is not valid UTF-8" % label) from None
+    try:
+        return parse_identities_file(text)
+    except KeyFormatError as exc:
+        raise KeyFormatError("%s: %s" % (label, exc)) from None
 
 
 def identity_file_text(identity: object, recipient: object) -> str:
