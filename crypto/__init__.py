@@ -1,7 +1,9 @@
 """age v1 (age-encryption.org/v1) sealing, built on ``cryptography``.
 
 Testimony seals every statement, upload, contact detail, note and reply as an age file so
-that reviewers can always open it offline with the reference ``age`` tool.
+that reviewers can always open it offline with the reference ``age`` tool. Everything a
+caller needs is here: nothing outside this package imports ``crypto.stream``,
+``crypto.format`` or ``crypto.keys``.
 
 When to use what:
 
@@ -11,6 +13,24 @@ When to use what:
 * :func:`seal_bytes` / :func:`unseal_bytes` for small values held in memory anyway.
 * :func:`add_recipients` / :func:`set_recipients` rewrite only the header of a sealed item
   (to share it with a new reviewer or drop a disabled one); the payload is not touched.
+  :func:`read_header` parses a header, :func:`rewrite_recipients` copies an item under a
+  new one.
+* Mixing: :func:`seal`, :func:`seal_bytes`, :func:`add_recipients` and
+  :func:`set_recipients` refuse to give one item post-quantum and classic recipients
+  together (:class:`MixedRecipientsError`, as age refuses it: a file is only as strong as
+  its weakest stanza); ``allow_mixed=True`` opts in, for transitional key upgrades.
+  :func:`add_recipients` judges the existing stanzas and the new recipients together.
+* Which stanza: ``unseal(..., first_stanza=i)`` and ``unseal_bytes(..., first_stanza=i)``
+  try the header stanza at index ``i`` first, then the rest in order (a hint: the
+  outcome is the same, an out-of-range index is ignored), so a caller that remembers
+  which stanza opened an item last time skips the trial unwraps (each hybrid stanza
+  tried costs an ML-KEM decapsulation). The index comes from
+  :func:`matching_stanza` ``(header | sealed bytes | reader, identities) -> int | None``
+  or from the ``stanza_index`` of the reader :func:`unseal` returns.
+  :func:`unwrap_file_key` takes ``first_stanza`` too.
+* :func:`stream_writer` / :func:`stream_reader`: the bare STREAM payload under a
+  caller's random 32-byte key, no header, for scratch data that never leaves the process
+  (spooled uploads). Not an age file.
 
 Keys: :class:`X25519Identity` (``AGE-SECRET-KEY-1…``) and its :class:`X25519Recipient`
 (``age1…``) for people; :class:`HybridIdentity` (``AGE-SECRET-KEY-PQ-1…``) and its
@@ -19,11 +39,22 @@ sealed even against a future quantum computer (:mod:`crypto.mlkem768x25519` expl
 every recipient of such an item must then be hybrid); :class:`ScryptRecipient` /
 :class:`ScryptIdentity` for a passphrase, which must be a file's only recipient. Private
 keys never leave memory here; storing them is the caller's business (Testimony seals them
-to a passphrase).
+to a passphrase, :func:`write_secret_file` and :func:`identity_file_text` write an
+age-keygen style file).
+
+Key facts, so callers never compare prefixes or stanza strings themselves:
+:func:`key_kind` ``(text) -> "x25519" | "mlkem768x25519"`` for a recipient or identity
+string; :func:`stanza_type` ``(kind | key string | key) -> "X25519" | "mlkem768x25519"``
+as written in headers; :func:`is_post_quantum`; :func:`key_type` / :func:`key_types`
+give the registry's :class:`KeyType` records (prefixes, classes). Every recipient and
+identity has ``post_quantum``, every identity ``recipient``. :func:`parse_recipient`,
+:func:`parse_identity`, :func:`parse_recipients_file`, :func:`parse_identities_file`
+parse text; :func:`read_identities` ``(path) -> list[Identity]`` reads an identity file
+as ``age -i`` does (``"-"`` is standard input).
 
 Failures raise a distinct subclass of :class:`AgeError`: :class:`HeaderError`,
 :class:`HeaderMACError`, :class:`NoIdentityMatchError`, :class:`PayloadError`,
-:class:`ArmorError`, :class:`KeyFormatError`.
+:class:`ArmorError`, :class:`KeyFormatError`, :class:`MixedRecipientsError`.
 """
 
 from __future__ import annotations
@@ -50,6 +81,7 @@ from .keys import (
     KeyType,
     Recipient,
     check_not_mixed,
+    identity_file_text,
     is_post_quantum,
     key_kind,
     key_type,
@@ -60,6 +92,7 @@ from .keys import (
     parse_recipients_file,
     read_identities,
     stanza_type,
+    write_secret_file,
 )
 from .mlkem768x25519 import HybridIdentity, HybridRecipient
 from .scrypt import ScryptIdentity, ScryptRecipient
@@ -91,6 +124,13 @@ __all__ = [
     "unseal_bytes",
     "read_header",
     "unwrap_file_key",
+    "matching_stanza",
+    "stream_writer",
+    "stream_reader",
+    "StreamReader",
+    "StreamWriter",
+    "identity_file_text",
+    "write_secret_file",
     "add_recipients",
     "set_recipients",
     "rewrite_recipients",
@@ -210,17 +250,61 @@ def seal(
     return _SealWriter(dst, recipients, armor, allow_mixed)
 
 
-def unwrap_file_key(header: Header, identities: Iterable[Identity]) -> bytes:
-    """Find the file key with any of ``identities`` and check the header MAC with it."""
+def _unwrap(
+    header: Header, identities: Iterable[Identity], first_stanza: int | None
+) -> tuple[bytes, int]:
+    """The file key and the index of the stanza it came from; the header MAC checked."""
     stanzas = header.stanzas
     if any(s.type == "scrypt" for s in stanzas) and len(stanzas) != 1:
         raise HeaderError("a scrypt stanza must be the only stanza in the header")
+    order = list(range(len(stanzas)))
+    if first_stanza is not None and 0 <= first_stanza < len(stanzas):
+        order.remove(first_stanza)
+        order.insert(0, first_stanza)
     for identity in identities:
-        file_key = identity.unwrap(stanzas)
-        if file_key is not None:
-            header.verify_mac(file_key)
-            return file_key
+        for index in order:
+            file_key = identity.unwrap([stanzas[index]])
+            if file_key is not None:
+                header.verify_mac(file_key)
+                return file_key, index
     raise NoIdentityMatchError()
+
+
+def unwrap_file_key(
+    header: Header, identities: Iterable[Identity], *, first_stanza: int | None = None
+) -> bytes:
+    """Find the file key with any of ``identities`` and check the header MAC with it.
+
+    Each identity is tried on each stanza in header order, except that the stanza at
+    index ``first_stanza`` (a hint; ignored when out of range) is tried first.
+    """
+    return _unwrap(header, identities, first_stanza)[0]
+
+
+def matching_stanza(
+    sealed: Header | bytes | BinaryIO,
+    identities: Iterable[Identity],
+    *,
+    first_stanza: int | None = None,
+) -> int | None:
+    """The index of the header stanza that one of ``identities`` unwraps; None if none
+    does. ``sealed`` is a parsed header, a sealed item in memory, or a binary reader
+    positioned at one (armor detected). Pass the index as ``first_stanza`` to
+    :func:`unseal` or :func:`unseal_bytes` next time to skip the trial unwraps.
+
+    Failures are those of unsealing: :class:`HeaderError` for a malformed header,
+    :class:`HeaderMACError` if the stanza opens but the header was altered.
+    """
+    if isinstance(sealed, Header):
+        header = sealed
+    elif isinstance(sealed, (bytes, bytearray, memoryview)):
+        header, _ = read_header(io.BytesIO(bytes(sealed)), armor=None)
+    else:
+        header, _ = read_header(sealed, armor=None)
+    try:
+        return _unwrap(header, identities, first_stanza)[1]
+    except NoIdentityMatchError:
+        return None
 
 
 def _source(src: BinaryIO, armor: bool | None) -> Source:
@@ -237,20 +321,29 @@ def read_header(src: BinaryIO, *, armor: bool | None = False) -> tuple[Header, S
 
 
 def unseal(
-    src: BinaryIO, identities: Iterable[Identity], *, armor: bool | None = None
+    src: BinaryIO,
+    identities: Iterable[Identity],
+    *,
+    armor: bool | None = None,
+    first_stanza: int | None = None,
 ) -> StreamReader:
     """Open a sealed item; returns a reader of the plaintext.
 
     ``armor=None`` detects ASCII armor. The header is checked before this returns;
     payload errors surface from ``read`` as :class:`PayloadError`, and plaintext is only
-    ever released after its chunk authenticated.
+    ever released after its chunk authenticated. ``first_stanza`` is the index of the
+    stanza to try first (then the rest in order), e.g. the reader's ``stanza_index``
+    from last time; the outcome is the same, only fewer unwraps are tried when it is
+    right. The returned reader's ``stanza_index`` says which stanza opened this time.
     """
     header, source = read_header(src, armor=armor)
-    file_key = unwrap_file_key(header, identities)
+    file_key, index = _unwrap(header, identities, first_stanza)
     nonce = source.read(NONCE_SIZE)
     if len(nonce) != NONCE_SIZE:
         raise HeaderError("file is truncated: the payload nonce is missing")
-    return StreamReader(source, payload_key(file_key, nonce))
+    reader = StreamReader(source, payload_key(file_key, nonce))
+    reader.stanza_index = index
+    return reader
 
 
 def seal_bytes(
@@ -268,9 +361,27 @@ def seal_bytes(
 
 
 def unseal_bytes(
-    data: bytes, identities: Iterable[Identity], *, armor: bool | None = None
+    data: bytes,
+    identities: Iterable[Identity],
+    *,
+    armor: bool | None = None,
+    first_stanza: int | None = None,
 ) -> bytes:
-    return unseal(io.BytesIO(data), identities, armor=armor).readall()
+    """:func:`unseal` of an item held in memory; returns the plaintext."""
+    return unseal(io.BytesIO(data), identities, armor=armor, first_stanza=first_stanza).readall()
+
+
+def stream_writer(dst: BinaryIO, key: bytes) -> StreamWriter:
+    """A bare STREAM writer under a caller's 32-byte ``key`` (no age header): for
+    short-lived scratch data such as a spooled upload. Close it to write the last chunk.
+    Use a fresh random key each time; :func:`stream_reader` opens what it wrote."""
+    return StreamWriter(dst, key)
+
+
+def stream_reader(src: BinaryIO, key: bytes) -> StreamReader:
+    """Read back what :func:`stream_writer` wrote to ``src`` under ``key``, releasing
+    plaintext only after its chunk authenticated."""
+    return StreamReader(src if isinstance(src, Source) else Source(src), key)
 
 
 def add_recipients(

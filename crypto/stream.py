@@ -259,7 +259,12 @@ def _open_batch(
 
 
 class StreamReader(io.RawIOBase):
-    """Decrypts chunks from ``src`` and releases plaintext only after its tag verifies."""
+    """Decrypts chunks from ``src`` and releases plaintext only after its tag verifies.
+
+    ``stanza_index`` is set by :func:`crypto.unseal`: which header stanza opened it.
+    """
+
+    stanza_index: int | None = None
 
     def __init__(self, src: Source, key: bytes) -> None:
         super().__init__()
