@@ -4,8 +4,19 @@ They read the form's text fields only: every form is a :class:`store.web.PlainFo
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
-from wtforms import PasswordField, SelectField, StringField, TextAreaField
+from wtforms import (
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    ValidationError,
+)
 from wtforms.validators import InputRequired, Length
 
 from store.vocabulary import STATUSES
@@ -59,11 +70,6 @@ class TextForm(PlainForm):
 # --- the incident catalogue's editor (admins) ------------------------------------------------
 # Each form reads one entry of the catalogue; the view turns it into the file format's
 # shape and store.incidents.save_* validates it against the schema and saves it.
-
-import json  # noqa: E402
-import re  # noqa: E402
-
-from wtforms import SelectMultipleField, ValidationError  # noqa: E402
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-_]{1,79}$")
 WHEN = re.compile(r"^\d{4}-\d{2}(-\d{2}(T\d{2}:\d{2})?)?$")
@@ -164,7 +170,7 @@ def _sources(form: Any, field: Any) -> None:
         raise ValidationError(str(_l("Each source line needs at least a title and a publisher.")))
 
 
-class PlaceForm(FlaskForm):
+class PlaceForm(PlainForm):
     """A place of the gazetteer; the same short name changes it."""
 
     lat = StringField(_l("Latitude"), filters=[_strip], validators=[_degrees(90)])
@@ -179,7 +185,7 @@ class PlaceForm(FlaskForm):
     kind = SelectField(_l("Kind"), choices=[(k, k) for k in PLACE_KINDS], default="village")
 
 
-class ViolationTypeForm(FlaskForm):
+class ViolationTypeForm(PlainForm):
     """An entry of the violation vocabulary, under another or at the top (parent "")."""
 
     slug = StringField(_l("Short name"), filters=[_strip], validators=[_slug(_NO_ENTRY)])
@@ -195,7 +201,7 @@ class ViolationTypeForm(FlaskForm):
     )
 
 
-class IncidentForm(FlaskForm):
+class IncidentForm(PlainForm):
     """An incident; ``slug`` is read only when one is created (set ``new`` then)."""
 
     slug = StringField(_l("Short name (a–z, 0–9, - and _)"), filters=[_strip])
