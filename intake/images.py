@@ -13,6 +13,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -48,9 +49,9 @@ def _rational(value: object) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
-def _coordinate(parts: object, ref: object) -> float | None:
+def _coordinate(parts: Any, ref: object) -> float | None:
     try:
-        degrees, minutes, seconds = (_rational(p) for p in parts)  # type: ignore[union-attr]
+        degrees, minutes, seconds = (_rational(p) for p in parts)
     except (TypeError, ValueError, ZeroDivisionError):
         return None
     value = degrees + minutes / 60 + seconds / 3600

@@ -118,7 +118,7 @@ def leave() -> Any:
 
 
 def _files(field_files: list[Any], errors: list[str]) -> list[submission.ReceivedFile]:
-    received = []
+    received: list[submission.ReceivedFile] = []
     for storage in field_files:
         if not isinstance(storage, FileStorage) or not storage.filename and not storage.stream:
             continue

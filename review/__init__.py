@@ -125,9 +125,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         settings.logins_per_client_minute,
         settings.logins_per_client_hour,
     )
-    app.view_functions["auth.login"] = limiter.limit(
-        login_limit, methods=["POST"], scope="login-client"
-    )(app.view_functions["auth.login"])
+    login: Any = limiter.limit(login_limit, methods=["POST"], scope="login-client")
+    app.view_functions["auth.login"] = login(app.view_functions["auth.login"])
 
     @app.before_request
     def require_login() -> Any:

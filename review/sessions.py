@@ -130,6 +130,16 @@ def _redis(uri: str) -> redis.Redis:
     return client
 
 
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text (the client returns bytes unless told to decode)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _raw(value: bytes | str) -> bytes:
+    """A Redis reply as bytes (what it is unless the client was told to decode)."""
+    return value if isinstance(value, bytes) else value.encode()
+
+
 class RedisCopies:
     """Session copies in Redis: a hash per session, ``PREFIX-review-session:HASH``, with
     its TTL, and a set per reviewer, ``PREFIX-review-sessions-of:ID``, of their hashes."""
@@ -152,9 +162,7 @@ class RedisCopies:
         index = self.index + str(copy.reviewer_id)
         lifetime = int(dt.timedelta(hours=self.settings.review_session_hours).total_seconds())
         stale = [
-            h
-            for h in self.client.smembers(index)
-            if not self.client.exists(self.prefix + h.decode())
+            h for h in self.client.smembers(index) if not self.client.exists(self.prefix + _text(h))
         ]
         pipe = self.client.pipeline()
         pipe.hset(
@@ -179,9 +187,9 @@ class RedisCopies:
             return None
         return SessionCopy(
             int(found[b"reviewer"]),
-            found[b"sealed"],
-            dt.datetime.fromisoformat(found[b"expires"].decode()),
-            dt.datetime.fromisoformat(found[b"seen"].decode()),
+            _raw(found[b"sealed"]),
+            dt.datetime.fromisoformat(_text(found[b"expires"])),
+            dt.datetime.fromisoformat(_text(found[b"seen"])),
         )
 
     def touch(self, id_hash: str, copy: SessionCopy, at: dt.datetime) -> None:
@@ -196,12 +204,12 @@ class RedisCopies:
         pipe = self.client.pipeline()
         pipe.delete(self.key(id_hash))
         if reviewer is not None:
-            pipe.srem(self.index + reviewer.decode(), id_hash)
+            pipe.srem(self.index + _text(reviewer), id_hash)
         pipe.execute()
 
     def delete_reviewer(self, reviewer_id: int) -> None:
         index = self.index + str(reviewer_id)
-        hashes = [h.decode() for h in self.client.smembers(index)]
+        hashes = [_text(h) for h in self.client.smembers(index)]
         pipe = self.client.pipeline()
         for id_hash in hashes:
             pipe.delete(self.key(id_hash))

@@ -90,7 +90,9 @@ def _incidents_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+def build_parser() -> tuple[
+    argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]
+]:
     parser = argparse.ArgumentParser(
         prog="testimony",
         description="Administer a Testimony instance (settings come from TESTIMONY_* "
@@ -121,7 +123,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     return parser, sub
 
 
-def without_instance(sub: argparse._SubParsersAction, *names: str) -> None:
+def without_instance(sub: argparse._SubParsersAction[argparse.ArgumentParser], *names: str) -> None:
     """Mark the subcommand ``names`` (e.g. "export", "verify") as one that works where no
     instance was initialised: every other command refuses to run there."""
     parser = sub.choices[names[0]]
@@ -163,7 +165,7 @@ def missing_instance() -> str | None:
 
 def main(
     argv: Sequence[str] | None = None,
-    extend: Callable[[argparse._SubParsersAction], None] | None = None,
+    extend: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None] | None = None,
 ) -> int:
     parser, sub = build_parser()
     if extend:

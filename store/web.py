@@ -188,7 +188,7 @@ def settings() -> Settings:
 _FROM_REQUEST = object()
 
 
-class PlainForm(FlaskForm):
+class PlainForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF has no type hints
     """The base of every form of both faces: filled from the request's text fields only
     when submitted (or from ``formdata`` when given, ``None`` for an empty form).
 
@@ -224,9 +224,12 @@ def apply_limits(app: Flask, limiter: Limiter) -> None:
     """Apply the :func:`limited` marks of ``app``'s views (after its blueprints are
     registered)."""
     for endpoint, view in list(app.view_functions.items()):
+        wrapped: Any = view  # Flask-Limiter's decorator is typed for async views as well
         for limit, key_func, scope in getattr(view, "testimony_limits", []):
-            view = limiter.limit(limit, key_func=key_func, methods=["POST"], scope=scope)(view)
-        app.view_functions[endpoint] = view
+            wrapped = limiter.limit(limit, key_func=key_func, methods=["POST"], scope=scope)(
+                wrapped
+            )
+        app.view_functions[endpoint] = wrapped
 
 
 # --- one setup for both faces --------------------------------------------------------------

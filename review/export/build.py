@@ -426,9 +426,9 @@ def build(
         )
         or 0
     )
-    items = []
-    for n, item in enumerate(excerpts.publishable(session, identity, scope, options.incidents)):
-        items.append({"language": item.language, "incidents": item.incidents, "text": item.text})
+    items: list[dict[str, Any]] = []
+    for n, found in enumerate(excerpts.publishable(session, identity, scope, options.incidents)):
+        items.append({"language": found.language, "incidents": found.incidents, "text": found.text})
         if n % 50 == 0:
             report("excerpts", n, wanted)
     secrets.SystemRandom().shuffle(items)  # no trace of the order they were made in

@@ -145,7 +145,9 @@ def count(session: Session, k: int, incidents: Iterable[str] = ()) -> Counts:
         )
     )
 
-    type_labels = dict(session.execute(select(ViolationType.slug, ViolationType.labels)).all())
+    type_labels: dict[str, dict[str, str]] = dict(
+        session.execute(select(ViolationType.slug, ViolationType.labels)).all()
+    )
     pairs = [
         (p, v, n)
         for p, v, n in session.execute(
