@@ -141,6 +141,8 @@ __all__ = [
     "read_identities",
     "KeyType",
     "key_kind",
+    "identity_file_text",
+    "write_secret_file",
     "key_type",
     "key_types",
     "stanza_type",

@@ -25,6 +25,7 @@ from store import cli as store_cli
 from store import settings as settings_module
 from store.db import Database
 from store.models import Reviewer
+from store.ops import identity_files
 
 from . import accounts, sharing
 from .export import cli as export_cli
@@ -43,14 +44,6 @@ def _password(prompt: str, confirm: bool = True) -> str:
     if confirm and getpass.getpass("Repeat: ") != first:
         raise SystemExit("error: the passwords do not match")
     return first
-
-
-def _identities(path: str) -> list[crypto.Identity]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return crypto.parse_identities_file(handle.read())
-    except (OSError, crypto.AgeError) as exc:
-        raise SystemExit("error: cannot use identity file %s: %s" % (path, exc)) from None
 
 
 def _find(session, name: str) -> Reviewer:  # type: ignore[no-untyped-def]
@@ -132,7 +125,7 @@ def _change_password(args: argparse.Namespace) -> int:
 
 def _disable(args: argparse.Namespace) -> int:
     _settings, db = _database()
-    identities = _identities(args.identity) if args.identity else []
+    identities = identity_files([args.identity]) if args.identity else []
     with db.transaction() as session:
         done = sharing.disable(session, identities, _find(session, args.name), "operator")
     print(
@@ -151,7 +144,7 @@ def _disable(args: argparse.Namespace) -> int:
 
 def _grant(args: argparse.Namespace) -> int:
     _settings, db = _database()
-    identities = _identities(args.identity)
+    identities = identity_files([args.identity])
     with db.transaction() as session:
         person = _find(session, args.name)
         if not person.active:
@@ -193,15 +186,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _keys_upgrade(args: argparse.Namespace) -> int:
     """Move the recovery key to a hybrid post-quantum key; reviewers follow at login."""
-    from crypto.keys import identity_file_text, write_secret_file
-
     settings, db = _database()
-    old = _identities(args.identity)
+    old = identity_files([args.identity])
     new = crypto.HybridIdentity.generate()
     out = args.out or str(settings.instance_path / "recovery-key-pq.txt")
     if os.path.exists(out):
         raise SystemExit("error: %s exists; refusing to overwrite a key" % out)
-    write_secret_file(out, identity_file_text(new, new.recipient))
+    crypto.write_secret_file(out, crypto.identity_file_text(new, new.recipient))
     try:
         with db.transaction() as session:
             added, dropped = sharing.upgrade_recovery_key(session, old, new, "operator")
@@ -222,7 +213,7 @@ def _keys_upgrade(args: argparse.Namespace) -> int:
         waiting = [
             r.name
             for r in session.scalars(select(Reviewer).where(Reviewer.active.is_(True)))
-            if not r.recipient.public_key.startswith("age1pq1")
+            if not crypto.is_post_quantum(r.recipient.public_key)
         ]
     if waiting:
         print(

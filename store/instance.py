@@ -19,7 +19,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import crypto
-from crypto.keys import identity_file_text, write_secret_file
 
 from . import audit
 from .db import Database
@@ -110,8 +109,8 @@ def init(settings: Settings, out=print) -> Path | None:  # type: ignore[no-untyp
                 identity = new_identity(settings)
                 created = settings.instance_path / RECOVERY_FILE
                 try:
-                    write_secret_file(
-                        str(created), identity_file_text(identity, identity.recipient)
+                    crypto.write_secret_file(
+                        str(created), crypto.identity_file_text(identity, identity.recipient)
                     )
                 except FileExistsError:
                     created = None

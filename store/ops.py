@@ -14,8 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 
 from sqlalchemy import text
+
+import crypto
 
 from . import settings as settings_module
 from .db import Database
@@ -121,19 +124,23 @@ def _purge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace) -> int:
-    import crypto
-
-    from .check import check
-
+def identity_files(paths: Sequence[str]) -> list[crypto.Identity]:
+    """The identities in ``paths`` (as ``age -i`` reads them; ``-`` is standard input);
+    a file that cannot be used ends the command with a one-line error, status 2."""
     identities: list[crypto.Identity] = []
-    for path in args.identity or []:
+    for path in paths:
         try:
-            with open(path, encoding="utf-8") as handle:
-                identities += crypto.parse_identities_file(handle.read())
+            identities += crypto.read_identities(path)
         except (OSError, crypto.AgeError) as exc:
             print("error: cannot use identity file %s: %s" % (path, exc), file=sys.stderr)
-            return 2
+            raise SystemExit(2) from None
+    return identities
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .check import check
+
+    identities = identity_files(args.identity or [])
     db = Database(settings_module.load())
     try:
         with db.sessions() as session:
@@ -157,7 +164,7 @@ def _check(args: argparse.Namespace) -> int:
     return 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``db``, ``purge`` and ``check`` to the ``testimony`` command."""
     db = sub.add_parser("db", help="the database (PostgreSQL roles)")
     db_sub = db.add_subparsers(dest="db_command", required=True)

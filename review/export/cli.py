@@ -24,6 +24,7 @@ from pathlib import Path
 
 from store import settings as settings_module
 from store.db import Database
+from store.ops import identity_files
 
 from . import build, signing
 
@@ -120,8 +121,6 @@ def write(export: build.Export, out: Path, as_zip: bool) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from review.cli import _identities
-
     if not args.out or not args.identity:
         print(
             "error: testimony export needs --out and --identity (or: export verify PATH)",
@@ -135,7 +134,7 @@ def _export(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    identities = _identities(args.identity)
+    identities = identity_files([args.identity])
     options = build.Options(
         k=args.k,
         incidents=args.incident or [],
