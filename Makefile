@@ -29,8 +29,7 @@ run: $(STAMP) translations
 # that open no instance database (see tests/conftest.py), and the chromium tests (the
 # pages they drive reach the database through the same views the other tests run on
 # PostgreSQL; the soak runs gunicorn on PostgreSQL), which keeps make test under 10 minutes.
-test: $(STAMP) translations axe-core
-	$(PY) -m ruff check --quiet crypto store intake review tests bench migrations wsgi.py
+test: $(STAMP) translations axe-core lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== the suite again, every instance on PostgreSQL =="; \
@@ -83,8 +82,13 @@ fuzz: $(STAMP) translations
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
 		tests/test_adversarial_fuzz_forms.py
 
+# Style and types: ruff's checks and formatting over the whole tree; mypy, strict on the
+# packages every other one builds on (crypto, store), default on the two faces.
 lint: $(STAMP)
-	$(PY) -m ruff check crypto store intake review tests bench
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy --strict crypto store
+	$(PY) -m mypy intake review
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .fuzz
