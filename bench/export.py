@@ -66,10 +66,11 @@ WORDS = (
 
 
 def populate(db, testimonies: int, excerpts: int, seed: int = 7) -> None:
-    from store.blobs import active_recipients, pad_document, seal_blob
+    from store.blobs import seal_document
     from store.models import (
         Excerpt,
         Incident,
+        Recipient,
         Testimony,
         TestimonyIncident,
         TestimonyViolation,
@@ -79,21 +80,26 @@ def populate(db, testimonies: int, excerpts: int, seed: int = 7) -> None:
 
     rnd = random.Random(seed)
     with db.transaction() as session:
-        details = seal_blob(
-            session, active_recipients(session), pad_document({"text": "invented details"})
-        ).id
+        details = seal_document(session, {"text": "invented details"}).id
         incidents = list(session.scalars(select(Incident.id)))
         types = list(session.scalars(select(ViolationType.id)))
     start = dt.date(2020, 2, 7)
     place_weights = [30, 20, 15, 8, 10, 5, 7, 5]
     for first in range(0, testimonies, BATCH):
         count = min(BATCH, testimonies - first)
-        witnesses, rows, links, tags = [], [], [], []
+        replies, witnesses, rows, links, tags = [], [], [], [], []
         for n in range(first + 1, first + count + 1):
             day = start + dt.timedelta(days=int(rnd.expovariate(1 / 90)) % 730)
-            witnesses.append(
-                {"id": n, "receipt_hash": "invented-%d" % n, "reply_public_key": "invented"}
+            replies.append(
+                {
+                    "public_key": "invented-reply-key-%d" % n,
+                    "kind": "witness",
+                    "label": "witness",
+                    "active": True,
+                    "created_on": day,
+                }
             )
+            witnesses.append({"id": n, "receipt_hash": "invented-%d" % n})
             rows.append(
                 {
                     "id": n,
@@ -121,6 +127,11 @@ def populate(db, testimonies: int, excerpts: int, seed: int = 7) -> None:
             for kind in rnd.sample(types, rnd.randint(0, 3)):
                 tags.append({"testimony_id": n, "violation_type_id": kind})
         with db.engine.begin() as conn:
+            keys = conn.scalars(
+                insert(Recipient).returning(Recipient.id, sort_by_parameter_order=True), replies
+            )
+            for witness, key in zip(witnesses, keys, strict=True):
+                witness["reply_recipient_id"] = key
             conn.execute(insert(Witness), witnesses)
             conn.execute(insert(Testimony), rows)
             conn.execute(insert(TestimonyIncident), links)
@@ -128,12 +139,11 @@ def populate(db, testimonies: int, excerpts: int, seed: int = 7) -> None:
                 conn.execute(insert(TestimonyViolation), tags)
     quotable = list(range(2, testimonies + 1, 2))
     with db.transaction() as session:
-        recipients = active_recipients(session)
         ids = set(session.scalars(select(Testimony.id).where(Testimony.consent == "quotes")))
         chosen = [t for t in quotable if t in ids][:excerpts] or sorted(ids)[:excerpts]
         for testimony_id in chosen:
             text = " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(20, 120)))
-            blob = seal_blob(session, recipients, pad_document({"text": text, "overrides": []}))
+            blob = seal_document(session, {"text": text, "overrides": []})
             session.add(
                 Excerpt(
                     testimony_id=testimony_id,

@@ -506,7 +506,7 @@ def check_intake(
 
     import crypto
     from store import settings as settings_module
-    from store.blobs import open_blob, unpad_document
+    from store.blobs import open_item, unpad_document
     from store.db import Database
     from store.instance import receipt_kdf
     from store.models import SealedBlob, Testimony, Witness
@@ -524,7 +524,7 @@ def check_intake(
             for blob in session.scalars(select(SealedBlob).execution_options(yield_per=64)):
                 blobs += 1
                 try:
-                    _sha256_of(open_blob(session, blob, identities))
+                    _sha256_of(open_item(session, blob.id, identities))
                     opened_blobs += 1
                 except Exception as exc:  # noqa: BLE001 - counted, first one shown
                     if blobs - opened_blobs == 1:
@@ -552,7 +552,7 @@ def check_intake(
                 if testimony is None or not testimony.statements:
                     continue
                 first = session.get(SealedBlob, testimony.statements[0].blob_id)
-                text = unpad_document(open_blob(session, first, identities).read())["text"]
+                text = unpad_document(open_item(session, first.id, identities).read())["text"]
                 if text != statement_for(outcome.tag):
                     continue
                 expected = (videos or {}).get(outcome.tag) or (photo_sha if outcome.photo else None)
@@ -560,7 +560,7 @@ def check_intake(
                     if len(testimony.attachments) != 1:
                         continue
                     original = session.get(SealedBlob, testimony.attachments[0].original_blob_id)
-                    if _sha256_of(open_blob(session, original, identities)) != expected:
+                    if _sha256_of(open_item(session, original.id, identities)) != expected:
                         continue
                 elif testimony.attachments:
                     continue

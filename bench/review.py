@@ -328,10 +328,9 @@ def _sealed(session, blob) -> Sealed:  # type: ignore[no-untyped-def]
 def _seal_specs(specs: list[Spec]) -> list[SealedTestimony]:
     """Seal as intake.submission.receive does, into the worker's scratch database."""
     from store import receipts
-    from store.blobs import pad_document, seal_blob
+    from store.blobs import seal_document
 
     session = _WORKER["session"]
-    recipients = _WORKER["recipients"]
     out = []
     for spec in specs:
         code = receipts.new_code()
@@ -340,15 +339,11 @@ def _seal_specs(specs: list[Spec]) -> list[SealedTestimony]:
             _WORKER["salt"],  # type: ignore[arg-type]
             receipts.normalize(code) or "",
         )
-        details = _sealed(session, seal_blob(session, recipients, pad_document(spec.details)))
+        details = _sealed(session, seal_document(session, spec.details))
         contact = None
         if spec.contact.strip():
-            contact = _sealed(
-                session, seal_blob(session, recipients, pad_document({"contact": spec.contact}))
-            )
-        statement = _sealed(
-            session, seal_blob(session, recipients, pad_document({"text": spec.statement}))
-        )
+            contact = _sealed(session, seal_document(session, {"contact": spec.contact}))
+        statement = _sealed(session, seal_document(session, {"text": spec.statement}))
         session.rollback()  # type: ignore[attr-defined]
         out.append(
             SealedTestimony(
@@ -402,18 +397,18 @@ def _store_batch(
 ) -> list[int]:
     """Store the rows receive() stores, in its order, for a batch of testimonies."""
     from store import audit
-    from store.models import Statement, Testimony, Witness
+    from store.models import Statement, Testimony
+    from store.receipts import new_witness
 
     ids = []
     with db.transaction() as session:
         witnesses, blobs = [], []
         for item in batch:
-            witness = Witness(
-                receipt_hash=item.receipt_hash, reply_public_key=item.reply_public_key
+            witnesses.append(
+                new_witness(
+                    session, item.receipt_hash, item.reply_public_key, item.spec.received_on
+                )
             )
-            session.add(witness)
-            witnesses.append(witness)
-        session.flush()
         for item in batch:
             blobs.append(
                 [

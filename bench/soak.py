@@ -901,10 +901,10 @@ def _verify(
 
     import crypto
     from store import settings as settings_module
-    from store.blobs import read_blob, unpad_document
+    from store.blobs import read_item, unpad_document
     from store.db import Database
     from store.instance import receipt_kdf
-    from store.models import Attachment, SealedBlob, Statement, Testimony, Witness
+    from store.models import Attachment, Statement, Testimony, Witness
 
     settings = settings_module.load(stack.owner_env)
     recovery = crypto.parse_identities_file(stack.recovery_file.read_text())
@@ -945,16 +945,11 @@ def _verify(
                 )
                 tag = None
                 if len(statements) == 1:
-                    text = unpad_document(
-                        read_blob(session, session.get(SealedBlob, statements[0]), recovery)
-                    )["text"]
+                    text = unpad_document(read_item(session, statements[0], recovery))["text"]
                     found = _TAG.search(str(text))
                     tag = found.group(1) if found else None
                 shas = [
-                    hashlib.sha256(
-                        read_blob(session, session.get(SealedBlob, b), recovery)
-                    ).hexdigest()
-                    for b in originals
+                    hashlib.sha256(read_item(session, b, recovery)).hexdigest() for b in originals
                 ]
                 contents[testimony_id] = (tag, shas)
                 files = 0 if tag is None or tag.endswith("-t") else 1

@@ -2,10 +2,10 @@
 
 Werkzeug spools large uploads to an ordinary temporary file, in plaintext, until the
 request ends: a seized or imaged server would keep those bytes in free disk blocks. This
-spool encrypts each upload as it arrives (age's STREAM construction, ChaCha20-Poly1305)
-under a random key that exists only in this process's memory, into an anonymous temporary
-file that has no name on disk. When the request ends the key is gone, and with it any
-way to read what reached the disk.
+spool seals each upload as it arrives (an age file, ChaCha20-Poly1305 STREAM) to a fresh
+X25519 key that exists only in this process's memory, into an anonymous temporary file
+that has no name on disk. When the request ends the key is gone, and with it any way to
+read what reached the disk.
 
 It also enforces the per-file and per-submission caps while receiving: bytes beyond a
 cap are counted and dropped, not stored, so the form's text fields still arrive and the
@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import tempfile
 from dataclasses import dataclass, field
-
-from crypto.format import Source
-from crypto.stream import StreamReader, StreamWriter
+import crypto
 
 HEAD_BYTES = 4096
 
@@ -45,10 +42,10 @@ class SealedSpool(io.RawIOBase):
     def __init__(self, budget: UploadBudget, directory: str | None = None) -> None:
         super().__init__()
         self._budget = budget
-        self._key = os.urandom(32)
+        self._key: crypto.X25519Identity | None = crypto.X25519Identity.generate()
         self._file = tempfile.TemporaryFile(dir=directory)  # unlinked at once on POSIX
-        self._writer: StreamWriter | None = StreamWriter(self._file, self._key)  # type: ignore[arg-type]
-        self._reader: StreamReader | None = None
+        self._writer: io.RawIOBase | None = crypto.seal(self._file, [self._key.recipient])
+        self._reader: crypto.StreamReader | None = None
         self.size = 0  # bytes received, including any beyond a cap
         self.stored = 0  # bytes kept
         self.too_large = False
@@ -101,7 +98,9 @@ class SealedSpool(io.RawIOBase):
             self._writer = None
             self._file.flush()
         self._file.seek(0)
-        self._reader = StreamReader(Source(self._file), self._key)  # type: ignore[arg-type]
+        if self._key is None:
+            raise ValueError("the spool is closed")
+        self._reader = crypto.unseal(self._file, [self._key], armor=False)
         return 0
 
     def tell(self) -> int:
@@ -121,7 +120,7 @@ class SealedSpool(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            self._key = b""
+            self._key = None
             self._writer = None
             self._reader = None
             self._file.close()

@@ -20,17 +20,14 @@ from store.blobs import (
     BlobWriter,
     NoRecipientsError,
     active_recipients,
-    blob_header,
-    blob_recipients,
-    pad_document,
-    read_blob,
-    replace_header,
-    seal_blob,
-    unpad_document,
+    open_document,
+    reseal,
+    seal_data,
+    seal_document,
 )
 from store.db import Database
 from store.instance import receipt_kdf, today
-from store.models import Attachment, Recipient, SealedBlob, Statement, Testimony, Witness
+from store.models import Attachment, Statement, Testimony, Witness
 from store.settings import Settings
 
 from . import filetypes, images
@@ -123,31 +120,20 @@ class Submission:
         }
 
 
-def _recipients(session: Session) -> list[Recipient]:
-    found = active_recipients(session)
-    if not found:
-        raise NotReady("no active recipient")
-    return found
-
-
 def is_ready(db: Database) -> bool:
     with db.sessions() as session:
         return bool(active_recipients(session))
 
 
-def _seal_file(
-    session: Session, recipients: list[Recipient], testimony: Testimony, received: ReceivedFile
-) -> Attachment:
+def _seal_file(session: Session, testimony: Testimony, received: ReceivedFile) -> Attachment:
     received.spool.seek(0)
-    with BlobWriter(session, recipients) as original:
+    with BlobWriter(session) as original:
         while block := received.spool.read(_COPY_BLOCK):
             original.write(block)
     working = None
     if received.image and received.image.working_copy is not None:
-        working = seal_blob(session, recipients, received.image.working_copy)
-    meta = seal_blob(
-        session, recipients, json.dumps(received.metadata(), ensure_ascii=False).encode()
-    )
+        working = seal_data(session, received.image.working_copy)
+    meta = seal_data(session, json.dumps(received.metadata(), ensure_ascii=False).encode())
     attachment = Attachment(
         testimony_id=testimony.id,
         received_on=today(),
@@ -175,18 +161,13 @@ def receive(db: Database, settings: Settings, submission: Submission) -> str:
     keys = receipts.ReceiptKeys(settings, _kdf(db), receipts.normalize(code) or "")
     try:
         with db.transaction() as session:
-            recipients = _recipients(session)
-            witness = Witness(
-                receipt_hash=keys.lookup_hash, reply_public_key=str(keys.reply_recipient)
+            witness = receipts.new_witness(
+                session, keys.lookup_hash, str(keys.reply_recipient), today()
             )
-            session.add(witness)
-            session.flush()
-            details = seal_blob(session, recipients, pad_document(submission.details()))
+            details = seal_document(session, submission.details())
             contact = None
             if submission.contact.strip():
-                contact = seal_blob(
-                    session, recipients, pad_document({"contact": submission.contact})
-                )
+                contact = seal_document(session, {"contact": submission.contact})
             testimony = Testimony(
                 witness_id=witness.id,
                 received_on=today(),
@@ -201,9 +182,9 @@ def receive(db: Database, settings: Settings, submission: Submission) -> str:
             )
             session.add(testimony)
             session.flush()
-            _add_statement(session, recipients, testimony, submission.statement)
+            _add_statement(session, testimony, submission.statement)
             for received in submission.files:
-                _seal_file(session, recipients, testimony, received)
+                _seal_file(session, testimony, received)
             audit.append(
                 session,
                 "witness",
@@ -217,12 +198,10 @@ def receive(db: Database, settings: Settings, submission: Submission) -> str:
     return code
 
 
-def _add_statement(
-    session: Session, recipients: list[Recipient], testimony: Testimony, text: str
-) -> None:
+def _add_statement(session: Session, testimony: Testimony, text: str) -> None:
     if not text.strip():
         return
-    blob = seal_blob(session, recipients, pad_document({"text": text}))
+    blob = seal_document(session, {"text": text})
     session.add(Statement(testimony_id=testimony.id, received_on=today(), blob_id=blob.id))
 
 
@@ -258,23 +237,17 @@ def upgrade_reply_key(db: Database, keys: receipts.ReceiptKeys, testimony_id: in
     with db.transaction() as session:
         testimony = session.get(Testimony, testimony_id)
         assert testimony is not None
-        witness = testimony.witness
-        if witness.reply_public_key.startswith("age1pq1") or not isinstance(
-            new, crypto.HybridIdentity
-        ):
+        reply = testimony.witness.reply_recipient
+        if not new.post_quantum or crypto.key_kind(reply.public_key) == "mlkem768x25519":
             return False
-        old = keys.identity_for(witness.reply_public_key)
+        old = keys.identity_for(reply.public_key)
+        # The witness's recipient row keeps its id and takes the new key; each reply is
+        # then resealed to its registered readers, which now include that new key.
+        reply.public_key = str(new.recipient)
+        session.flush()
         for message in testimony.messages:
-            blob = session.get(SealedBlob, message.blob_id)
-            assert blob is not None
-            registered = blob_recipients(session, blob.id)
-            header = crypto.set_recipients(
-                blob_header(blob),
-                [old],
-                [*(crypto.parse_recipient(r.public_key) for r in registered), new.recipient],
-            )
-            replace_header(session, blob, header, registered)
-        witness.reply_public_key = str(new.recipient)
+            # A key upgrade: the reviewers' keys may not all be post-quantum yet.
+            reseal(session, message.blob_id, [old], allow_mixed=True)
         audit.append(
             session,
             "witness",
@@ -291,11 +264,10 @@ def follow_up(db: Database, keys: receipts.ReceiptKeys, testimony_id: int) -> Fo
     with db.sessions() as session:
         testimony = session.get(Testimony, testimony_id)
         assert testimony is not None
-        identity: crypto.Identity = keys.identity_for(testimony.witness.reply_public_key)
+        identity = keys.identity_for(testimony.witness.reply_public_key)
         messages = []
         for message in testimony.messages:
-            blob = session.get(SealedBlob, message.blob_id)
-            document = unpad_document(read_blob(session, blob, [identity]))  # type: ignore[arg-type]
+            document = open_document(session, message.blob_id, [identity])
             messages.append((message.sent_on, str(document.get("text", ""))))
         return FollowUp(
             testimony_id=testimony.id,
@@ -310,12 +282,11 @@ def add(db: Database, testimony_id: int, text: str, files: list[ReceivedFile]) -
     """Add a statement and files to an existing testimony, in one transaction."""
     try:
         with db.transaction() as session:
-            recipients = _recipients(session)
             testimony = session.get(Testimony, testimony_id)
             assert testimony is not None
-            _add_statement(session, recipients, testimony, text)
+            _add_statement(session, testimony, text)
             for received in files:
-                _seal_file(session, recipients, testimony, received)
+                _seal_file(session, testimony, received)
             testimony.updated_on = today()
             audit.append(
                 session,

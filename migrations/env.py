@@ -35,14 +35,32 @@ def run_online() -> None:
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    if not sqlite:
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    # A batch migration rebuilds a table (copy, drop, rename); SQLite would refuse the
+    # drop of a table other rows refer to. Foreign keys are checked once at the end
+    # instead, inside the migration's transaction (the pragma only takes effect outside
+    # one).
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()  # end the transaction the pragma began, so the migration has its own
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise RuntimeError("the migration breaks foreign keys: %r" % broken[:5])
+    finally:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
 
 
 if context.is_offline_mode():

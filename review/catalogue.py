@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from store import audit
 from store import incidents as store_incidents
-from store.blobs import active_recipients, pad_document, seal_blob
+from store.blobs import discard, seal_document
 from store.incidents import CONFIDENCES, ROLES, corroboration, incident_doc
 from store.instance import today
 from store.models import (
@@ -198,11 +198,12 @@ def link(testimony_id: int) -> Any:
             previous = {"role": existing.role, "confidence": existing.confidence}
         existing.role, existing.confidence = role, confidence
         existing.reviewer_id = g.reviewer.id
+        replaced = existing.passage_blob_id if passage else None
         if passage:
-            existing.passage_blob_id = seal_blob(
-                session, active_recipients(session), pad_document({"text": passage})
-            ).id
+            existing.passage_blob_id = seal_document(session, {"text": passage}).id
         session.flush()
+        if replaced:
+            discard(session, [replaced])  # the old passage would be an orphan
         audit.append(
             session,
             _actor(),

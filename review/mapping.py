@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import crypto
+from store.blobs import open_document
 from store.incidents import corroboration
 from store.models import (
     Incident,
@@ -23,8 +24,6 @@ from store.models import (
     TestimonyViolation,
     ViolationType,
 )
-
-from .reading import unseal_json
 
 ROLE_LABELS = {
     "eyewitness": _l("Eyewitness"),
@@ -48,7 +47,7 @@ def passage_in_statements(
     for blob_id in session.scalars(
         select(Statement.blob_id).where(Statement.testimony_id == testimony.id)
     ):
-        text = str(unseal_json(session, blob_id, identity).get("text", ""))
+        text = str(open_document(session, blob_id, [identity]).get("text", ""))
         if wanted in normalize_space(text).casefold():
             return True
     return False
@@ -73,7 +72,7 @@ def links_of(session: Session, testimony: Testimony, identity: crypto.Identity) 
         passage = None
         if link.passage_blob_id:
             try:
-                passage = str(unseal_json(session, link.passage_blob_id, identity).get("text"))
+                passage = str(open_document(session, link.passage_blob_id, [identity]).get("text"))
             except crypto.NoIdentityMatchError:
                 passage = None
         views.append(LinkView(link, incident, passage))
@@ -139,7 +138,7 @@ def incident_view(session: Session, incident: Incident, identity: crypto.Identit
     ).all()
     for link, testimony in links:
         try:
-            details = unseal_json(session, testimony.details_blob_id, identity)
+            details = open_document(session, testimony.details_blob_id, [identity])
         except crypto.NoIdentityMatchError:
             details = {}
             unreadable += 1

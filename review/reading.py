@@ -13,26 +13,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import crypto
-from store.blobs import read_blob, unpad_document
+from store.blobs import open_document, read_item
 from store.models import (
     Attachment,
     Incident,
     Message,
     Note,
     Reviewer,
-    SealedBlob,
     Statement,
     Testimony,
     TestimonyIncident,
     TestimonyViolation,
     ViolationType,
 )
-
-
-def unseal_json(session: Session, blob_id: int, identity: crypto.Identity) -> dict:
-    blob = session.get(SealedBlob, blob_id)
-    assert blob is not None
-    return unpad_document(read_blob(session, blob, [identity]))
 
 
 @dataclass
@@ -69,7 +62,7 @@ def read_testimony(
 
     def attempt(label: str, blob_id: int) -> dict | None:
         try:
-            return unseal_json(session, blob_id, identity)
+            return open_document(session, blob_id, [identity])
         except crypto.NoIdentityMatchError:
             unreadable.append(label)
             return None
@@ -87,9 +80,8 @@ def read_testimony(
     for attachment in session.scalars(
         select(Attachment).where(Attachment.testimony_id == testimony.id).order_by(Attachment.id)
     ):
-        blob = session.get(SealedBlob, attachment.metadata_blob_id)
         try:
-            meta = json.loads(read_blob(session, blob, [identity]))  # type: ignore[arg-type]
+            meta = json.loads(read_item(session, attachment.metadata_blob_id, [identity]))
         except crypto.NoIdentityMatchError:
             unreadable.append("file")
             continue

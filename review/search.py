@@ -9,7 +9,7 @@ import multiprocessing
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import crypto
-from store.blobs import open_sealed, read_sealed_many, unpad_document
-from store.models import Recipient, Statement
+from store.blobs import open_sealed_document, read_sealed_many
+from store.models import Statement
 
 
 @dataclass
@@ -76,7 +76,7 @@ def _match(
     identity: crypto.Identity, needle: str, sealed: bytes, first: int | None
 ) -> tuple[int, object]:
     try:
-        text = str(unpad_document(open_sealed(sealed, identity, first)).get("text", ""))
+        text = str(open_sealed_document(sealed, identity, first).get("text", ""))
     except crypto.NoIdentityMatchError:
         return _UNREADABLE, None
     except Exception as exc:  # handed back: raised if the search gets this far
@@ -96,7 +96,7 @@ def _match_batch(
     return [_match(identity, needle, sealed, first) for sealed, first in batch]
 
 
-Sealed = Iterator[tuple[tuple[Any, ...], bytes, int | None]]
+Sealed = Generator[tuple[tuple[Any, ...], bytes, int | None]]
 
 
 def _in_order(rows: Sealed) -> Sealed:
@@ -116,7 +116,7 @@ def _in_order(rows: Sealed) -> Sealed:
 
 def _serial(
     rows: Sealed, identity: crypto.Identity, needle: str, skip: Callable[[int], bool]
-) -> Iterator[tuple[int, tuple[int, object]]]:
+) -> Generator[tuple[int, tuple[int, object]]]:
     for keys, sealed, first in rows:
         if not skip(keys[0]):
             yield keys[0], _match(identity, needle, sealed, first)
@@ -124,13 +124,13 @@ def _serial(
 
 def _parallel(
     rows: Sealed, identity: crypto.Identity, needle: str, skip: Callable[[int], bool]
-) -> Iterator[tuple[int, tuple[int, object]]]:
+) -> Generator[tuple[int, tuple[int, object]]]:
     pool = _search_pool()
     text = str(identity)
     pending: deque[tuple[list[int], Future[list[tuple[int, object]]]]] = deque()
     most = IN_FLIGHT * _cores()
 
-    def finished() -> Iterator[tuple[int, tuple[int, object]]]:
+    def finished() -> Generator[tuple[int, tuple[int, object]]]:
         testimonies, future = pending.popleft()
         for testimony_id, outcome in zip(testimonies, future.result(), strict=True):
             if not skip(testimony_id):
@@ -168,18 +168,12 @@ def search(
     skipped. Returns the hits and how many statements were searched.
     """
     needle = query.casefold().strip()
-    recipient = getattr(identity, "recipient", None)
-    mine = (
-        session.scalar(select(Recipient.id).where(Recipient.public_key == str(recipient)))
-        if recipient is not None
-        else None
-    )
     many = _cores() > 1 and (session.scalar(select(func.count(Statement.id))) or 0) >= PARALLEL_FROM
     try:
-        return _search(session, identity, needle, limit, mine, many)
+        return _search(session, identity, needle, limit, many)
     except BrokenProcessPool:
         _drop_pool()  # a worker died (killed, out of memory): search here instead
-        return _search(session, identity, needle, limit, mine, False)
+        return _search(session, identity, needle, limit, False)
 
 
 def _search(
@@ -187,7 +181,6 @@ def _search(
     identity: crypto.Identity,
     needle: str,
     limit: int,
-    mine: int | None,
     parallel: bool,
 ) -> tuple[list[SearchHit], int]:
     hits: dict[int, SearchHit] = {}
@@ -198,7 +191,7 @@ def _search(
             Statement.blob_id,
             [Statement.testimony_id, Statement.id],
             order_by=[Statement.testimony_id.desc(), Statement.id.desc()],
-            recipient_id=mine,
+            reader=identity,
         )
     )
     outcomes = (_parallel if parallel else _serial)(rows, identity, needle, hits.__contains__)

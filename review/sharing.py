@@ -3,9 +3,9 @@
 Everything here rewrites only age headers (see docs/format.md): payload chunks are never
 touched. Adding needs an identity that can open the items (an unlocked reviewer's, or the
 recovery key). Dropping writes fresh stanzas for everyone who remains, so the dropped
-key's stanza is gone; replies keep the witness's reply key. Changes of key type (to
-post-quantum hybrid keys) always add the new key everywhere before dropping the old one,
-so no item is unreadable at any step.
+key's stanza is gone; a reply's witness key is one of its recipients and stays. Changes
+of key type (to post-quantum hybrid keys) always add the new key everywhere before
+dropping the old one, so no item is unreadable at any step.
 """
 
 from __future__ import annotations
@@ -17,16 +17,8 @@ from sqlalchemy.orm import Session
 
 import crypto
 from store import audit
-from store.blobs import blob_header, blob_recipients, replace_header
-from store.models import (
-    BlobRecipient,
-    Message,
-    Recipient,
-    Reviewer,
-    SealedBlob,
-    Testimony,
-    Witness,
-)
+from store.blobs import NoReaderLeftError, reseal
+from store.models import BlobRecipient, Recipient, Reviewer, SealedBlob
 
 from .accounts import end_all_sessions, now, seal_identity
 
@@ -37,31 +29,23 @@ class Rewritten:
     skipped: int = 0  # items the given identity could not open
 
 
-def _witness_keys(session: Session, blob_id: int) -> list[crypto.Recipient]:
-    key = session.scalar(
-        select(Witness.reply_public_key)
-        .join(Testimony, Testimony.witness_id == Witness.id)
-        .join(Message, Message.testimony_id == Testimony.id)
-        .where(Message.blob_id == blob_id)
-    )
-    return [crypto.parse_recipient(key)] if key else []
-
-
 def add_recipient(
-    session: Session, identities: list[crypto.Identity], recipient: Recipient
+    session: Session,
+    identities: list[crypto.Identity],
+    recipient: Recipient,
+    *,
+    allow_mixed: bool = False,
 ) -> Rewritten:
     """Add ``recipient`` to every item that does not name it yet and that
     ``identities`` can open."""
     result = Rewritten()
-    key = crypto.parse_recipient(recipient.public_key)
     named = select(BlobRecipient.blob_id).where(BlobRecipient.recipient_id == recipient.id)
-    for blob in session.scalars(select(SealedBlob).where(SealedBlob.id.not_in(named))):
+    for blob_id in session.scalars(select(SealedBlob.id).where(SealedBlob.id.not_in(named))):
         try:
-            header = crypto.add_recipients(blob_header(blob), identities, [key])
+            reseal(session, blob_id, identities, add=[recipient], allow_mixed=allow_mixed)
         except crypto.NoIdentityMatchError:
             result.skipped += 1
             continue
-        replace_header(session, blob, header, [*blob_recipients(session, blob.id), recipient])
         result.changed += 1
     return result
 
@@ -69,22 +53,16 @@ def add_recipient(
 def drop_recipient(
     session: Session, identities: list[crypto.Identity], recipient: Recipient
 ) -> Rewritten:
-    """Rewrite every item naming ``recipient`` for its other recipients only."""
+    """Rewrite every item naming ``recipient`` for its other recipients only (a reply
+    keeps its witness's reply key, a recipient like the others)."""
     result = Rewritten()
     holding = select(BlobRecipient.blob_id).where(BlobRecipient.recipient_id == recipient.id)
-    for blob in session.scalars(select(SealedBlob).where(SealedBlob.id.in_(holding))):
-        remaining = [r for r in blob_recipients(session, blob.id) if r.id != recipient.id]
-        keys = [crypto.parse_recipient(r.public_key) for r in remaining]
-        keys += _witness_keys(session, blob.id)
-        if not remaining:
+    for blob_id in session.scalars(select(SealedBlob.id).where(SealedBlob.id.in_(holding))):
+        try:
+            reseal(session, blob_id, identities, drop=[recipient])
+        except (crypto.NoIdentityMatchError, NoReaderLeftError):
             result.skipped += 1  # never leave an item that no reviewer can open
             continue
-        try:
-            header = crypto.set_recipients(blob_header(blob), identities, keys)
-        except crypto.NoIdentityMatchError:
-            result.skipped += 1
-            continue
-        replace_header(session, blob, header, remaining)
         result.changed += 1
     return result
 
@@ -144,7 +122,7 @@ def upgrade_reviewer_key(
     session.flush()
     secret = crypto.unseal_bytes(reviewer.totp_sealed, [old])
     old_recipient = reviewer.recipient
-    added = add_recipient(session, [old], recipient)
+    added = add_recipient(session, [old], recipient, allow_mixed=True)
     old_recipient.active = False
     reviewer.recipient_id = recipient.id
     reviewer.recipient = recipient
@@ -185,7 +163,7 @@ def upgrade_recovery_key(
     )
     session.add(recipient)
     session.flush()
-    added = add_recipient(session, old, recipient)
+    added = add_recipient(session, old, recipient, allow_mixed=True)
     audit.append(
         session,
         actor,

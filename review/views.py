@@ -29,16 +29,14 @@ from flask_babel import ngettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-import crypto
 from store import audit
-from store.blobs import active_recipients, open_blob, pad_document, seal_blob
+from store.blobs import active_recipients, open_document, read_item, seal_document
 from store.models import (
     Attachment,
     Incident,
     Message,
     Note,
     Reviewer,
-    SealedBlob,
     Testimony,
     ViolationType,
 )
@@ -246,7 +244,7 @@ def reveal_contact(testimony_id: int) -> Any:
         item = _load(session, testimony_id)
         if item.contact_blob_id is None:
             abort(404)
-        document = reading.unseal_json(session, item.contact_blob_id, g.identity)
+        document = open_document(session, item.contact_blob_id, [g.identity])
         _record(session, "contact.reveal", "testimony:%d" % testimony_id)
     return show(testimony_id, contact=str(document.get("contact", "")))
 
@@ -283,9 +281,7 @@ def add_note(testimony_id: int) -> Any:
     form.validate_on_submit() or abort(400)
     with _db().transaction() as session:
         item = _load(session, testimony_id)
-        blob = seal_blob(
-            session, active_recipients(session), pad_document({"text": form.text.data})
-        )
+        blob = seal_document(session, {"text": form.text.data})
         session.add(
             Note(
                 testimony_id=item.id,
@@ -304,12 +300,13 @@ def reply(testimony_id: int) -> Any:
     form.validate_on_submit() or abort(400)
     with _db().transaction() as session:
         item = _load(session, testimony_id)
-        witness_key = crypto.parse_recipient(item.witness.reply_public_key)
-        blob = seal_blob(
+        # A witness who has not come back since the instance moved to post-quantum
+        # keys still holds a classic reply key: their reply may mix key types.
+        blob = seal_document(
             session,
-            active_recipients(session),
-            pad_document({"text": form.text.data}),
-            extra=[witness_key],
+            {"text": form.text.data},
+            readers=[item.witness.reply_recipient],
+            allow_mixed=True,
         )
         session.add(
             Message(
@@ -323,26 +320,22 @@ def reply(testimony_id: int) -> Any:
     return redirect(url_for("testimony.show", testimony_id=testimony_id) + "#messages")
 
 
-def _attachment_blob(
-    session: Session, attachment_id: int, which: str
-) -> tuple[Attachment, SealedBlob]:
+def _attachment_blob(session: Session, attachment_id: int, which: str) -> tuple[Attachment, int]:
     attachment = session.get(Attachment, attachment_id)
     if attachment is None:
         abort(404)
     blob_id = attachment.working_blob_id if which == "working" else attachment.original_blob_id
     if blob_id is None:
         abort(404)
-    blob = session.get(SealedBlob, blob_id)
-    assert blob is not None
-    return attachment, blob
+    return attachment, blob_id
 
 
 @testimony.route("/file/<int:attachment_id>/view")
 def working_copy(attachment_id: int) -> Any:
     """The metadata-stripped working copy of a photo, for display."""
     with _db().transaction() as session:
-        attachment, blob = _attachment_blob(session, attachment_id, "working")
-        data = open_blob(session, blob, [g.identity]).read()
+        attachment, blob_id = _attachment_blob(session, attachment_id, "working")
+        data = read_item(session, blob_id, [g.identity])
         _record(session, "file.view", "attachment:%d" % attachment_id)
     mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
     response = make_response(data)
@@ -355,13 +348,9 @@ def working_copy(attachment_id: int) -> Any:
 def original(attachment_id: int) -> Any:
     """Download the original exactly as received (audited)."""
     with _db().transaction() as session:
-        attachment, blob = _attachment_blob(session, attachment_id, "original")
-        meta = json.loads(
-            open_blob(
-                session, session.get(SealedBlob, attachment.metadata_blob_id), [g.identity]
-            ).read()
-        )
-        data = open_blob(session, blob, [g.identity]).read()
+        attachment, blob_id = _attachment_blob(session, attachment_id, "original")
+        meta = json.loads(read_item(session, attachment.metadata_blob_id, [g.identity]))
+        data = read_item(session, blob_id, [g.identity])
         _record(session, "file.download", "attachment:%d" % attachment_id)
     extension = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}.get(
         meta.get("detected_type", ""), "bin"

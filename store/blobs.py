@@ -1,28 +1,45 @@
-"""Sealed-blob storage in the database.
+"""Sealed items: the one service that seals, opens and reseals what Testimony stores.
 
-Every item is sealed to the active recipients as an ordinary age file, then stored as its
-header (one column, so sharing rewrites only the header) and its payload split into
-1 MiB chunk rows, all inside the caller's transaction. Nothing here ever holds a private
-key except :func:`open_blob`, which only the review side calls with an unlocked identity.
+Every item is sealed as an ordinary age file to its readers and stored as its header
+(one column, so sharing rewrites only the header) and its payload split into 1 MiB chunk
+rows, all inside the caller's transaction. An item's readers are the instance's active
+recipients (reviewers and the recovery key) plus, for a reply, the witness's reply key;
+every reader is a registered :class:`~store.models.Recipient`, and ``blob_recipient``
+rows record which ones a header names, so sharing, disabling, checks and key upgrades
+treat every stanza alike.
 
-Statements are padded before sealing (see :func:`pad_document`) so the ciphertext length
-only reveals a size bucket.
+* :func:`seal_document` / :func:`open_document`: a JSON document (statement, details,
+  note, reply, excerpt), padded before sealing (see :func:`pad_document`) so the
+  ciphertext length only reveals a size bucket.
+* :class:`BlobWriter` / :func:`seal_data` / :func:`open_item` / :func:`read_item`: bytes
+  (uploads, working copies, metadata), streamed in constant memory.
+* :func:`reseal`: a header rewrite (add readers, drop readers, or wrap the file key
+  afresh for the registered readers); the payload chunks are never touched.
+* :func:`read_sealed_many` / :func:`open_sealed_document`: many small items with one
+  query (search, exports).
+
+Nothing here holds a private key except the opening functions, which only the review
+side (and a witness's own follow-up, with the key their receipt derives) call.
+
+Mixing post-quantum and classic readers in one item is refused unless asked for
+(``allow_mixed``): a mixed item is only as strong as its classic stanza. The one mix
+sealing accepts on its own is the instance's: while a key upgrade is under way (the
+recovery key already post-quantum, some reviewers not yet back to move theirs) the
+active recipients themselves are mixed, and refusing would stop intake.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import Any, BinaryIO
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
 import crypto
-from crypto.stream import NONCE_SIZE, StreamReader, payload_key
 
 from .models import BlobChunk, BlobRecipient, Recipient, SealedBlob
 
@@ -91,34 +108,66 @@ class _HeaderSplitter(io.RawIOBase):
         return len(data)
 
 
-class BlobWriter(io.RawIOBase):
-    """A writer that seals into a new :class:`SealedBlob`; ``close()`` finishes it.
+class NoRecipientsError(RuntimeError):
+    """Raised instead of accepting anything that nobody could read."""
 
-    ``extra`` keys are sealed to as well but are not registered recipients (a witness's
-    reply key).
-    """
+
+class NoReaderLeftError(ValueError):
+    """Raised instead of resealing an item so that no reviewer could open it."""
+
+
+def active_recipients(session: Session) -> list[Recipient]:
+    """The instance's readers of every new item: active reviewer and recovery keys."""
+    return list(
+        session.scalars(
+            select(Recipient)
+            .where(Recipient.active.is_(True), Recipient.kind != "witness")
+            .order_by(Recipient.id)
+        )
+    )
+
+
+def _mixed(keys: Iterable[str]) -> bool:
+    return len({crypto.key_kind(k) for k in keys}) > 1
+
+
+def _readers(
+    session: Session, readers: Iterable[Recipient], allow_mixed: bool
+) -> tuple[list[Recipient], bool]:
+    """The active recipients and ``readers``, in id order (stanzas follow it), and
+    whether sealing to them may mix key types."""
+    instance = active_recipients(session)
+    if not instance:
+        raise NoRecipientsError("no active recipient: nothing can be sealed")
+    chosen = {r.id: r for r in [*instance, *readers]}
+    everyone = [chosen[i] for i in sorted(chosen)]
+    return everyone, allow_mixed or _mixed(r.public_key for r in instance)
+
+
+class BlobWriter(io.RawIOBase):
+    """A writer that seals into a new :class:`SealedBlob` for the active recipients and
+    ``readers``; ``close()`` (or leaving the ``with`` block) finishes it."""
 
     def __init__(
-        self, session: Session, recipients: list[Recipient], extra: Iterable[crypto.Recipient] = ()
+        self, session: Session, *, readers: Iterable[Recipient] = (), allow_mixed: bool = False
     ) -> None:
         super().__init__()
-        if not recipients:
-            raise NoRecipientsError("no active recipient: nothing can be sealed")
+        recipients, mixed = _readers(session, readers, allow_mixed)
+        keys = [crypto.parse_recipient(r.public_key) for r in recipients]
         self.blob = SealedBlob(header=b"", payload_size=0, chunk_count=0)
+        self._sink = _ChunkSink(session, self.blob)
+        self._splitter = _HeaderSplitter(self._sink)
+        self._writer = crypto.seal(self._splitter, keys, allow_mixed=mixed)  # type: ignore[arg-type]  # a raw writer is all seal needs
         session.add(self.blob)
         session.flush()
         for recipient in recipients:
             session.add(BlobRecipient(blob_id=self.blob.id, recipient_id=recipient.id))
-        self._sink = _ChunkSink(session, self.blob)
-        self._splitter = _HeaderSplitter(self._sink)
-        keys = [crypto.parse_recipient(r.public_key) for r in recipients] + list(extra)
-        self._writer = crypto.seal(self._splitter, keys)  # type: ignore[arg-type]
         self.blob.header = self._splitter.header
 
     def writable(self) -> bool:
         return True
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]  # io's signature takes any buffer
         return self._writer.write(data)
 
     def close(self) -> None:
@@ -139,26 +188,29 @@ class BlobWriter(io.RawIOBase):
             super().close()
 
 
-class NoRecipientsError(RuntimeError):
-    """Raised instead of accepting anything that nobody could read."""
-
-
-def active_recipients(session: Session) -> list[Recipient]:
-    return list(
-        session.scalars(select(Recipient).where(Recipient.active.is_(True)).order_by(Recipient.id))
-    )
-
-
-def seal_blob(
+def seal_data(
     session: Session,
-    recipients: list[Recipient],
     data: bytes,
-    extra: Iterable[crypto.Recipient] = (),
+    *,
+    readers: Iterable[Recipient] = (),
+    allow_mixed: bool = False,
 ) -> SealedBlob:
-    """Seal ``data`` into a new blob (see :class:`BlobWriter`)."""
-    with BlobWriter(session, recipients, extra) as writer:
+    """Seal ``data`` as it is (no padding) into a new blob (see :class:`BlobWriter`)."""
+    with BlobWriter(session, readers=readers, allow_mixed=allow_mixed) as writer:
         writer.write(data)
     return writer.blob
+
+
+def seal_document(
+    session: Session,
+    document: dict[str, object],
+    *,
+    readers: Iterable[Recipient] = (),
+    allow_mixed: bool = False,
+) -> SealedBlob:
+    """Seal ``document`` as padded JSON (see :func:`pad_document`) into a new blob, for
+    the active recipients and ``readers`` (a witness's reply recipient for a reply)."""
+    return seal_data(session, pad_document(document), readers=readers, allow_mixed=allow_mixed)
 
 
 def pad_document(document: dict[str, object]) -> bytes:
@@ -174,10 +226,12 @@ def pad_document(document: dict[str, object]) -> bytes:
     ).encode()
 
 
-def unpad_document(data: bytes) -> dict[str, object]:
+def unpad_document(data: bytes) -> dict[str, Any]:
     document = json.loads(data.decode("utf-8"))
+    if not isinstance(document, dict):
+        raise ValueError("a sealed document is not a JSON object")
     document.pop("pad", None)
-    return document  # type: ignore[no-any-return]
+    return document
 
 
 def _chunks(session: Session, blob_id: int) -> Iterator[bytes]:
@@ -225,35 +279,40 @@ def sealed_stream(session: Session, blob: SealedBlob) -> BinaryIO:
     )
 
 
-def open_blob(
-    session: Session, blob: SealedBlob, identities: Iterable[crypto.Identity]
-) -> BinaryIO:
-    """A plaintext reader of ``blob``. Review side only: it needs a private key."""
-    return crypto.unseal(sealed_stream(session, blob), identities, armor=False)  # type: ignore[return-value]
+def _item(session: Session, blob_id: int) -> SealedBlob:
+    blob = session.get(SealedBlob, blob_id)
+    if blob is None:
+        raise LookupError("sealed item %d does not exist" % blob_id)
+    return blob
 
 
-def read_blob(session: Session, blob: SealedBlob, identities: Iterable[crypto.Identity]) -> bytes:
-    return open_blob(session, blob, identities).read()
+def open_item(session: Session, blob_id: int, identities: Iterable[crypto.Identity]) -> BinaryIO:
+    """A plaintext reader of the item, streamed. It needs a private key: review side
+    (and a witness's follow-up) only."""
+    reader = crypto.unseal(sealed_stream(session, _item(session, blob_id)), identities, armor=False)
+    return reader  # type: ignore[return-value]  # a raw reader: read/readall/close are what callers use
 
 
-def blob_header(blob: SealedBlob) -> crypto.Header:
+def read_item(session: Session, blob_id: int, identities: Iterable[crypto.Identity]) -> bytes:
+    """The item's plaintext, whole in memory (small items: metadata, working copies)."""
+    with open_item(session, blob_id, identities) as reader:
+        return reader.read()
+
+
+def open_document(
+    session: Session, blob_id: int, identities: Iterable[crypto.Identity]
+) -> dict[str, Any]:
+    """The document :func:`seal_document` sealed, unpadded."""
+    return unpad_document(read_item(session, blob_id, identities))
+
+
+def header_of(blob: SealedBlob) -> crypto.Header:
     header, _source = crypto.read_header(io.BytesIO(blob.header), armor=False)
     return header
 
 
-def replace_header(
-    session: Session, blob: SealedBlob, header: crypto.Header, recipients: Iterable[Recipient]
-) -> None:
-    """Store a rewritten header (same file key, so the payload chunks stay valid) and
-    record which registered recipients it names."""
-    blob.header = header.marshal()
-    session.execute(BlobRecipient.__table__.delete().where(BlobRecipient.blob_id == blob.id))
-    for recipient in recipients:
-        session.add(BlobRecipient(blob_id=blob.id, recipient_id=recipient.id))
-
-
 def blob_recipients(session: Session, blob_id: int) -> list[Recipient]:
-    """The registered recipients a blob's header names."""
+    """The registered recipients a blob's header names, in id order."""
     return list(
         session.scalars(
             select(Recipient)
@@ -264,20 +323,86 @@ def blob_recipients(session: Session, blob_id: int) -> list[Recipient]:
     )
 
 
+def reseal(
+    session: Session,
+    blob_id: int,
+    identities: Iterable[crypto.Identity],
+    *,
+    add: Iterable[Recipient] = (),
+    drop: Iterable[Recipient] = (),
+    allow_mixed: bool = False,
+) -> None:
+    """Rewrite the item's header for its registered readers plus ``add`` minus ``drop``.
+
+    Same file key, so the payload chunks stay valid. Adding only appends stanzas (the
+    others are kept byte for byte); any drop, or a call with neither, wraps the file key
+    afresh for every remaining reader (a reader whose key changed in place, a witness's
+    reply key, gets a stanza for the new key). ``identities`` must open the item
+    (NoIdentityMatchError otherwise). Refuses (NoReaderLeftError) to leave an item that
+    no reviewer or recovery key can open. An item already mixing key types may stay
+    mixed; making a new mix needs ``allow_mixed``, as for sealing.
+    """
+    identities = list(identities)
+    blob = _item(session, blob_id)
+    current = blob_recipients(session, blob.id)
+    dropped = {r.id for r in drop}
+    added = [r for r in add if r.id not in {c.id for c in current}]
+    remaining = [r for r in current if r.id not in dropped]
+    readers = sorted([*remaining, *added], key=lambda r: r.id)
+    if not any(r.kind != "witness" for r in readers):
+        raise NoReaderLeftError("sealed item %d would have no reader left" % blob.id)
+    header = header_of(blob)
+    mixed = allow_mixed or len({s.type for s in header.stanzas}) > 1
+    if not drop and add:
+        if not added:
+            return
+        header = crypto.add_recipients(
+            header,
+            identities,
+            [crypto.parse_recipient(r.public_key) for r in added],
+            allow_mixed=mixed,
+        )
+    else:
+        header = crypto.set_recipients(
+            header,
+            identities,
+            [crypto.parse_recipient(r.public_key) for r in readers],
+            allow_mixed=mixed,
+        )
+    blob.header = header.marshal()
+    session.execute(delete(BlobRecipient).where(BlobRecipient.blob_id == blob.id))
+    for recipient in readers:
+        session.add(BlobRecipient(blob_id=blob.id, recipient_id=recipient.id))
+
+
+def discard(session: Session, blob_ids: Iterable[int]) -> None:
+    """Delete sealed items with their chunks and recipient rows (nothing may refer to
+    them any more: the caller has removed or repointed what did)."""
+    ids = sorted(set(blob_ids))
+    if not ids:
+        return
+    for table in (BlobChunk, BlobRecipient):
+        session.execute(delete(table).where(table.blob_id.in_(ids)))
+    session.execute(delete(SealedBlob).where(SealedBlob.id.in_(ids)))
+
+
 # --- many small items at once (search) ---------------------------------------------------
 
 READ_MANY_ROWS = 256  # rows fetched from the database at a time by read_sealed_many
 
 
+Column = ColumnElement[Any] | QueryableAttribute[Any]
+
+
 def read_sealed_many(
     session: Session,
-    blob_id: ColumnElement[int],
-    keys: Sequence[ColumnElement[Any]],
+    blob_id: Column,
+    keys: Sequence[Column],
     *,
     where: Sequence[ColumnElement[bool]] = (),
-    order_by: Sequence[ColumnElement[Any]] = (),
-    recipient_id: int | None = None,
-) -> Iterator[tuple[tuple[Any, ...], bytes, int | None]]:
+    order_by: Sequence[Column] = (),
+    reader: crypto.Identity | None = None,
+) -> Generator[tuple[tuple[Any, ...], bytes, int | None]]:
     """Many small blobs (statements) as age files, read with one streamed query instead
     of queries per blob; each blob is held whole in memory, so not for uploads.
 
@@ -285,11 +410,16 @@ def read_sealed_many(
     ``keys`` the columns of that table to return with each blob, ``where`` and
     ``order_by`` select and order its rows. Yields ``(keys, sealed, first)`` per row in
     that order: ``sealed`` is the header followed by the payload (what
-    :func:`open_sealed` opens), ``first`` the index of ``recipient_id``'s stanza in the
-    header if the stanzas follow the blob's registered recipients in id order, as
-    sealing lays them out (a hint for :func:`open_sealed`; None without a recipient).
-    Nothing is unsealed here.
+    :func:`open_sealed` opens), ``first`` the index of ``reader``'s stanza in the header
+    if the stanzas follow the blob's registered recipients in id order, as sealing lays
+    them out (a hint for :func:`open_sealed`; None when ``reader`` is not a registered
+    recipient). Nothing is unsealed here.
     """
+    recipient_id = (
+        session.scalar(select(Recipient.id).where(Recipient.public_key == str(reader.recipient)))
+        if reader is not None
+        else None
+    )
     columns: list[Any] = [*keys, SealedBlob.id, SealedBlob.header]
     if recipient_id is not None:
         columns.append(
@@ -340,14 +470,11 @@ def open_sealed(sealed: bytes, identity: crypto.Identity, first: int | None = No
     (NoIdentityMatchError if none is ours), only quicker when the hint is right (each
     hybrid stanza tried costs an ML-KEM decapsulation).
     """
-    header, source = crypto.read_header(io.BytesIO(sealed), armor=False)
-    if first is not None and 0 < first < len(header.stanzas):
-        stanzas = header.stanzas
-        header = dataclasses.replace(
-            header, stanzas=[stanzas[first], *stanzas[:first], *stanzas[first + 1 :]]
-        )
-    file_key = crypto.unwrap_file_key(header, [identity])
-    nonce = source.read(NONCE_SIZE)
-    if len(nonce) != NONCE_SIZE:
-        raise crypto.HeaderError("file is truncated: the payload nonce is missing")
-    return StreamReader(source, payload_key(file_key, nonce)).readall()
+    return crypto.unseal_bytes(sealed, [identity], armor=False, first_stanza=first)
+
+
+def open_sealed_document(
+    sealed: bytes, identity: crypto.Identity, first: int | None = None
+) -> dict[str, Any]:
+    """:func:`open_sealed`, then the document :func:`seal_document` sealed."""
+    return unpad_document(open_sealed(sealed, identity, first))

@@ -10,6 +10,7 @@ rows as age files. Times are kept to the day.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -24,8 +25,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    select,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -41,12 +45,20 @@ class Base(DeclarativeBase):
 
 
 class Recipient(Base):
-    """An age public key every new item is sealed to while ``active``."""
+    """An age public key that sealed items are sealed to.
+
+    ``kind`` says whose: ``reviewer`` and ``recovery`` keys are the instance's readers,
+    and every new item is sealed to each of them while ``active``; a ``witness`` key is a
+    witness's reply key (derived from their receipt), a reader only of the items sealed
+    for that witness (replies), never ``active`` (nothing new is sealed to it unasked),
+    registered like the others so that sharing, disabling, checks and key upgrades treat
+    every stanza of a header alike.
+    """
 
     __tablename__ = "recipient"
     id: Mapped[int] = mapped_column(primary_key=True)
     public_key: Mapped[str] = mapped_column(Text, unique=True)
-    kind: Mapped[str] = mapped_column(String(16))  # "recovery" | "reviewer"
+    kind: Mapped[str] = mapped_column(String(16))  # "recovery" | "reviewer" | "witness"
     label: Mapped[str] = mapped_column(String(120))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_on: Mapped[dt.date] = mapped_column(Date)
@@ -91,14 +103,32 @@ class BlobRecipient(Base):
 
 
 class Witness(Base):
-    """The person behind a receipt: only an Argon2id hash of the code and the public key
-    replies are sealed to (its private key is derived from the code, never stored)."""
+    """The person behind a receipt: only an Argon2id hash of the code and the recipient
+    replies are sealed to (its private key is derived from the code, never stored).
+
+    The reply recipient is one row for the witness's whole life: when their key moves
+    to a post-quantum one, the row's key changes and every reply is resealed to it."""
 
     __tablename__ = "witness"
     id: Mapped[int] = mapped_column(primary_key=True)
     receipt_hash: Mapped[str] = mapped_column(String(128), unique=True)
-    reply_public_key: Mapped[str] = mapped_column(Text)
+    reply_recipient_id: Mapped[int] = mapped_column(ForeignKey("recipient.id"), unique=True)
+    reply_recipient: Mapped[Recipient] = relationship()
     testimony: Mapped[Testimony] = relationship(back_populates="witness")
+
+    @hybrid_property
+    def reply_public_key(self) -> str:
+        """The witness's reply key (``age1…`` or ``age1pq1…``)."""
+        return self.reply_recipient.public_key
+
+    @reply_public_key.inplace.expression
+    @classmethod
+    def _reply_public_key(cls) -> ColumnElement[str]:
+        return (
+            select(Recipient.public_key)
+            .where(Recipient.id == cls.reply_recipient_id)
+            .scalar_subquery()
+        )
 
 
 class Testimony(Base):
@@ -218,7 +248,7 @@ class Place(Base):
     __tablename__ = "place"
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
-    names: Mapped[dict] = mapped_column(JSON)  # {"en": …, "ru": …, "kk": …}
+    names: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"en": …, "ru": …, "kk": …}
     district: Mapped[str] = mapped_column(String(120))
     kind: Mapped[str] = mapped_column(String(20), default="village")
     lat: Mapped[float] = mapped_column(Float)
@@ -232,7 +262,7 @@ class ViolationType(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("violation_type.id"))
-    labels: Mapped[dict] = mapped_column(JSON)
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class Incident(Base):
@@ -242,12 +272,12 @@ class Incident(Base):
     __tablename__ = "incident"
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
-    title: Mapped[dict] = mapped_column(JSON)
-    description: Mapped[dict] = mapped_column(JSON)
+    title: Mapped[dict[str, Any]] = mapped_column(JSON)
+    description: Mapped[dict[str, Any]] = mapped_column(JSON)
     start: Mapped[str] = mapped_column(String(20), index=True)  # ISO date, datetime or month
     end: Mapped[str | None] = mapped_column(String(20))
     precision: Mapped[str] = mapped_column(String(12))  # exact | approximate | day | month
-    figures: Mapped[dict] = mapped_column(JSON, default=dict)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     figures_note: Mapped[str] = mapped_column(Text, default="")
     places: Mapped[list[Place]] = relationship(secondary="incident_place", order_by="Place.slug")
     violation_types: Mapped[list[ViolationType]] = relationship(

@@ -15,6 +15,7 @@ Argon2id guess per candidate code, over 2^66 candidates.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
 from dataclasses import dataclass
@@ -22,9 +23,11 @@ from dataclasses import dataclass
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy.orm import Session
 
 import crypto
 
+from .models import Recipient, Witness
 from .settings import Settings
 
 DIGITS = 20
@@ -87,14 +90,31 @@ class ReceiptKeys:
     @property
     def reply_identity(self) -> crypto.X25519Identity | crypto.HybridIdentity:
         """The identity new replies are sealed to (hybrid on post-quantum instances)."""
-        return self.identity_for("age1pq1" if self._pq else "age1")
+        return self._identity("mlkem768x25519" if self._pq else "x25519")
 
     def identity_for(self, public_key: str) -> crypto.X25519Identity | crypto.HybridIdentity:
         """The identity matching a stored reply key of either type (the same seed)."""
-        if public_key.startswith("age1pq1"):
+        return self._identity(crypto.key_kind(public_key))
+
+    def _identity(self, kind: str) -> crypto.X25519Identity | crypto.HybridIdentity:
+        if kind == "mlkem768x25519":
             return crypto.HybridIdentity(self._seed)
         return crypto.X25519Identity(self._seed)
 
     @property
     def reply_recipient(self) -> crypto.X25519Recipient | crypto.HybridRecipient:
         return self.reply_identity.recipient
+
+
+def new_witness(session: Session, lookup_hash: str, reply_key: str, day: dt.date) -> Witness:
+    """Add the witness behind a new receipt, with their reply key as a recipient of kind
+    ``witness`` (a reader of the replies sealed for them, and of nothing else)."""
+    reply = Recipient(
+        public_key=reply_key, kind="witness", label="witness", active=False, created_on=day
+    )
+    session.add(reply)
+    session.flush()
+    witness = Witness(receipt_hash=lookup_hash, reply_recipient_id=reply.id)
+    session.add(witness)
+    session.flush()
+    return witness

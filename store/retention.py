@@ -7,7 +7,7 @@ Guarantee: with ``TESTIMONY_RETENTION_DAYS`` set, ``testimony purge`` deletes ev
 testimony whose status is one of ``TESTIMONY_RETENTION_STATUSES`` (default: withdrawn,
 not_credible) and has been so for that many days: counted from the later of its last
 update by the witness and its last status change (both kept to the day). It deletes the
-testimony, its witness row, every row that refers to it (statements, attachments,
+testimony, its witness row and reply key, every row that refers to it (statements, attachments,
 replies, notes, incident links, tags, excerpts, and whatever later tables refer to it),
 and every sealed item those rows name, header, chunks and recipients, in one
 transaction, and records one audit event with the count and ids (never content). On
@@ -30,8 +30,9 @@ from sqlalchemy import Column, Table, delete, select, text
 from sqlalchemy.orm import Session
 
 from . import audit
+from .blobs import discard
 from .db import Database
-from .models import AuditEvent, Base, SealedBlob, Testimony, Witness
+from .models import AuditEvent, Base, Recipient, SealedBlob, Testimony, Witness
 from .settings import Settings
 
 
@@ -46,7 +47,7 @@ class Purge:
     blobs: int = 0
 
 
-def referring(table: Table) -> list[tuple[Table, Column]]:
+def referring(table: Table) -> list[tuple[Table, Column[Any]]]:
     """Every (table, column) with a foreign key to ``table``'s id."""
     found = []
     for other in Base.metadata.sorted_tables:
@@ -57,7 +58,7 @@ def referring(table: Table) -> list[tuple[Table, Column]]:
     return found
 
 
-def _blob_columns(table: Table) -> list[Column]:
+def _blob_columns(table: Table) -> list[Column[Any]]:
     sealed = table_of(SealedBlob)
     return [c for c in table.columns if any(k.column.table is sealed for k in c.foreign_keys)]
 
@@ -114,7 +115,7 @@ def delete_testimonies(session: Session, ids: list[int]) -> Purge:
     witnesses = [row[0] for row in rows]
     blobs.update(v for row in rows for v in row[1:] if v is not None)
 
-    def remove(table: Table, column: Column, keys: list[int]) -> None:
+    def remove(table: Table, column: Column[Any], keys: list[int]) -> None:
         """Delete rows of ``table`` whose ``column`` is in ``keys``, children first."""
         if not keys:
             return
@@ -136,9 +137,17 @@ def delete_testimonies(session: Session, ids: list[int]) -> Purge:
         remove(table, column, ids)
     done = session.execute(delete(testimony).where(testimony.c.id.in_(ids)))
     result.rows["testimony"] = _count(done)
+    replies = list(
+        session.scalars(select(Witness.reply_recipient_id).where(Witness.id.in_(witnesses)))
+    )
     done = session.execute(delete(table_of(Witness)).where(Witness.id.in_(witnesses)))
     result.rows["witness"] = _count(done)
     result.blobs = _delete_blobs(session, blobs)
+    # The witnesses' reply keys, once no reply names them any more.
+    done = session.execute(
+        delete(table_of(Recipient)).where(Recipient.id.in_(replies), Recipient.kind == "witness")
+    )
+    result.rows["recipient"] = _count(done)
     return result
 
 
@@ -155,11 +164,8 @@ def _delete_blobs(session: Session, blob_ids: set[int]) -> int:
         if column.primary_key:
             continue  # chunks and recipient rows belong to the item
         still.update(session.scalars(select(column).where(column.in_(blob_ids))))
-    gone = sorted(blob_ids - still)
-    for table, column in referring(table_of(SealedBlob)):
-        if column.primary_key:
-            session.execute(delete(table).where(column.in_(gone)))
-    session.execute(delete(table_of(SealedBlob)).where(SealedBlob.id.in_(gone)))
+    gone = blob_ids - still
+    discard(session, gone)
     return len(gone)
 
 
@@ -216,7 +222,7 @@ def reclaim(db: Database) -> None:
         else:
             conn.execute(
                 text(
-                    "VACUUM blob_chunk, sealed_blob, blob_recipient, testimony, "
+                    "VACUUM blob_chunk, sealed_blob, blob_recipient, recipient, testimony, "
                     "witness, statement, attachment, message"
                 )
             )

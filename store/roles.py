@@ -12,14 +12,15 @@ Guarantee (``testimony db roles`` prints this SQL, ``--apply`` runs it as the ow
 * It cannot read reviewer tables: ``reviewer``, ``review_session``, ``note``, incident
   links and tags, excerpts, or anything added later (privileges are listed, never
   "all tables").
-* It adds rows (witness, testimony, statement, attachment, sealed items, chunks, audit
-  events) but never deletes testimony, and updates only three narrow things the witness
-  face does: ``testimony.updated_on`` (a witness adding to their testimony),
-  ``witness.reply_public_key`` and the header of a reply (a witness's reply key moved to
-  a post-quantum key at follow-up, rewriting only the age header: the payload is never
-  touched). Row-level security limits header updates to items created in the same
-  transaction (sealing writes the header after the row) and to replies, and the removal of
-  ``blob_recipient`` rows to replies.
+* It adds rows (witness, the witness's reply key, testimony, statement, attachment, sealed
+  items, chunks, audit events) but never deletes testimony, and updates only three narrow
+  things the witness face does: ``testimony.updated_on`` (a witness adding to their
+  testimony), a witness's reply key and the header of a reply (a witness's reply key moved
+  to a post-quantum key at follow-up, rewriting only the age header: the payload is never
+  touched). Row-level security limits the keys it adds or changes to witness reply keys
+  (it can never add a reader of every new item), header updates to items created in the
+  same transaction (sealing writes the header after the row) and to replies, and the
+  removal of ``blob_recipient`` rows to replies.
 
 Misuse to avoid: running the review face or migrations as this role (they need the
 owner, which row-level security does not restrict); forgetting to re-apply after an
@@ -45,6 +46,7 @@ READS = (
 )
 AUDIT_HEAD = ("id", "seq", "hash")  # what appending to the chain needs to read
 ADDS = (
+    "recipient",
     "witness",
     "testimony",
     "statement",
@@ -54,10 +56,18 @@ ADDS = (
     "blob_recipient",
     "audit_event",
 )
-SEQUENCES = ("witness", "testimony", "statement", "attachment", "sealed_blob", "audit_event")
+SEQUENCES = (
+    "recipient",
+    "witness",
+    "testimony",
+    "statement",
+    "attachment",
+    "sealed_blob",
+    "audit_event",
+)
 UPDATES = {
     "testimony": ("updated_on",),
-    "witness": ("reply_public_key",),
+    "recipient": ("public_key",),
     "sealed_blob": ("header", "payload_size", "chunk_count"),
 }
 REPLIES = "SELECT blob_id FROM message"
@@ -120,6 +130,15 @@ def intake_role_sql(plan: RolePlan) -> list[str]:
     # Row-level security binds the intake role only: the owner (review face, commands,
     # migrations) is not subject to it.
     policies = {
+        "recipient": [
+            ("read", "SELECT", "USING (true)"),
+            ("add", "INSERT", "WITH CHECK (kind = 'witness' AND NOT active)"),
+            (
+                "rekey",
+                "UPDATE",
+                "USING (kind = 'witness') WITH CHECK (kind = 'witness' AND NOT active)",
+            ),
+        ],
         "sealed_blob": [
             ("read", "SELECT", "USING (true)"),
             ("add", "INSERT", "WITH CHECK (true)"),

@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from store.blobs import active_recipients, pad_document, seal_blob
+import crypto
+from store.blobs import seal_document
 from store.incidents import load_file
 from store.models import (
     Incident,
@@ -19,8 +20,8 @@ from store.models import (
     TestimonyIncident,
     TestimonyViolation,
     ViolationType,
-    Witness,
 )
+from store.receipts import new_witness
 
 from .conftest import ROOT
 
@@ -48,9 +49,7 @@ def add_testimonies(
     """``count`` invented testimonies sharing every counted variable."""
     ids = []
     with db.transaction() as session:
-        details = seal_blob(
-            session, active_recipients(session), pad_document({"text": "invented details"})
-        )
+        details = seal_document(session, {"text": "invented details"})
         linked = (
             session.scalar(select(Incident.id).where(Incident.slug == incident))
             if incident
@@ -62,11 +61,12 @@ def add_testimonies(
             else []
         )
         for _ in range(count):
-            witness = Witness(
-                receipt_hash="invented-%d" % next(_serial), reply_public_key="invented"
+            witness = new_witness(
+                session,
+                "invented-%d" % next(_serial),
+                str(crypto.X25519Identity.generate().recipient),
+                day,
             )
-            session.add(witness)
-            session.flush()
             item = Testimony(
                 witness_id=witness.id,
                 received_on=day,

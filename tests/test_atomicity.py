@@ -54,9 +54,9 @@ def die():
 trace = []  # for each chunk stored: which file was being sealed (-1: no file)
 current = {"file": -1}
 seal_file = submission._seal_file
-def tracing_seal_file(session, recipients, testimony, received):
+def tracing_seal_file(session, testimony, received):
     current["file"] += 1
-    return seal_file(session, recipients, testimony, received)
+    return seal_file(session, testimony, received)
 submission._seal_file = tracing_seal_file
 
 emit = blobs._ChunkSink._emit
@@ -150,7 +150,7 @@ def counts(db) -> dict[str, int]:
 def unseal_everything(db, identity, sent: dict[str, bytes]) -> int:
     """Unseal every blob every testimony references; check the originals against what
     was sent. Returns how many attachments were checked."""
-    from store.blobs import read_blob, unpad_document
+    from store.blobs import read_item, unpad_document
     from store.models import Attachment, SealedBlob, Testimony
 
     checked = 0
@@ -159,7 +159,7 @@ def unseal_everything(db, identity, sent: dict[str, bytes]) -> int:
         def unseal(blob_id: int) -> bytes:
             blob = session.get(SealedBlob, blob_id)
             assert blob is not None, blob_id
-            return read_blob(session, blob, [identity])
+            return read_item(session, blob.id, [identity])
 
         for testimony in session.scalars(select(Testimony)):
             assert "when_approx" in unpad_document(unseal(testimony.details_blob_id))
@@ -307,9 +307,9 @@ def _fail_in_the_third_file(monkeypatch):
     state = {"file": -1, "chunks": 0}
     seal_file = submission._seal_file
 
-    def tracing_seal_file(session, recipients, testimony, received):
+    def tracing_seal_file(session, testimony, received):
         state["file"] += 1
-        return seal_file(session, recipients, testimony, received)
+        return seal_file(session, testimony, received)
 
     emit = blobs._ChunkSink._emit
 

@@ -212,9 +212,9 @@ def _stored(instance_env: dict[str, str]) -> dict[str, object]:
     """Everything the one stored testimony holds, unsealed with the recovery identity."""
     import crypto
     from store import settings as settings_module
-    from store.blobs import read_blob, unpad_document
+    from store.blobs import read_item, unpad_document
     from store.db import Database
-    from store.models import SealedBlob, Testimony
+    from store.models import Testimony
 
     settings = settings_module.load(instance_env)
     identities = crypto.parse_identities_file(
@@ -228,7 +228,7 @@ def _stored(instance_env: dict[str, str]) -> dict[str, object]:
             testimony = testimonies[0]
 
             def unseal(blob_id: int) -> bytes:
-                return read_blob(session, session.get(SealedBlob, blob_id), identities)
+                return read_item(session, blob_id, identities)
 
             statements = [unpad_document(unseal(s.blob_id))["text"] for s in testimony.statements]
             attachments = [

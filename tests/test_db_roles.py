@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 import crypto
-from store.blobs import active_recipients, pad_document, seal_blob
+from store.blobs import seal_document
 from store.check import check
 from store.db import Database
 from store.instance import init, today
@@ -135,10 +135,7 @@ def test_the_intake_role_adds_testimony_and_can_do_nothing_else(owned, tmp_path)
     owner = Database(settings)
     with owner.transaction() as session:
         item = session.scalars(select(Testimony)).one()
-        witness_key = crypto.parse_recipient(item.witness.reply_public_key)
-        blob = seal_blob(
-            session, active_recipients(session), pad_document({"text": REPLY}), extra=[witness_key]
-        )
+        blob = seal_document(session, {"text": REPLY}, readers=[item.witness.reply_recipient])
         session.add(Message(testimony_id=item.id, sent_on=today(), blob_id=blob.id))
         testimony_id = item.id
 

@@ -10,10 +10,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select, update
 
-import crypto
 from intake import create_app
 from store import audit
-from store.blobs import read_blob, seal_blob, unpad_document
+from store.blobs import read_item, seal_data, unpad_document
 from store.models import Attachment, Message, Recipient, SealedBlob, Statement, Testimony
 from store.web import SECURITY_HEADERS
 
@@ -75,7 +74,7 @@ def test_a_statement_gets_a_receipt_and_is_sealed_for_reviewers(intake_app, clie
             "ru",
         )
         blob = session.get(SealedBlob, testimony.statements[0].blob_id)
-        document = unpad_document(read_blob(session, blob, [recovery]))
+        document = unpad_document(read_item(session, blob.id, [recovery]))
         assert document["text"] == "Invented account: the road to Sortobe was closed."
 
 
@@ -217,7 +216,7 @@ def test_a_file_declared_as_photo_but_really_pdf_is_stored_as_pdf(intake_app, cl
     with _db(intake_app).sessions() as session:
         attachment = session.scalars(select(Attachment)).one()
         assert attachment.kind == "pdf"
-        meta = read_blob(session, session.get(SealedBlob, attachment.metadata_blob_id), [recovery])
+        meta = read_item(session, attachment.metadata_blob_id, [recovery])
         assert b'"declared_name": "photo.jpg"' in meta
         assert b'"detected_type": "application/pdf"' in meta
 
@@ -236,11 +235,9 @@ def test_photo_original_kept_exactly_with_exif_sealed_and_a_stripped_working_cop
     assert receipt_code(submit(client, files=[("IMG_0001.jpg", original)]))
     with _db(intake_app).sessions() as session:
         attachment = session.scalars(select(Attachment)).one()
-        kept = read_blob(session, session.get(SealedBlob, attachment.original_blob_id), [recovery])
-        working = read_blob(
-            session, session.get(SealedBlob, attachment.working_blob_id), [recovery]
-        )
-        meta = read_blob(session, session.get(SealedBlob, attachment.metadata_blob_id), [recovery])
+        kept = read_item(session, attachment.original_blob_id, [recovery])
+        working = read_item(session, attachment.working_blob_id, [recovery])
+        meta = read_item(session, attachment.metadata_blob_id, [recovery])
     import hashlib
     import json
 
@@ -352,9 +349,7 @@ def test_receipt_opens_follow_up_and_adds_statement_and_files(intake_app, client
     with _db(intake_app).sessions() as session:
         testimony = session.scalars(select(Testimony)).one()
         texts = [
-            unpad_document(read_blob(session, session.get(SealedBlob, s.blob_id), [recovery]))[
-                "text"
-            ]
+            unpad_document(read_item(session, s.blob_id, [recovery]))["text"]
             for s in testimony.statements
         ]
     assert texts[1] == "Invented addition: a second car was burned."
@@ -372,13 +367,10 @@ def test_reviewer_replies_are_readable_only_with_the_receipt(intake_app, client)
     code = receipt_code(submit(client))
     with _db(intake_app).transaction() as session:
         testimony = session.scalars(select(Testimony)).one()
-        witness_key = crypto.parse_recipient(testimony.witness.reply_public_key)
-        recipients = list(session.scalars(select(Recipient)))
-        blob = seal_blob(
+        blob = seal_data(
             session,
-            recipients,
             b'{"text": "Invented question: which street?"}',
-            extra=[witness_key],
+            readers=[testimony.witness.reply_recipient],
         )
         session.add(
             Message(testimony_id=testimony.id, sent_on=testimony.received_on, blob_id=blob.id)

@@ -80,6 +80,72 @@ def test_upgrade_downgrade_upgrade(settings):
         db.dispose()
 
 
+def test_witness_reply_keys_become_recipients_and_back(settings):
+    """0005 moves each witness's reply key into a ``witness`` recipient named by the
+    witness's replies, and its downgrade puts the key back where it was."""
+    from store.db import Database
+    from store.instance import alembic_config
+
+    config = alembic_config(settings)
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    db = Database(settings)
+    key = "age1invented0witness0reply0key"
+    try:
+        command.upgrade(config, "0004")
+        with db.engine.begin() as conn:
+            reviewer = conn.execute(
+                text(
+                    "INSERT INTO recipient (public_key, kind, label, active, created_on) "
+                    "VALUES ('age1invented0reviewer', 'reviewer', 'r', true, '2026-01-02') "
+                    "RETURNING id"
+                )
+            ).scalar_one()
+            conn.execute(text("INSERT INTO sealed_blob VALUES (1, 'h', 0, 0)"))
+            conn.execute(text("INSERT INTO blob_recipient VALUES (1, :r)"), {"r": reviewer})
+            conn.execute(
+                text(
+                    "INSERT INTO witness (id, receipt_hash, reply_public_key) VALUES (1, 'x', :k)"
+                ),
+                {"k": key},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO testimony (id, witness_id, received_on, updated_on, status, "
+                    "language, place, relation, consent, details_blob_id) VALUES "
+                    "(1, 1, '2026-01-02', '2026-01-02', 'new', 'ru', 'masanchi', 'witness', "
+                    "'counts', 1)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO message (id, testimony_id, sent_on, blob_id) "
+                    "VALUES (1, 1, '2026-01-02', 1)"
+                )
+            )
+        command.upgrade(config, "head")
+        with db.engine.connect() as conn:
+            reply = conn.execute(
+                text(
+                    "SELECT r.id, r.kind, r.public_key FROM witness w "
+                    "JOIN recipient r ON r.id = w.reply_recipient_id"
+                )
+            ).one()
+            assert (reply.kind, reply.public_key) == ("witness", key)
+            named = conn.execute(
+                text("SELECT recipient_id FROM blob_recipient WHERE blob_id = 1 ORDER BY 1")
+            ).scalars()
+            assert list(named) == [reviewer, reply.id]
+        command.downgrade(config, "0004")
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT reply_public_key FROM witness")).scalar_one() == key
+            kinds = conn.execute(text("SELECT kind FROM recipient")).scalars()
+            assert list(kinds) == ["reviewer"]
+            named = conn.execute(text("SELECT recipient_id FROM blob_recipient")).scalars()
+            assert list(named) == [reviewer]
+    finally:
+        db.dispose()
+
+
 # --- the command -----------------------------------------------------------------------------
 
 

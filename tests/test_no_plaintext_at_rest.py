@@ -234,8 +234,8 @@ def post_testimony(client, texts: dict[str, str], files: list[tuple[str, bytes, 
 def test_nothing_a_witness_sends_is_on_disk_in_the_clear(
     instance, intake_app, client, temp_folder, caplog
 ):
-    from store.blobs import read_blob, unpad_document
-    from store.models import Attachment, SealedBlob, Testimony
+    from store.blobs import read_item, unpad_document
+    from store.models import Attachment, Testimony
 
     settings, identity = instance
     texts = canary_texts()
@@ -293,7 +293,7 @@ def test_nothing_a_witness_sends_is_on_disk_in_the_clear(
         assert testimony.place == "other"
 
         def unseal(blob_id: int) -> bytes:
-            return read_blob(session, session.get(SealedBlob, blob_id), [identity])
+            return read_item(session, blob_id, [identity])
 
         details = unpad_document(unseal(testimony.details_blob_id))
         assert details["place_other"] == texts["place_other"]

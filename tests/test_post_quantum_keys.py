@@ -16,7 +16,7 @@ import crypto
 from intake import create_app as create_intake
 from review import create_app as create_review
 from review.accounts import create_reviewer, unseal_identity
-from store.blobs import blob_header, read_blob
+from store.blobs import header_of, read_item
 from store.db import Database
 from store.instance import init
 from store.models import AuditEvent, Message, Recipient, Reviewer, SealedBlob, Witness
@@ -37,7 +37,7 @@ def _apps(settings):
 
 def _stanza_types(session):
     return {
-        blob.id: [s.type for s in blob_header(blob).stanzas]
+        blob.id: [s.type for s in header_of(blob).stanzas]
         for blob in session.scalars(select(SealedBlob))
     }
 
@@ -93,7 +93,8 @@ def test_an_x25519_instance_moves_to_hybrid_keys_without_losing_anything(tmp_pat
     with db.sessions() as session:
         before = _stanza_types(session)
         chunks_before = {
-            b.id: read_blob(session, b, old_recovery) for b in session.scalars(select(SealedBlob))
+            b.id: read_item(session, b.id, old_recovery)
+            for b in session.scalars(select(SealedBlob))
         }
     assert all(set(t) == {"X25519"} for t in before.values())
 
@@ -127,10 +128,10 @@ def test_an_x25519_instance_moves_to_hybrid_keys_without_losing_anything(tmp_pat
     new_recovery = crypto.parse_identities_file(new_file.read_text())
     with db.sessions() as session:
         for blob in session.scalars(select(SealedBlob)):
-            assert read_blob(session, blob, new_recovery) == chunks_before[blob.id]
-            assert read_blob(session, blob, [old_reviewer]) == chunks_before[blob.id]
+            assert read_item(session, blob.id, new_recovery) == chunks_before[blob.id]
+            assert read_item(session, blob.id, [old_reviewer]) == chunks_before[blob.id]
             try:
-                read_blob(session, blob, old_recovery)
+                read_item(session, blob.id, old_recovery)
                 raise AssertionError("the old recovery key still opens blob %d" % blob.id)
             except crypto.NoIdentityMatchError:
                 pass
@@ -144,9 +145,9 @@ def test_an_x25519_instance_moves_to_hybrid_keys_without_losing_anything(tmp_pat
         assert reviewer.recipient.public_key.startswith("age1pq1")
         new_identity = unseal_identity(reviewer.identity_sealed, PASSWORD)
         for blob in session.scalars(select(SealedBlob)):
-            assert read_blob(session, blob, [new_identity]) == chunks_before[blob.id]
+            assert read_item(session, blob.id, [new_identity]) == chunks_before[blob.id]
             try:
-                read_blob(session, blob, [old_reviewer])
+                read_item(session, blob.id, [old_reviewer])
                 raise AssertionError("the old reviewer key still opens blob %d" % blob.id)
             except crypto.NoIdentityMatchError:
                 pass

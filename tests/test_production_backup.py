@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from store.blobs import read_blob, unpad_document
+from store.blobs import read_item, unpad_document
 from store.check import check
 from store.db import Database
 from store.instance import init
@@ -59,7 +59,7 @@ def _opens(settings, recovery, code: str) -> None:
             assert report.ok, report.problems
             assert report.opened == report.items >= 5
             blob = session.get(SealedBlob, session.scalar(select(Statement.blob_id)))
-            assert unpad_document(read_blob(session, blob, recovery))["text"] == STATEMENT
+            assert unpad_document(read_item(session, blob.id, recovery))["text"] == STATEMENT
     finally:
         db.dispose()
     app = _intake(settings)

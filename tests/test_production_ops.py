@@ -19,10 +19,9 @@ import sys
 import pytest
 from sqlalchemy import func, select, text, update
 
-import crypto
 from review import accounts
 from store import audit
-from store.blobs import active_recipients, pad_document, read_blob, seal_blob
+from store.blobs import read_item, seal_data, seal_document
 from store.check import check
 from store.db import Database
 from store.instance import today
@@ -107,17 +106,13 @@ def _reply_and_note(session, settings, testimony_id: int) -> None:
         session, settings, "Ivan Testov", "Invented long passphrase 77"
     ).reviewer
     item = session.get(Testimony, testimony_id)
-    recipients = active_recipients(session)
-    reply = seal_blob(
-        session,
-        recipients,
-        pad_document({"text": "Invented question"}),
-        extra=[crypto.parse_recipient(item.witness.reply_public_key)],
+    reply = seal_document(
+        session, {"text": "Invented question"}, readers=[item.witness.reply_recipient]
     )
     session.add(
         Message(testimony_id=item.id, sent_on=today(), blob_id=reply.id, reviewer_id=reviewer.id)
     )
-    note = seal_blob(session, recipients, pad_document({"text": "Invented note"}))
+    note = seal_document(session, {"text": "Invented note"})
     session.add(
         Note(testimony_id=item.id, reviewer_id=reviewer.id, written_on=today(), blob_id=note.id)
     )
@@ -190,7 +185,7 @@ def test_purge_deletes_what_retention_says_and_keeps_the_rest(instance, intake_a
         assert "bridge" not in event.details and "contact" not in event.details
         for kept in (recently_withdrawn, old_new):  # the rest still opens in full
             for blob_id in _blobs_of(session, kept):
-                read_blob(session, session.get(SealedBlob, blob_id), [recovery])
+                read_item(session, blob_id, [recovery])
         report = check(session, [recovery])
         assert report.ok, report.problems
     assert run(settings, "purge", TESTIMONY_RETENTION_DAYS="30").stdout.startswith("Deleted 0")
@@ -354,8 +349,8 @@ def test_check_finds_retired_recipients_orphans_audit_edits_and_flipped_bytes(st
         person = accounts.create_reviewer(
             session, settings, "Aisha Primerova", "Invented long passphrase 78"
         )
-        orphan = seal_blob(session, active_recipients(session), b"invented leftover").id
-        named = seal_blob(session, active_recipients(session), b"invented item").id
+        orphan = seal_data(session, b"invented leftover").id
+        named = seal_data(session, b"invented item").id
         session.add(
             Note(testimony_id=1, reviewer_id=person.reviewer.id, written_on=today(), blob_id=named)
         )

@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 
 import crypto
 from intake import submission
-from store.blobs import blob_header, read_blob
+from store.blobs import header_of, read_item
 from store.models import (
     AuditEvent,
     BlobChunk,
@@ -76,7 +76,7 @@ def _blobs(desk) -> list[int]:
 def _opens(desk, blob_id: int, identity) -> bool:
     with desk.db.sessions() as session:
         try:
-            read_blob(session, session.get(SealedBlob, blob_id), [identity])
+            read_item(session, blob_id, [identity])
         except crypto.NoIdentityMatchError:
             return False
     return True
@@ -391,7 +391,7 @@ def _command(
 
 def _stanzas(desk) -> dict[int, int]:
     with desk.db.sessions() as session:
-        return {b.id: len(blob_header(b).stanzas) for b in session.scalars(select(SealedBlob))}
+        return {b.id: len(header_of(b).stanzas) for b in session.scalars(select(SealedBlob))}
 
 
 def test_the_reviewer_commands(desk):

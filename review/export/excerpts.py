@@ -19,29 +19,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import crypto
 from store import audit
 from store.blobs import (
-    active_recipients,
-    open_sealed,
-    pad_document,
-    read_blob,
+    discard,
+    open_document,
+    open_sealed_document,
     read_sealed_many,
-    seal_blob,
-    unpad_document,
+    seal_document,
 )
 from store.instance import today
 from store.models import (
-    BlobChunk,
-    BlobRecipient,
     Excerpt,
     Incident,
-    Recipient,
     Reviewer,
-    SealedBlob,
     Testimony,
     TestimonyIncident,
 )
@@ -87,7 +81,7 @@ def known_names(session: Session) -> list[str]:
     (found by the model once per change of the catalogue, per process)."""
     global _incident_names
     names = list(session.scalars(select(Reviewer.name)))
-    texts = []
+    texts: list[str] = []
     for title, description in session.execute(select(Incident.title, Incident.description)):
         for value in (title or {}, description or {}):
             texts.extend(str(v) for v in value.values())
@@ -99,16 +93,10 @@ def known_names(session: Session) -> list[str]:
         return names + _incident_names[1]
 
 
-def _document(session: Session, excerpt: Excerpt, identity: crypto.Identity) -> dict[str, Any]:
-    blob = session.get(SealedBlob, excerpt.blob_id)
-    assert blob is not None
-    return unpad_document(read_blob(session, blob, [identity]))
-
-
 def read(
     session: Session, excerpt: Excerpt, identity: crypto.Identity, check: bool = True
 ) -> ExcerptView:
-    document = _document(session, excerpt, identity)
+    document = open_document(session, excerpt.blob_id, [identity])
     text = str(document.get("text", ""))
     view = ExcerptView(excerpt, text, list(document.get("overrides", [])))  # type: ignore[arg-type]
     if check:
@@ -118,15 +106,11 @@ def read(
 
 def _store(session: Session, excerpt: Excerpt, text: str, overrides: list[dict[str, str]]) -> None:
     old = excerpt.blob_id
-    blob = seal_blob(
-        session, active_recipients(session), pad_document({"text": text, "overrides": overrides})
-    )
+    blob = seal_document(session, {"text": text, "overrides": overrides})
     excerpt.blob_id = blob.id
     session.flush()
     if old:
-        for table in (BlobChunk, BlobRecipient):
-            session.execute(delete(table).where(table.blob_id == old))
-        session.execute(delete(SealedBlob).where(SealedBlob.id == old))
+        discard(session, [old])
 
 
 def _checked_text(text: str) -> str:
@@ -282,9 +266,7 @@ def remove(session: Session, excerpt: Excerpt, actor: str) -> None:
     blob = excerpt.blob_id
     session.delete(excerpt)
     session.flush()
-    for table in (BlobChunk, BlobRecipient):
-        session.execute(delete(table).where(table.blob_id == blob))
-    session.execute(delete(SealedBlob).where(SealedBlob.id == blob))
+    discard(session, [blob])
 
 
 def of_testimony(session: Session, testimony_id: int) -> list[Excerpt]:
@@ -330,21 +312,15 @@ def publishable(
         link_query = link_query.where(Incident.slug.in_(incidents))
     for testimony_id, slug, _start in session.execute(link_query):
         links.setdefault(testimony_id, []).append(slug)
-    recipient = getattr(identity, "recipient", None)
-    mine = (
-        session.scalar(select(Recipient.id).where(Recipient.public_key == str(recipient)))
-        if recipient is not None
-        else None
-    )
     for (testimony_id, _excerpt_id), sealed, first in read_sealed_many(
         session,
         Excerpt.blob_id,
         [Excerpt.testimony_id, Excerpt.id],
         where=where,
         order_by=[Excerpt.id],
-        recipient_id=mine,
+        reader=identity,
     ):
-        document = unpad_document(open_sealed(sealed, identity, first))
+        document = open_sealed_document(sealed, identity, first)
         yield Publishable(
             languages.get(testimony_id, ""),
             links.get(testimony_id, []),

@@ -36,8 +36,8 @@ from sqlalchemy.orm import Session
 
 import crypto
 from store import audit
-from store.blobs import active_recipients, read_blob, seal_blob
-from store.models import InstanceValue, SealedBlob
+from store.blobs import read_item, seal_data
+from store.models import InstanceValue
 
 KEY_VALUE = "export_key"
 MANIFEST = "manifest.json"
@@ -74,11 +74,7 @@ def signing_key(session: Session, identity: crypto.Identity, actor: str) -> Ed25
     if row is None:
         private = Ed25519PrivateKey.generate()
         raw = private.private_bytes_raw()
-        blob = seal_blob(
-            session,
-            active_recipients(session),
-            json.dumps({"ed25519_private_key": _b64(raw)}).encode(),
-        )
+        blob = seal_data(session, json.dumps({"ed25519_private_key": _b64(raw)}).encode())
         public = public_key_text(private.public_key())
         session.add(
             InstanceValue(
@@ -89,10 +85,8 @@ def signing_key(session: Session, identity: crypto.Identity, actor: str) -> Ed25
         audit.append(session, actor, "export.key_create", "export_key", {"public_key": public})
         return private
     stored = json.loads(row.value)
-    blob = session.get(SealedBlob, stored["blob"])
-    assert blob is not None
     try:
-        document = json.loads(read_blob(session, blob, [identity]))
+        document = json.loads(read_item(session, stored["blob"], [identity]))
     except crypto.NoIdentityMatchError:
         raise ExportKeyError(
             "the export key is not shared with this identity: ask a reviewer who can read "
