@@ -41,7 +41,7 @@ from . import (
     unseal,
 )
 from .armor import ArmorReader, is_armored
-from .format import Source
+from .format import Readable, Source, Writable
 from .keys import Identity, Recipient, identity_file_text, write_secret_file
 from .stream import StreamReader
 
@@ -117,7 +117,7 @@ def _passphrase(env: str | None, confirm: bool) -> str:
     return first
 
 
-def _copy(src: BinaryIO, dst: BinaryIO) -> None:
+def _copy(src: Readable, dst: Writable) -> None:
     if isinstance(src, StreamReader):
         src.copy_to(dst)  # hands out authenticated plaintext without another copy
         return
@@ -179,7 +179,7 @@ def _encrypt(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> Non
 
 def _seal(src: BinaryIO, dst: BinaryIO, recipients: list[Recipient], armor: bool) -> None:
     with seal(dst, recipients, armor=armor) as writer:
-        _copy(src, writer)  # type: ignore[arg-type]
+        _copy(src, writer)
 
 
 def _decrypt(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> None:
@@ -196,12 +196,12 @@ def _decrypt(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> Non
         if not found:
             # Without -i the file must be passphrase-sealed, as with age.
             if is_armored(source.peek(64)):
-                source = Source(ArmorReader(source))  # type: ignore[arg-type]
+                source = Source(ArmorReader(source))
             start = source.peek(256)
             if b"\n-> scrypt " not in start:
                 raise _Failure("missing identity: use -i (or a passphrase-sealed file)")
             found = [ScryptIdentity(_passphrase(args.passphrase_env, confirm=False))]
-        _copy(unseal(source, found), dst)  # type: ignore[arg-type]
+        _copy(unseal(source, found), dst)
 
     _with_files(args, stdin, stdout, run)
 
