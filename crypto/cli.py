@@ -236,7 +236,8 @@ def _write_output(path: str, work: Callable[[BinaryIO], None]) -> None:
 
     A regular file (or a new name) is written to a temporary file (mode 0600) in the same
     folder and renamed over ``path`` only once ``work`` succeeded: a failure keeps the
-    old content, and nobody ever sees half an output. Anything else that exists already
+    old content, and nobody ever sees half an output; the new file is the owner's only
+    (0600), whatever the old one allowed. Anything else that exists already
     (``/dev/null``, a FIFO, a terminal) is written to directly. A symbolic link is
     followed, so the file it points to is replaced, not the link.
     """
