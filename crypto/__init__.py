@@ -62,7 +62,8 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterable
-from typing import BinaryIO
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 from .armor import ArmorReader, ArmorWriter, is_armored
 from .errors import (
@@ -75,7 +76,16 @@ from .errors import (
     NoIdentityMatchError,
     PayloadError,
 )
-from .format import FILE_KEY_SIZE, Header, Source, Stanza, build_header, parse_header
+from .format import (
+    FILE_KEY_SIZE,
+    Header,
+    Readable,
+    Source,
+    Stanza,
+    Writable,
+    build_header,
+    parse_header,
+)
 from .keys import (
     Identity,
     KeyType,
@@ -99,6 +109,9 @@ from .scrypt import ScryptIdentity, ScryptRecipient
 from .stream import NONCE_SIZE, StreamReader, StreamWriter, payload_key
 from .x25519 import X25519Identity, X25519Recipient
 
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
 __all__ = [
     "AgeError",
     "ArmorError",
@@ -110,6 +123,8 @@ __all__ = [
     "PayloadError",
     "Header",
     "Stanza",
+    "Readable",
+    "Writable",
     "Identity",
     "Recipient",
     "X25519Identity",
@@ -172,12 +187,12 @@ def _stanzas_for(
 class _Abortable:
     """Passes writes on to ``dst`` until :meth:`abort`; afterwards drops them."""
 
-    def __init__(self, dst: BinaryIO) -> None:
+    def __init__(self, dst: Writable) -> None:
         self._dst = dst
         self.aborted = False
 
-    def write(self, data: bytes) -> int:
-        return len(data) if self.aborted else self._dst.write(data)
+    def write(self, data: Buffer, /) -> int | None:
+        return memoryview(data).nbytes if self.aborted else self._dst.write(data)
 
 
 class _SealWriter(io.RawIOBase):
@@ -189,13 +204,12 @@ class _SealWriter(io.RawIOBase):
     """
 
     def __init__(
-        self, dst: BinaryIO, recipients: Iterable[Recipient], armor: bool, allow_mixed: bool
+        self, dst: Writable, recipients: Iterable[Recipient], armor: bool, allow_mixed: bool
     ) -> None:
         super().__init__()
         self._sink = _Abortable(dst)
-        sink: BinaryIO = self._sink  # type: ignore[assignment]
-        self._armor = ArmorWriter(sink) if armor else None
-        out: BinaryIO = self._armor if self._armor else sink  # type: ignore[assignment]
+        self._armor = ArmorWriter(self._sink) if armor else None
+        out: Writable = self._armor if self._armor else self._sink
         file_key = os.urandom(FILE_KEY_SIZE)
         header = build_header(_stanzas_for(recipients, file_key, allow_mixed), file_key)
         nonce = os.urandom(NONCE_SIZE)
@@ -206,7 +220,7 @@ class _SealWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+    def write(self, data: Buffer, /) -> int:
         return self._stream.write(data)
 
     def close(self) -> None:
@@ -221,7 +235,12 @@ class _SealWriter(io.RawIOBase):
         self._sink.aborted = True
         self.close()
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is not None:
             self.abort()
         else:
@@ -235,7 +254,7 @@ class _SealWriter(io.RawIOBase):
 
 
 def seal(
-    dst: BinaryIO,
+    dst: Writable,
     recipients: Iterable[Recipient],
     *,
     armor: bool = False,
@@ -284,7 +303,7 @@ def unwrap_file_key(
 
 
 def matching_stanza(
-    sealed: Header | bytes | BinaryIO,
+    sealed: Header | bytes | Readable,
     identities: Iterable[Identity],
     *,
     first_stanza: int | None = None,
@@ -309,21 +328,21 @@ def matching_stanza(
         return None
 
 
-def _source(src: BinaryIO, armor: bool | None) -> Source:
+def _source(src: Readable, armor: bool | None) -> Source:
     source = src if isinstance(src, Source) else Source(src)
     if armor is None:
         armor = is_armored(source.peek(64))
-    return Source(ArmorReader(source)) if armor else source  # type: ignore[arg-type]
+    return Source(ArmorReader(source)) if armor else source
 
 
-def read_header(src: BinaryIO, *, armor: bool | None = False) -> tuple[Header, Source]:
+def read_header(src: Readable, *, armor: bool | None = False) -> tuple[Header, Source]:
     """Parse the header; the returned source continues at the payload nonce."""
     source = _source(src, armor)
     return parse_header(source), source
 
 
 def unseal(
-    src: BinaryIO,
+    src: Readable,
     identities: Iterable[Identity],
     *,
     armor: bool | None = None,
@@ -373,14 +392,14 @@ def unseal_bytes(
     return unseal(io.BytesIO(data), identities, armor=armor, first_stanza=first_stanza).readall()
 
 
-def stream_writer(dst: BinaryIO, key: bytes) -> StreamWriter:
+def stream_writer(dst: Writable, key: bytes) -> StreamWriter:
     """A bare STREAM writer under a caller's 32-byte ``key`` (no age header): for
     short-lived scratch data such as a spooled upload. Close it to write the last chunk.
     Use a fresh random key each time; :func:`stream_reader` opens what it wrote."""
     return StreamWriter(dst, key)
 
 
-def stream_reader(src: BinaryIO, key: bytes) -> StreamReader:
+def stream_reader(src: Readable, key: bytes) -> StreamReader:
     """Read back what :func:`stream_writer` wrote to ``src`` under ``key``, releasing
     plaintext only after its chunk authenticated."""
     return StreamReader(src if isinstance(src, Source) else Source(src), key)
@@ -430,7 +449,7 @@ def set_recipients(
     return build_header(_stanzas_for(recipients, file_key, allow_mixed), file_key)
 
 
-def rewrite_recipients(src: BinaryIO, dst: BinaryIO, new_header: Header) -> None:
+def rewrite_recipients(src: Readable, dst: Writable, new_header: Header) -> None:
     """Copy a sealed item from ``src`` to ``dst`` with ``new_header``, payload untouched.
 
     ``src`` must be a binary (not armored) sealed item; its header is read and replaced.

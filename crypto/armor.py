@@ -12,9 +12,13 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-from typing import BinaryIO
+from typing import TYPE_CHECKING
 
 from .errors import ArmorError
+from .format import Readable, Source, Writable
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
 END = b"-----END AGE ENCRYPTED FILE-----"
@@ -27,7 +31,7 @@ _MAX_TRAILING = 1024
 class ArmorWriter(io.RawIOBase):
     """Base64-encodes what is written into ``dst``; ``close()`` writes the end line."""
 
-    def __init__(self, dst: BinaryIO) -> None:
+    def __init__(self, dst: Writable) -> None:
         super().__init__()
         self._dst = dst
         self._buf = bytearray()
@@ -36,7 +40,8 @@ class ArmorWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+    def write(self, data: Buffer, /) -> int:
+        size = memoryview(data).nbytes
         self._buf += data
         whole = len(self._buf) // _BYTES_PER_LINE * _BYTES_PER_LINE
         if whole:
@@ -45,7 +50,7 @@ class ArmorWriter(io.RawIOBase):
             self._dst.write(
                 b"".join(encoded[i : i + COLUMNS] + b"\n" for i in range(0, len(encoded), COLUMNS))
             )
-        return len(data)
+        return size
 
     def close(self) -> None:
         if not self.closed:
@@ -58,10 +63,8 @@ class ArmorWriter(io.RawIOBase):
 class ArmorReader(io.RawIOBase):
     """Decodes an armored age file from ``src`` as it is read."""
 
-    def __init__(self, src: BinaryIO) -> None:
+    def __init__(self, src: Readable) -> None:
         super().__init__()
-        from .format import Source
-
         self._src = src if isinstance(src, Source) else Source(src)
         self._out = b""
         self._pos = 0
@@ -71,14 +74,15 @@ class ArmorReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Buffer, /) -> int:
+        view = memoryview(buffer).cast("B")
         while self._pos >= len(self._out):
             if self._finished:
                 return 0
             self._out = self._next_line()
             self._pos = 0
-        n = min(len(buffer), len(self._out) - self._pos)
-        memoryview(buffer)[:n] = self._out[self._pos : self._pos + n]
+        n = min(len(view), len(self._out) - self._pos)
+        view[:n] = self._out[self._pos : self._pos + n]
         self._pos += n
         return n
 

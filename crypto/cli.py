@@ -41,7 +41,7 @@ from . import (
     unseal,
 )
 from .armor import ArmorReader, is_armored
-from .format import Source
+from .format import Readable, Source, Writable
 from .keys import Identity, Recipient, identity_file_text, write_secret_file
 from .stream import StreamReader
 
@@ -117,7 +117,7 @@ def _passphrase(env: str | None, confirm: bool) -> str:
     return first
 
 
-def _copy(src: BinaryIO, dst: BinaryIO) -> None:
+def _copy(src: Readable, dst: Writable) -> None:
     if isinstance(src, StreamReader):
         src.copy_to(dst)  # hands out authenticated plaintext without another copy
         return
@@ -179,7 +179,7 @@ def _encrypt(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> Non
 
 def _seal(src: BinaryIO, dst: BinaryIO, recipients: list[Recipient], armor: bool) -> None:
     with seal(dst, recipients, armor=armor) as writer:
-        _copy(src, writer)  # type: ignore[arg-type]
+        _copy(src, writer)
 
 
 def _decrypt(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> None:
@@ -196,12 +196,12 @@ def _decrypt(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> Non
         if not found:
             # Without -i the file must be passphrase-sealed, as with age.
             if is_armored(source.peek(64)):
-                source = Source(ArmorReader(source))  # type: ignore[arg-type]
+                source = Source(ArmorReader(source))
             start = source.peek(256)
             if b"\n-> scrypt " not in start:
                 raise _Failure("missing identity: use -i (or a passphrase-sealed file)")
             found = [ScryptIdentity(_passphrase(args.passphrase_env, confirm=False))]
-        _copy(unseal(source, found), dst)  # type: ignore[arg-type]
+        _copy(unseal(source, found), dst)
 
     _with_files(args, stdin, stdout, run)
 
@@ -236,7 +236,8 @@ def _write_output(path: str, work: Callable[[BinaryIO], None]) -> None:
 
     A regular file (or a new name) is written to a temporary file (mode 0600) in the same
     folder and renamed over ``path`` only once ``work`` succeeded: a failure keeps the
-    old content, and nobody ever sees half an output. Anything else that exists already
+    old content, and nobody ever sees half an output; the new file is the owner's only
+    (0600), whatever the old one allowed. Anything else that exists already
     (``/dev/null``, a FIFO, a terminal) is written to directly. A symbolic link is
     followed, so the file it points to is replaced, not the link.
     """

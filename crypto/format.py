@@ -16,12 +16,29 @@ import hmac
 import re
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import HeaderError, HeaderMACError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+
+class Readable(Protocol):
+    """What sealed data is read from: a binary file, a pipe, ``BytesIO``, a socket file,
+    an :class:`~crypto.armor.ArmorReader` or a :class:`Source`."""
+
+    def read(self, size: int, /) -> bytes | None: ...
+
+
+class Writable(Protocol):
+    """What sealed data is written to: anything with a binary ``write``."""
+
+    def write(self, data: Buffer, /) -> int | None: ...
+
 
 VERSION_LINE = b"age-encryption.org/v1"
 FILE_KEY_SIZE = 16
@@ -130,7 +147,7 @@ class Source:
     buffer, without copying through this one.
     """
 
-    def __init__(self, raw: BinaryIO, block: int = 64 * 1024) -> None:
+    def __init__(self, raw: Readable, block: int = 64 * 1024) -> None:
         self._raw = raw
         self._buf = bytearray()
         self._eof = False

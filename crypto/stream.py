@@ -26,14 +26,17 @@ from __future__ import annotations
 import io
 from collections import deque
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from .errors import PayloadError
-from .format import Source, hkdf
+from .format import Source, Writable, hkdf
 from .workers import Job, run_inline, run_pooled
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 CHUNK_SIZE = 64 * 1024
 TAG_SIZE = 16
@@ -55,7 +58,7 @@ def _chunk_nonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
-def _write_all(dst: BinaryIO, view: memoryview) -> None:
+def _write_all(dst: Writable, view: memoryview) -> None:
     while view:
         written = dst.write(view)
         view = view[written:] if written is not None else view[:0]
@@ -91,7 +94,7 @@ class StreamWriter(io.RawIOBase):
     written as ``bytes`` is encrypted from where it lies; anything mutable is copied.
     """
 
-    def __init__(self, dst: BinaryIO, key: bytes) -> None:
+    def __init__(self, dst: Writable, key: bytes) -> None:
         super().__init__()
         self._dst = dst
         self._aead = ChaCha20Poly1305(key)
@@ -104,7 +107,7 @@ class StreamWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+    def write(self, data: Buffer, /) -> int:
         if self.closed:
             raise ValueError("write to a closed sealed stream")
         view = memoryview(data).cast("B")
@@ -296,14 +299,14 @@ class StreamReader(io.RawIOBase):
             self._next_batch()
         return len(self._plain) - self._pos
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Buffer, /) -> int:
         view = memoryview(buffer).cast("B")
         n = min(len(view), self._available())
         view[:n] = self._plain[self._pos : self._pos + n]
         self._pos += n
         return n
 
-    def read(self, size: int | None = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int | None = -1, /) -> bytes:
         if size is None or size < 0:
             return self.readall()
         n = min(size, self._available())
@@ -318,7 +321,7 @@ class StreamReader(io.RawIOBase):
             self._pos = len(self._plain)
         return b"".join(parts)
 
-    def copy_to(self, dst: BinaryIO) -> int:
+    def copy_to(self, dst: Writable) -> int:
         """Write the rest of the plaintext to ``dst``; returns how many bytes.
 
         Like reading to the end and writing each piece, without copying it in between:
