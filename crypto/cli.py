@@ -231,13 +231,24 @@ def _with_files(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO, wor
             src.close()
 
 
+def _mode_for(existing: int | None) -> int:
+    """The permission bits of an output: those of the file it replaces, or 0666 less the
+    umask for a new one (what ``age -o`` leaves)."""
+    if existing is not None:
+        return stat.S_IMODE(existing)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _write_output(path: str, work: Callable[[BinaryIO], None]) -> None:
     """Run ``work`` on the output ``path``, replacing what was there, as age does.
 
-    A regular file (or a new name) is written to a temporary file (mode 0600) in the same
-    folder and renamed over ``path`` only once ``work`` succeeded: a failure keeps the
-    old content, and nobody ever sees half an output; the new file is the owner's only
-    (0600), whatever the old one allowed. Anything else that exists already
+    A regular file (or a new name) is written to a temporary file (mode 0600 while it is
+    written) in the same folder and renamed over ``path`` only once ``work`` succeeded: a
+    failure keeps the old content, and nobody ever sees half an output. The result has
+    the permissions age leaves: those of the file it replaces, or for a new file 0666
+    less the umask. Anything else that exists already
     (``/dev/null``, a FIFO, a terminal) is written to directly. A symbolic link is
     followed, so the file it points to is replaced, not the link.
     """
@@ -266,6 +277,7 @@ def _write_output(path: str, work: Callable[[BinaryIO], None]) -> None:
             work(dst)
             dst.flush()
             os.fsync(dst.fileno())
+            os.fchmod(dst.fileno(), _mode_for(existing))
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -21,6 +21,7 @@ import hashlib
 import io
 import tempfile
 from dataclasses import dataclass, field
+
 import crypto
 
 HEAD_BYTES = 4096

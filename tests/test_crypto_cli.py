@@ -206,9 +206,16 @@ def test_outputs_are_replaced_like_age(
     assert crypto.unseal_bytes(sealed, [identity]) == STATEMENT
     opened = tmp_path / "opened"
     opened.write_bytes(b"earlier work" * 100_000)
+    opened.chmod(0o640)
     ok(cli("decrypt", "-i", key_file, "-o", opened, input=sealed))
     assert opened.read_bytes() == STATEMENT
-    assert stat.S_IMODE(opened.stat().st_mode) == 0o600
+    assert stat.S_IMODE(opened.stat().st_mode) == 0o640  # age keeps the file's mode
+    fresh = tmp_path / "fresh"
+    ok(cli("decrypt", "-i", key_file, "-o", fresh, input=sealed))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
+    fresh.unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing", "opened", "reviewer.txt"]
 
 
