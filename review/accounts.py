@@ -35,7 +35,7 @@ from store import audit
 from store.models import Recipient, Reviewer
 from store.settings import Settings
 
-from . import sessions
+from . import sessions, sharing
 from .sessions import end_all_sessions
 
 __all__ = ["end_all_sessions"]  # for review.sharing, which ends sessions when it disables
@@ -261,9 +261,58 @@ def authenticate(
     return reviewer, identity
 
 
-def key_upgrade_due(settings: Settings, identity: crypto.Identity) -> bool:
-    """The key policy at login: whether the reviewer who just unlocked ``identity`` gets
-    a new key now. With post-quantum keys configured (``TESTIMONY_RECIPIENT_KEYS=pq``) an
-    X25519 key is replaced by a hybrid one, and login is the one moment the password that
-    seals it is at hand; :func:`review.sharing.upgrade_reviewer_key` makes the change."""
-    return settings.recipient_keys == "pq" and isinstance(identity, crypto.X25519Identity)
+def login(
+    session: Session, settings: Settings, name: str, password: str, code: str
+) -> tuple[Reviewer, crypto.Identity]:
+    """:func:`authenticate`, then the key policy at login: with post-quantum keys
+    configured (``TESTIMONY_RECIPIENT_KEYS=pq``) an X25519 key is replaced by a hybrid one
+    (:func:`upgrade_key`), login being the one moment the password that seals it is at
+    hand. Returns the reviewer and the identity their session holds."""
+    reviewer, identity = authenticate(session, settings, name, password, code)
+    if settings.recipient_keys == "pq" and not identity.post_quantum:
+        identity = upgrade_key(session, settings, reviewer, identity, password)
+    return reviewer, identity
+
+
+def upgrade_key(
+    session: Session,
+    settings: Settings,
+    reviewer: Reviewer,
+    old: crypto.Identity,
+    password: str,
+) -> crypto.HybridIdentity:
+    """Replace a reviewer's X25519 key with a hybrid one: add the new key to every item
+    the old one opens, then drop the old key's stanzas."""
+    new = crypto.HybridIdentity.generate()
+    recipient = Recipient(
+        public_key=str(new.recipient),
+        kind="reviewer",
+        label="reviewer %s" % reviewer.name,
+        active=True,
+        created_on=now().date(),
+    )
+    session.add(recipient)
+    session.flush()
+    secret = crypto.unseal_bytes(reviewer.totp_sealed, [old])
+    old_recipient = reviewer.recipient
+    # A key upgrade: the items are classic until the old key's stanzas are dropped.
+    added = sharing.add_recipient(session, [old], recipient, allow_mixed=True)
+    old_recipient.active = False
+    reviewer.recipient_id = recipient.id
+    reviewer.recipient = recipient
+    reviewer.identity_sealed = seal_identity(settings, new, password)
+    reviewer.totp_sealed = crypto.seal_bytes(secret, [new.recipient])
+    dropped = sharing.drop_recipient(session, [new], old_recipient)
+    audit.append(
+        session,
+        "reviewer:%s" % reviewer.name,
+        "reviewer.key_upgrade",
+        "reviewer:%s" % reviewer.name,
+        {
+            "public_key": recipient.public_key,
+            "added": added.changed,
+            "dropped": dropped.changed,
+            "skipped": dropped.skipped,
+        },
+    )
+    return new

@@ -20,7 +20,7 @@ from store import audit
 from store.blobs import NoReaderLeftError, reseal
 from store.models import BlobRecipient, Recipient, Reviewer, SealedBlob
 
-from .accounts import end_all_sessions, now, seal_identity
+from .sessions import end_all_sessions, now
 
 
 @dataclass
@@ -98,50 +98,6 @@ def disable(
         {"items": result.changed, "skipped": result.skipped},
     )
     return result
-
-
-def upgrade_reviewer_key(
-    session: Session,
-    settings,
-    reviewer: Reviewer,  # type: ignore[no-untyped-def]
-    old: crypto.Identity,
-    password: str,
-) -> crypto.HybridIdentity:
-    """Replace a reviewer's X25519 key with a hybrid one, at login (the only time the
-    password is at hand): add the new key to every item the old one opens, then drop the
-    old key's stanzas."""
-    new = crypto.HybridIdentity.generate()
-    recipient = Recipient(
-        public_key=str(new.recipient),
-        kind="reviewer",
-        label="reviewer %s" % reviewer.name,
-        active=True,
-        created_on=now().date(),
-    )
-    session.add(recipient)
-    session.flush()
-    secret = crypto.unseal_bytes(reviewer.totp_sealed, [old])
-    old_recipient = reviewer.recipient
-    added = add_recipient(session, [old], recipient, allow_mixed=True)
-    old_recipient.active = False
-    reviewer.recipient_id = recipient.id
-    reviewer.recipient = recipient
-    reviewer.identity_sealed = seal_identity(settings, new, password)
-    reviewer.totp_sealed = crypto.seal_bytes(secret, [new.recipient])
-    dropped = drop_recipient(session, [new], old_recipient)
-    audit.append(
-        session,
-        "reviewer:%s" % reviewer.name,
-        "reviewer.key_upgrade",
-        "reviewer:%s" % reviewer.name,
-        {
-            "public_key": recipient.public_key,
-            "added": added.changed,
-            "dropped": dropped.changed,
-            "skipped": dropped.skipped,
-        },
-    )
-    return new
 
 
 def upgrade_recovery_key(

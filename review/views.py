@@ -95,16 +95,12 @@ def login() -> Any:
     if form.validate_on_submit():
         with _db().transaction() as session:
             try:
-                reviewer, identity = accounts.authenticate(
+                reviewer, identity = accounts.login(
                     session, _settings(), form.name.data, form.password.data, form.code.data
                 )
             except accounts.LoginFailed:
                 failed = True
             else:
-                if accounts.key_upgrade_due(_settings(), identity):
-                    identity = sharing.upgrade_reviewer_key(
-                        session, _settings(), reviewer, identity, form.password.data
-                    )
                 sessions.end_session(session, request.cookies.get(SESSION_COOKIE))
                 cookie = sessions.open_session(session, _settings(), reviewer, identity)
                 audit.append(
