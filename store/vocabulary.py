@@ -13,7 +13,7 @@ LANGUAGES = ("ru", "kk", "en")
 DEFAULT_LANGUAGE = "ru"
 LANGUAGE_LABELS = (("ru", "Русский"), ("kk", "Қазақша"), ("en", "English"))
 
-# The review face's interface languages.
+# The review face's interface languages (and those an export's summary is written in).
 REVIEW_LANGUAGES = ("en", "ru")
 REVIEW_DEFAULT_LANGUAGE = "en"
 

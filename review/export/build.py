@@ -38,6 +38,7 @@ import crypto
 from store import audit
 from store.instance import today
 from store.models import Incident
+from store.vocabulary import REVIEW_LANGUAGES
 
 from . import counts as counting
 from . import excerpts, signing
@@ -49,7 +50,7 @@ TEMPLATES = HERE.parent / "templates" / "export"
 TRANSLATIONS = HERE.parent / "translations"
 FORMAT = "testimony-summary/1"
 GRANULARITIES = ("day", "month")
-LANGUAGES = ("en", "ru")
+LANGUAGES = REVIEW_LANGUAGES  # a summary is written in one of the review face's languages
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 Progress = Callable[[str, int, int], None]
@@ -390,25 +391,8 @@ def build(
     pdf: Callable[[bytes], bytes | None] | None = None,
 ) -> Export:
     """Count, collect excerpts, write every file in memory, sign, and audit."""
-    from . import charts
-
     report = progress or (lambda stage, done, total: None)
-    if not 3 <= options.k <= 1000:
-        raise ExportError(
-            'k must be between 3 and 1000 (with k = 2, "fewer than 2" would say "exactly 1")'
-        )
-    if options.granularity not in GRANULARITIES:
-        raise ExportError("granularity must be day or month")
-    if options.language not in LANGUAGES:
-        raise ExportError("language must be one of %s" % ", ".join(LANGUAGES))
-    known = (
-        set(session.scalars(select(Incident.slug).where(Incident.slug.in_(options.incidents))))
-        if options.incidents
-        else set()
-    )
-    unknown = sorted(set(options.incidents) - known)
-    if unknown:
-        raise ExportError("no incident with the short name %s" % ", ".join(unknown))
+    _check(session, options)
     tr = _translations(options.language)
     generated_on = coarse(today(), options.granularity)
 
@@ -416,25 +400,7 @@ def build(
     result = counting.count(session, options.k, options.incidents)
     all_tables = tables(result, options.language, tr)
     report("counting", 1, 1)
-
-    scope = counting.scope_conditions(session, options.incidents)
-    wanted = (
-        session.scalar(
-            select(func.count())
-            .select_from(excerpts.Excerpt)
-            .where(excerpts.Excerpt.status == excerpts.APPROVED)
-        )
-        or 0
-    )
-    items: list[dict[str, Any]] = []
-    for n, found in enumerate(excerpts.publishable(session, identity, scope, options.incidents)):
-        items.append({"language": found.language, "incidents": found.incidents, "text": found.text})
-        if n % 50 == 0:
-            report("excerpts", n, wanted)
-    secrets.SystemRandom().shuffle(items)  # no trace of the order they were made in
-    for n, item in enumerate(items, 1):
-        item["id"] = "E%d" % n
-    report("excerpts", len(items), len(items))
+    items = _excerpts(session, identity, options, report)
 
     summary = {
         "format": FORMAT,
@@ -464,20 +430,7 @@ def build(
     files["excerpts.csv"] = excerpts_csv(items)
     key = signing.signing_key(session, identity, actor)
     public = signing.public_key_text(key.public_key())
-    env = _environment(tr)
-    html = env.get_template("report.html").render(
-        summary=summary,
-        excerpts=items,
-        k=options.k,
-        lang=options.language,
-        show=lambda cell: shown(cell, options.k, tr),
-        timeline=charts.timeline(summary["incidents"], options.k),
-        heatmap=charts.heatmap(
-            next(t for t in all_tables if t["id"] == "place_by_violation"), options.k
-        ),
-        fingerprint=signing.fingerprint(public),
-    )
-    files["report.html"] = html.encode("utf-8")
+    files["report.html"] = _report_html(summary, items, options, tr, signing.fingerprint(public))
     report("writing", 3, 4)
     if pdf is not None:
         printed = pdf(files["report.html"])
@@ -504,3 +457,75 @@ def build(
         },
     )
     return Export(files, digest, result.testimonies, len(items), generated_on)
+
+
+def _check(session: Session, options: Options) -> None:
+    if not 3 <= options.k <= 1000:
+        raise ExportError(
+            'k must be between 3 and 1000 (with k = 2, "fewer than 2" would say "exactly 1")'
+        )
+    if options.granularity not in GRANULARITIES:
+        raise ExportError("granularity must be day or month")
+    if options.language not in LANGUAGES:
+        raise ExportError("language must be one of %s" % ", ".join(LANGUAGES))
+    known = (
+        set(session.scalars(select(Incident.slug).where(Incident.slug.in_(options.incidents))))
+        if options.incidents
+        else set()
+    )
+    unknown = sorted(set(options.incidents) - known)
+    if unknown:
+        raise ExportError("no incident with the short name %s" % ", ".join(unknown))
+
+
+def _excerpts(
+    session: Session, identity: crypto.Identity, options: Options, report: Progress
+) -> list[dict[str, Any]]:
+    """The approved excerpts in scope, shuffled and numbered E1, E2, …"""
+    scope = counting.scope_conditions(session, options.incidents)
+    wanted = (
+        session.scalar(
+            select(func.count())
+            .select_from(excerpts.Excerpt)
+            .where(excerpts.Excerpt.status == excerpts.APPROVED)
+        )
+        or 0
+    )
+    items: list[dict[str, Any]] = []
+    for n, found in enumerate(excerpts.publishable(session, identity, scope, options.incidents)):
+        items.append({"language": found.language, "incidents": found.incidents, "text": found.text})
+        if n % 50 == 0:
+            report("excerpts", n, wanted)
+    secrets.SystemRandom().shuffle(items)  # no trace of the order they were made in
+    for n, item in enumerate(items, 1):
+        item["id"] = "E%d" % n
+    report("excerpts", len(items), len(items))
+    return items
+
+
+def _report_html(
+    summary: dict[str, Any],
+    items: list[dict[str, Any]],
+    options: Options,
+    tr: NullTranslations,
+    fingerprint: str,
+) -> bytes:
+    from . import charts
+
+    html = (
+        _environment(tr)
+        .get_template("report.html")
+        .render(
+            summary=summary,
+            excerpts=items,
+            k=options.k,
+            lang=options.language,
+            show=lambda cell: shown(cell, options.k, tr),
+            timeline=charts.timeline(summary["incidents"], options.k),
+            heatmap=charts.heatmap(
+                next(t for t in summary["tables"] if t["id"] == "place_by_violation"), options.k
+            ),
+            fingerprint=fingerprint,
+        )
+    )
+    return html.encode("utf-8")
