@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from store.incidents import DISCOUNTED_STATUSES, ROLES
@@ -124,62 +124,85 @@ def count(session: Session, k: int, incidents: Iterable[str] = ()) -> Counts:
         k, session.scalar(select(func.count()).select_from(Testimony).where(*scope)) or 0
     )
     places = _place_labels(session)
+    counts.cross.append(_month_by_place(session, scope, places, k))
+    counts.cross.append(_place_by_violation(session, scope, places, k))
+    link_scope = [*scope, Incident.slug.in_(slugs)] if slugs else scope
+    counts.cross.append(_incident_by_role(session, link_scope, k))
+    counts.simple.append(_by_relation(session, scope, k))
+    return counts
 
+
+def _triples(session: Session, query: Select[str, str, int]) -> list[tuple[str, str, int]]:
+    """The (row, column, count) rows of a two-way count."""
+    return [(a, b, n) for a, b, n in session.execute(query).all()]
+
+
+def _cross(
+    table_id: str,
+    pairs: list[tuple[str, str, int]],
+    rows: tuple[list[str], list[Category]],
+    columns: tuple[list[str], list[Category]],
+    k: int,
+) -> CrossTable:
+    """A two-way table of ``pairs`` over ``rows`` and ``columns`` (codes, categories),
+    protected for ``k``."""
+    grid = protect_two_way(_grid(pairs, rows[0], columns[0]), k)
+    return CrossTable(table_id, rows[1], columns[1], grid)
+
+
+def _month_by_place(
+    session: Session, scope: list[Any], places: dict[str, Labels], k: int
+) -> CrossTable:
     month = _month(session, Testimony.received_on).label("month")
-    pairs = [
-        (m, p, n)
-        for m, p, n in session.execute(
-            select(month, Testimony.place, func.count())
-            .where(*scope)
-            .group_by(month, Testimony.place)
-        ).all()
-    ]
+    pairs = _triples(
+        session,
+        select(month, Testimony.place, func.count()).where(*scope).group_by(month, Testimony.place),
+    )
     months = sorted({m for m, _p, _n in pairs})
-    place_codes = _ordered_places({p for _m, p, _n in pairs})
-    counts.cross.append(
-        CrossTable(
-            "month_by_place",
-            [Category(m, {"en": m}) for m in months],
-            _categories(place_codes, places),
-            protect_two_way(_grid(pairs, months, place_codes), k),
-        )
+    codes = _ordered_places({p for _m, p, _n in pairs})
+    return _cross(
+        "month_by_place",
+        pairs,
+        (months, [Category(m, {"en": m}) for m in months]),
+        (codes, _categories(codes, places)),
+        k,
     )
 
-    type_labels: dict[str, dict[str, str]] = dict(
+
+def _place_by_violation(
+    session: Session, scope: list[Any], places: dict[str, Labels], k: int
+) -> CrossTable:
+    labels: dict[str, Labels] = dict(
         session.execute(select(ViolationType.slug, ViolationType.labels)).all()
     )
-    pairs = [
-        (p, v, n)
-        for p, v, n in session.execute(
-            select(Testimony.place, ViolationType.slug, func.count())
-            .join(TestimonyViolation, TestimonyViolation.testimony_id == Testimony.id)
-            .join(ViolationType, ViolationType.id == TestimonyViolation.violation_type_id)
-            .where(*scope)
-            .group_by(Testimony.place, ViolationType.slug)
-        ).all()
-    ]
-    tagged_places = _ordered_places({p for p, _v, _n in pairs})
+    pairs = _triples(
+        session,
+        select(Testimony.place, ViolationType.slug, func.count())
+        .join(TestimonyViolation, TestimonyViolation.testimony_id == Testimony.id)
+        .join(ViolationType, ViolationType.id == TestimonyViolation.violation_type_id)
+        .where(*scope)
+        .group_by(Testimony.place, ViolationType.slug),
+    )
+    tagged = _ordered_places({p for p, _v, _n in pairs})
     types = sorted({v for _p, v, _n in pairs})
-    counts.cross.append(
-        CrossTable(
-            "place_by_violation",
-            _categories(tagged_places, places),
-            _categories(types, type_labels),
-            protect_two_way(_grid(pairs, tagged_places, types), k),
-        )
+    return _cross(
+        "place_by_violation",
+        pairs,
+        (tagged, _categories(tagged, places)),
+        (types, _categories(types, labels)),
+        k,
     )
 
-    link_scope = [*scope, Incident.slug.in_(slugs)] if slugs else scope
-    pairs = [
-        (i, r, n)
-        for i, r, n in session.execute(
-            select(Incident.slug, TestimonyIncident.role, func.count())
-            .join(TestimonyIncident, TestimonyIncident.incident_id == Incident.id)
-            .join(Testimony, Testimony.id == TestimonyIncident.testimony_id)
-            .where(*link_scope)
-            .group_by(Incident.slug, TestimonyIncident.role)
-        ).all()
-    ]
+
+def _incident_by_role(session: Session, scope: list[Any], k: int) -> CrossTable:
+    pairs = _triples(
+        session,
+        select(Incident.slug, TestimonyIncident.role, func.count())
+        .join(TestimonyIncident, TestimonyIncident.incident_id == Incident.id)
+        .join(Testimony, Testimony.id == TestimonyIncident.testimony_id)
+        .where(*scope)
+        .group_by(Incident.slug, TestimonyIncident.role),
+    )
     info = {
         slug: (start, title)
         for slug, start, title in session.execute(
@@ -188,29 +211,25 @@ def count(session: Session, k: int, incidents: Iterable[str] = ()) -> Counts:
     }
     linked = sorted({i for i, _r, _n in pairs}, key=lambda s: (info[s][0], s))
     roles = [r for r in ROLES if any(role == r for _i, role, _n in pairs)]
-    counts.cross.append(
-        CrossTable(
-            "incident_by_role",
-            _categories(linked, {s: info[s][1] for s in linked}),
-            _categories(roles, {}),
-            protect_two_way(_grid(pairs, linked, roles), k),
-        )
+    return _cross(
+        "incident_by_role",
+        pairs,
+        (linked, _categories(linked, {s: info[s][1] for s in linked})),
+        (roles, _categories(roles, {})),
+        k,
     )
 
+
+def _by_relation(session: Session, scope: list[Any], k: int) -> SimpleTable:
     relations = dict(
         session.execute(
             select(Testimony.relation, func.count()).where(*scope).group_by(Testimony.relation)
         ).all()
     )
     present = [r for r in RELATIONS if relations.get(r)] + sorted(set(relations) - set(RELATIONS))
-    counts.simple.append(
-        SimpleTable(
-            "by_relation",
-            _categories(present, {}),
-            protect_one_way([relations[r] for r in present], k),
-        )
+    return SimpleTable(
+        "by_relation", _categories(present, {}), protect_one_way([relations[r] for r in present], k)
     )
-    return counts
 
 
 def _ordered_places(codes: set[str]) -> list[str]:
