@@ -72,14 +72,7 @@ def grant(
 ) -> Rewritten:
     """Share every item ``identities`` can open with ``reviewer``."""
     result = add_recipient(session, identities, reviewer.recipient)
-    audit.append(
-        session,
-        actor,
-        "reviewer.grant",
-        "reviewer:%s" % reviewer.name,
-        {"items": result.changed, "skipped": result.skipped},
-    )
-    return result
+    return _audited(session, actor, "reviewer.grant", reviewer, result)
 
 
 def disable(
@@ -90,13 +83,15 @@ def disable(
     reviewer.recipient.active = False
     end_all_sessions(session, reviewer.id)
     result = drop_recipient(session, identities, reviewer.recipient)
-    audit.append(
-        session,
-        actor,
-        "reviewer.disable",
-        "reviewer:%s" % reviewer.name,
-        {"items": result.changed, "skipped": result.skipped},
-    )
+    return _audited(session, actor, "reviewer.disable", reviewer, result)
+
+
+def _audited(
+    session: Session, actor: str, action: str, reviewer: Reviewer, result: Rewritten
+) -> Rewritten:
+    target = "reviewer:%s" % reviewer.name
+    details = {"items": result.changed, "skipped": result.skipped}
+    audit.append(session, actor, action, target, details)
     return result
 
 
