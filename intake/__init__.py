@@ -39,7 +39,7 @@ class IntakeRequest(Request):
     ) -> Any:
         budget = getattr(self, "_upload_budget", None)
         if budget is None:
-            settings: Settings = self.app_settings  # type: ignore[attr-defined]
+            settings: Settings = self.app_settings
             budget = UploadBudget(
                 per_file=settings.max_file_size, remaining=settings.max_submission_size
             )
@@ -57,8 +57,8 @@ class IntakeRequest(Request):
 
 def choose_language() -> str:
     lang = getattr(g, "lang", None)
-    if lang in LANGUAGES:
-        return lang  # type: ignore[no-any-return]
+    if isinstance(lang, str) and lang in LANGUAGES:
+        return lang
     return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
 
 

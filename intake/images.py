@@ -13,7 +13,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, SupportsFloat, SupportsIndex
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -46,7 +46,9 @@ class ProcessedImage:
 def _rational(value: object) -> float:
     if isinstance(value, tuple) and len(value) == 2:
         return float(Fraction(int(value[0]), int(value[1]) or 1))
-    return float(value)  # type: ignore[arg-type]
+    if isinstance(value, SupportsFloat | SupportsIndex | str | bytes):
+        return float(value)
+    raise TypeError("not a number: %r" % (value,))
 
 
 def _coordinate(parts: Any, ref: object) -> float | None:
@@ -100,11 +102,12 @@ def read_exif(image: Image.Image) -> dict[str, object]:
         lat = _coordinate(gps.get(2), gps.get(1))
         lon = _coordinate(gps.get(4), gps.get(3))
         if lat is not None and lon is not None:
-            out["gps"] = {"lat": lat, "lon": lon}
+            position = {"lat": lat, "lon": lon}
+            out["gps"] = position
             altitude = gps.get(6)
             if altitude is not None:
                 try:
-                    out["gps"]["altitude_m"] = round(_rational(altitude), 1)  # type: ignore[index]
+                    position["altitude_m"] = round(_rational(altitude), 1)
                 except (TypeError, ValueError, ZeroDivisionError):
                     pass
     return out

@@ -21,8 +21,12 @@ import hashlib
 import io
 import tempfile
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import crypto
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 HEAD_BYTES = 4096
 
@@ -68,10 +72,11 @@ class SealedSpool(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+    def write(self, data: Buffer, /) -> int:
         if self._writer is None:
             raise ValueError("the upload is already complete")
-        n = len(data)
+        view = memoryview(data).cast("B")
+        n = len(view)
         self.size += n
         if self.too_large:
             return n
@@ -83,7 +88,7 @@ class SealedSpool(io.RawIOBase):
         if self.too_large:
             return n
         if len(self.head) < HEAD_BYTES:
-            self.head += bytes(data[: HEAD_BYTES - len(self.head)])
+            self.head += bytes(view[: HEAD_BYTES - len(self.head)])
         self._sha256.update(data)
         self._writer.write(data)
         self.stored += n
@@ -107,13 +112,13 @@ class SealedSpool(io.RawIOBase):
     def tell(self) -> int:
         return self.stored if self._writer is not None else 0
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Buffer, /) -> int:
         if self._reader is None:
             self.seek(0)
         assert self._reader is not None
         return self._reader.readinto(buffer)
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int = -1) -> bytes:
         if self._reader is None:
             self.seek(0)
         assert self._reader is not None

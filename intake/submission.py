@@ -148,11 +148,10 @@ def _seal_file(session: Session, testimony: Testimony, received: ReceivedFile) -
 
 def _kdf(db: Database) -> receipts.ReceiptKdf:
     """The receipt derivation never changes for an instance: read once per database."""
-    cached = getattr(db, "receipt_kdf", None)
-    if cached is None:
+    if db.receipt_kdf is None:
         with db.sessions() as session:
-            cached = db.receipt_kdf = receipt_kdf(session)  # type: ignore[attr-defined]
-    return cached
+            db.receipt_kdf = receipt_kdf(session)
+    return db.receipt_kdf
 
 
 def receive(db: Database, settings: Settings, submission: Submission) -> str:

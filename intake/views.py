@@ -133,7 +133,7 @@ def _files(field_files: list[Any], errors: list[str]) -> list[submission.Receive
             )
         except submission.UploadRefused as exc:
             errors.append(_upload_message(exc.reason, exc.name, _settings()))
-    budget = request.upload_budget  # type: ignore[attr-defined]
+    budget = request.upload_budget  # type: ignore[attr-defined]  # the app's request class, IntakeRequest, has it
     if budget and budget.exceeded_total:
         errors.append(
             _(

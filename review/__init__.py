@@ -39,7 +39,7 @@ PUBLIC_ENDPOINTS = {"auth.login", "static"}
 def choose_language() -> str:
     chosen = request.args.get("lang") or request.cookies.get("review_lang")
     if chosen in REVIEW_LANGUAGES:
-        return chosen  # type: ignore[return-value]
+        return chosen
     return request.accept_languages.best_match(REVIEW_LANGUAGES) or REVIEW_DEFAULT_LANGUAGE
 
 

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 import crypto
 from store import cli as store_cli
@@ -46,7 +47,7 @@ def _password(prompt: str, confirm: bool = True) -> str:
     return first
 
 
-def _find(session, name: str) -> Reviewer:  # type: ignore[no-untyped-def]
+def _find(session: Session, name: str) -> Reviewer:
     person = session.scalar(select(Reviewer).where(Reviewer.name == name))
     if person is None:
         raise SystemExit("error: no reviewer named %r" % name)

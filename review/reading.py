@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, func, select
 from sqlalchemy.orm import Session
 
 import crypto
@@ -137,7 +137,9 @@ class InboxRow:
     links: int = 0
 
 
-def _count_for_row(model):  # type: ignore[no-untyped-def]
+def _count_for_row(
+    model: type[Statement] | type[Attachment] | type[Message] | type[TestimonyIncident],
+) -> ScalarSelect[int]:
     """How many ``model`` rows the testimony of the outer row has (an index lookup)."""
     return (
         select(func.count())

@@ -29,7 +29,7 @@ def admin_only(view: Callable[..., Any]) -> Callable[..., Any]:
             abort(403)
         return view(*args, **kwargs)
 
-    checked.admin_only = True  # type: ignore[attr-defined]
+    checked.admin_only = True  # type: ignore[attr-defined]  # mypy has no way to declare a function's attributes
     return checked
 
 

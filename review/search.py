@@ -200,10 +200,11 @@ def _search(
             if kind == _UNREADABLE:
                 continue
             if kind == _ERROR:
-                raise value  # type: ignore[misc]
+                assert isinstance(value, BaseException)
+                raise value
             searched += 1
             if kind == _HIT:
-                hits[testimony_id] = SearchHit(testimony_id, value)  # type: ignore[arg-type]
+                hits[testimony_id] = SearchHit(testimony_id, str(value))
                 if len(hits) >= limit:
                     break
     finally:

@@ -30,11 +30,12 @@ import datetime as dt
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from sqlalchemy import delete, update
+from sqlalchemy import CursorResult, delete, update
 from sqlalchemy.orm import Session
 
 import crypto
@@ -107,12 +108,16 @@ class DatabaseCopies:
     def purge(self, at: dt.datetime) -> int:
         assert self.settings is not None
         idle_cut = at - dt.timedelta(minutes=self.settings.review_idle_minutes)
-        result = self.session.execute(
-            delete(ReviewSession).where(
-                (ReviewSession.expires_at <= at) | (ReviewSession.last_seen <= idle_cut)
-            )
+        # A DELETE's result is a CursorResult (Session.execute is typed to return a Result).
+        result = cast(
+            "CursorResult[Any]",
+            self.session.execute(
+                delete(ReviewSession).where(
+                    (ReviewSession.expires_at <= at) | (ReviewSession.last_seen <= idle_cut)
+                )
+            ),
         )
-        return result.rowcount or 0  # type: ignore[attr-defined]
+        return result.rowcount or 0
 
 
 _REDIS_CLIENTS: dict[str, redis.Redis] = {}

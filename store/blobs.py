@@ -33,7 +33,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
@@ -42,6 +42,9 @@ from sqlalchemy.sql.elements import ColumnElement
 import crypto
 
 from .models import BlobChunk, BlobRecipient, Recipient, SealedBlob
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 CHUNK_BYTES = 1024 * 1024
 # Smallest bucket 4 KiB, then doubling: a statement of 100,000 Cyrillic characters
@@ -63,12 +66,13 @@ class _ChunkSink(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+    def write(self, data: Buffer, /) -> int:
+        size = memoryview(data).nbytes
         self._buf += data
         while len(self._buf) >= CHUNK_BYTES:
             self._emit(bytes(self._buf[:CHUNK_BYTES]))
             del self._buf[:CHUNK_BYTES]
-        return len(data)
+        return size
 
     def _emit(self, data: bytes) -> None:
         self._session.add(BlobChunk(blob_id=self._blob.id, seq=self.seq, data=data))
@@ -95,9 +99,10 @@ class _HeaderSplitter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+    def write(self, data: Buffer, /) -> int:
         if self.header:
             return self.sink.write(data)
+        size = memoryview(data).nbytes
         self._head += data
         mac = self._head.find(b"\n--- ")
         end = self._head.find(b"\n", mac + 1) if mac >= 0 else -1
@@ -105,7 +110,7 @@ class _HeaderSplitter(io.RawIOBase):
             self.header = bytes(self._head[: end + 1])
             self.sink.write(self._head[end + 1 :])
             self._head.clear()
-        return len(data)
+        return size
 
 
 class NoRecipientsError(RuntimeError):
@@ -157,7 +162,7 @@ class BlobWriter(io.RawIOBase):
         self.blob = SealedBlob(header=b"", payload_size=0, chunk_count=0)
         self._sink = _ChunkSink(session, self.blob)
         self._splitter = _HeaderSplitter(self._sink)
-        self._writer = crypto.seal(self._splitter, keys, allow_mixed=mixed)  # type: ignore[arg-type]  # a raw writer is all seal needs
+        self._writer = crypto.seal(self._splitter, keys, allow_mixed=mixed)
         session.add(self.blob)
         session.flush()
         for recipient in recipients:
@@ -167,7 +172,7 @@ class BlobWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]  # io's signature takes any buffer
+    def write(self, data: Buffer, /) -> int:
         return self._writer.write(data)
 
     def close(self) -> None:
@@ -260,14 +265,15 @@ class _ChunkReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Buffer, /) -> int:
         while not self._pending:
             nxt = next(self._chunks, None)
             if nxt is None:
                 return 0
             self._pending = nxt
-        n = min(len(buffer), len(self._pending))
-        memoryview(buffer)[:n] = self._pending[:n]
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
 
@@ -286,11 +292,12 @@ def _item(session: Session, blob_id: int) -> SealedBlob:
     return blob
 
 
-def open_item(session: Session, blob_id: int, identities: Iterable[crypto.Identity]) -> BinaryIO:
+def open_item(
+    session: Session, blob_id: int, identities: Iterable[crypto.Identity]
+) -> crypto.StreamReader:
     """A plaintext reader of the item, streamed. It needs a private key: review side
     (and a witness's follow-up) only."""
-    reader = crypto.unseal(sealed_stream(session, _item(session, blob_id)), identities, armor=False)
-    return reader  # type: ignore[return-value]  # a raw reader: read/readall/close are what callers use
+    return crypto.unseal(sealed_stream(session, _item(session, blob_id)), identities, armor=False)
 
 
 def read_item(session: Session, blob_id: int, identities: Iterable[crypto.Identity]) -> bytes:

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from .receipts import ReceiptKdf
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     for pragma in (
         "journal_mode=WAL",
@@ -47,6 +53,8 @@ class Database:
         self.sessions = sessionmaker(
             self.engine, expire_on_commit=False, info={"settings": settings}
         )
+        # The instance's receipt derivation, read once by the intake: it never changes.
+        self.receipt_kdf: ReceiptKdf | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,9 @@ def _validator() -> jsonschema.Draft202012Validator:
 
 def validate(
     document: Any,
-    known_places: set[str] = frozenset(),  # type: ignore[assignment]
-    known_types: set[str] = frozenset(),  # type: ignore[assignment]
-    known_incidents: set[str] = frozenset(),  # type: ignore[assignment]
+    known_places: AbstractSet[str] = frozenset(),
+    known_types: AbstractSet[str] = frozenset(),
+    known_incidents: AbstractSet[str] = frozenset(),
 ) -> None:
     """Check ``document`` against the schema and its references, which may also name the
     ``known_*`` slugs (those already in the catalogue)."""
@@ -216,8 +217,8 @@ def _save_place(session: Session, doc: dict[str, Any], actor: str) -> tuple[Plac
     new = {"kind": "village", **doc}
     place = session.scalar(select(Place).where(Place.slug == doc["slug"]))
     previous = place_doc(place) if place is not None else None
-    if previous is not None and _normalized(previous) == _normalized(new):
-        return place, None  # type: ignore[return-value]
+    if place is not None and previous is not None and _normalized(previous) == _normalized(new):
+        return place, None
     if place is None:
         place = Place(**new)
         session.add(place)
@@ -245,8 +246,8 @@ def _save_violation_type(
     )
     previous = _type_doc(entry, _parent_slugs(session, entry)) if entry is not None else None
     new = {"slug": doc["slug"], "parent": parent_slug, "labels": doc["labels"]}
-    if previous is not None and _normalized(previous) == _normalized(new):
-        return entry, None  # type: ignore[return-value]
+    if entry is not None and previous is not None and _normalized(previous) == _normalized(new):
+        return entry, None
     if entry is None:
         entry = ViolationType(slug=doc["slug"], labels=doc["labels"])
         session.add(entry)
@@ -304,8 +305,8 @@ def _save_incident(
     incident = session.scalar(select(Incident).where(Incident.slug == doc["slug"]))
     previous = incident_doc(incident, _related(session, incident)) if incident else None
     new = _incident_new_doc(session, incident, doc)
-    if previous is not None and _normalized(previous) == _normalized(new):
-        return incident, None  # type: ignore[return-value]
+    if incident is not None and previous is not None and _normalized(previous) == _normalized(new):
+        return incident, None
     if incident is None:
         incident = Incident(slug=doc["slug"])
         session.add(incident)

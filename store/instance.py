@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -93,7 +94,7 @@ def today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-def init(settings: Settings, out=print) -> Path | None:  # type: ignore[no-untyped-def]
+def init(settings: Settings, out: Callable[[str], object] = print) -> Path | None:
     """Migrate, and on first run create the recovery key. Returns its path if created."""
     migrate(settings)
     db = Database(settings)

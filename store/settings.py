@@ -40,6 +40,7 @@ import os
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 MIB = 1024 * 1024
 
@@ -90,8 +91,8 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
-    def with_changes(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def with_changes(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
 
 
 def _secret_key(instance: Path, env: dict[str, str]) -> bytes:

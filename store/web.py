@@ -175,12 +175,14 @@ def face_config(settings: Settings, face: str) -> dict[str, Any]:
 
 def db() -> Database:
     """The database of the app serving this request."""
-    return current_app.extensions["testimony_db"]  # type: ignore[no-any-return]
+    database: Database = current_app.extensions["testimony_db"]
+    return database
 
 
 def settings() -> Settings:
     """The settings of the app serving this request."""
-    return current_app.config["TESTIMONY_SETTINGS"]  # type: ignore[no-any-return]
+    chosen: Settings = current_app.config["TESTIMONY_SETTINGS"]
+    return chosen
 
 
 # --- forms -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import TextIO
 
 from store import settings as settings_module
 from store.db import Database
@@ -34,7 +35,7 @@ ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # zip entries carry no time of their own
 class ProgressBar:
     """A plain-text progress bar on stderr."""
 
-    def __init__(self, stream=sys.stderr, width: int = 30) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 30) -> None:
         self.stream = stream
         self.width = width
 

@@ -98,7 +98,7 @@ def read(
 ) -> ExcerptView:
     document = open_document(session, excerpt.blob_id, [identity])
     text = str(document.get("text", ""))
-    view = ExcerptView(excerpt, text, list(document.get("overrides", [])))  # type: ignore[arg-type]
+    view = ExcerptView(excerpt, text, list(document.get("overrides", [])))
     if check:
         view.findings = pii.find(text, known_names(session))
     return view
