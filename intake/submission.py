@@ -184,17 +184,19 @@ def receive(db: Database, settings: Settings, submission: Submission) -> str:
             _add_statement(session, testimony, submission.statement)
             for received in submission.files:
                 _seal_file(session, testimony, received)
-            audit.append(
-                session,
-                "witness",
-                "testimony.received",
-                "testimony:%d" % testimony.id,
-                {"attachments": len(submission.files)},
-                day_only=True,
+            _witness_event(
+                session, "testimony.received", testimony, {"attachments": len(submission.files)}
             )
     except NoRecipientsError:
         raise NotReady("no active recipient") from None
     return code
+
+
+def _witness_event(
+    session: Session, action: str, testimony: Testimony, details: dict[str, object]
+) -> None:
+    """A witness's action in the audit chain: kept to the day, never the time."""
+    audit.append(session, "witness", action, "testimony:%d" % testimony.id, details, day_only=True)
 
 
 def _add_statement(session: Session, testimony: Testimony, text: str) -> None:
@@ -247,13 +249,8 @@ def upgrade_reply_key(db: Database, keys: receipts.ReceiptKeys, testimony_id: in
         for message in testimony.messages:
             # A key upgrade: the reviewers' keys may not all be post-quantum yet.
             reseal(session, message.blob_id, [old], allow_mixed=True)
-        audit.append(
-            session,
-            "witness",
-            "witness.key_upgrade",
-            "testimony:%d" % testimony.id,
-            {"replies": len(testimony.messages)},
-            day_only=True,
+        _witness_event(
+            session, "witness.key_upgrade", testimony, {"replies": len(testimony.messages)}
         )
     return True
 
@@ -287,13 +284,11 @@ def add(db: Database, testimony_id: int, text: str, files: list[ReceivedFile]) -
             for received in files:
                 _seal_file(session, testimony, received)
             testimony.updated_on = today()
-            audit.append(
+            _witness_event(
                 session,
-                "witness",
                 "testimony.added",
-                "testimony:%d" % testimony.id,
+                testimony,
                 {"statement": bool(text.strip()), "attachments": len(files)},
-                day_only=True,
             )
     except NoRecipientsError:
         raise NotReady("no active recipient") from None

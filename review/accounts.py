@@ -131,7 +131,7 @@ def create_reviewer(
     identity = new_identity(settings)
     recipient = Recipient(
         public_key=str(identity.recipient),
-        kind="reviewer",  # type: ignore[attr-defined]
+        kind="reviewer",
         label="reviewer %s" % name,
         active=True,
         created_on=now().date(),
@@ -145,7 +145,7 @@ def create_reviewer(
         active=True,
         password_hash=hasher(settings).hash(password),
         identity_sealed=seal_identity(settings, identity, password),
-        totp_sealed=crypto.seal_bytes(secret.encode(), [identity.recipient]),  # type: ignore[attr-defined]
+        totp_sealed=crypto.seal_bytes(secret.encode(), [identity.recipient]),
         last_totp_step=0,
         failed_logins=0,
         recipient_id=recipient.id,

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import ScalarSelect, func, select
 from sqlalchemy.orm import Session
@@ -53,6 +54,10 @@ def _reviewer_names(session: Session) -> dict[int, str]:
     return dict(session.execute(select(Reviewer.id, Reviewer.name)).all())
 
 
+def _text(document: dict[str, Any]) -> str:
+    return str(document.get("text", ""))
+
+
 def read_testimony(
     session: Session, testimony: Testimony, identity: crypto.Identity
 ) -> TestimonyView:
@@ -75,7 +80,7 @@ def read_testimony(
     ):
         doc = attempt("statement", statement.blob_id)
         if doc is not None:
-            statements.append((statement.received_on, str(doc.get("text", ""))))
+            statements.append((statement.received_on, _text(doc)))
     attachments = []
     for attachment in session.scalars(
         select(Attachment).where(Attachment.testimony_id == testimony.id).order_by(Attachment.id)
@@ -100,22 +105,13 @@ def read_testimony(
     ):
         doc = attempt("note", note.blob_id)
         if doc is not None:
-            notes.append(
-                (note.written_on, names.get(note.reviewer_id, "?"), str(doc.get("text", "")))
-            )
+            notes.append((note.written_on, names.get(note.reviewer_id, "?"), _text(doc)))
     messages = []
-    for message in session.scalars(
-        select(Message).where(Message.testimony_id == testimony.id).order_by(Message.id)
-    ):
+    for message in testimony.messages:
         doc = attempt("reply", message.blob_id)
         if doc is not None:
-            messages.append(
-                (
-                    message.sent_on,
-                    names.get(message.reviewer_id or 0, "?"),
-                    str(doc.get("text", "")),
-                )
-            )
+            author = names.get(message.reviewer_id or 0, "?")
+            messages.append((message.sent_on, author, _text(doc)))
     return TestimonyView(
         testimony,
         details,
@@ -168,22 +164,14 @@ def inbox(
     elif re.fullmatch(r"[0-9]{1,9}", filters.get("assigned", "")):
         # ASCII digits only: "²".isdigit() is true, and int() refuses it.
         conditions.append(Testimony.assigned_to == int(filters["assigned"]))
-    if filters.get("incident"):
-        conditions.append(
-            Testimony.id.in_(
-                select(TestimonyIncident.testimony_id)
-                .join(Incident)
-                .where(Incident.slug == filters["incident"])
-            )
-        )
-    if filters.get("tag"):
-        conditions.append(
-            Testimony.id.in_(
-                select(TestimonyViolation.testimony_id)
-                .join(ViolationType)
-                .where(ViolationType.slug == filters["tag"])
-            )
-        )
+    links: tuple[tuple[str, Any, Any], ...] = (
+        ("incident", TestimonyIncident, Incident),
+        ("tag", TestimonyViolation, ViolationType),
+    )
+    for name, link, target in links:
+        if filters.get(name):
+            linked = select(link.testimony_id).join(target).where(target.slug == filters[name])
+            conditions.append(Testimony.id.in_(linked))
     for name, op in (("from", "__ge__"), ("to", "__le__")):
         value = filters.get(name)
         if value:

@@ -90,7 +90,7 @@ def _audited(
     session: Session, actor: str, action: str, reviewer: Reviewer, result: Rewritten
 ) -> Rewritten:
     target = "reviewer:%s" % reviewer.name
-    details = {"items": result.changed, "skipped": result.skipped}
+    details: dict[str, object] = {"items": result.changed, "skipped": result.skipped}
     audit.append(session, actor, action, target, details)
     return result
 

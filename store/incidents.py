@@ -194,9 +194,10 @@ def _audit(
     slug: str,
     previous: dict[str, Any] | None,
     new: dict[str, Any],
-) -> None:
+) -> str:
     """The one audit event of a catalogue change: ``{"previous": old doc or None, "new":
-    new doc}``, both in the file format's shape (what ``export`` writes)."""
+    new doc}``, both in the file format's shape (what ``export`` writes). Returns what
+    happened: "created" or "updated"."""
     audit.append(
         session,
         actor,
@@ -204,6 +205,7 @@ def _audit(
         "%s:%s" % (kind, slug),
         {"previous": previous, "new": new},
     )
+    return "created" if previous is None else "updated"
 
 
 def _existing(session: Session, model: Any, slugs: list[str]) -> set[str]:
@@ -226,8 +228,7 @@ def _save_place(session: Session, doc: dict[str, Any], actor: str) -> tuple[Plac
         for key, value in new.items():
             setattr(place, key, value)
     session.flush()
-    _audit(session, actor, "place", doc["slug"], previous, place_doc(place))
-    return place, "created" if previous is None else "updated"
+    return place, _audit(session, actor, "place", doc["slug"], previous, place_doc(place))
 
 
 def _save_violation_type(
@@ -257,15 +258,8 @@ def _save_violation_type(
     entry.labels = doc["labels"]
     entry.parent_id = parent.id if parent is not None else None
     session.flush()
-    _audit(
-        session,
-        actor,
-        "violation_type",
-        doc["slug"],
-        previous,
-        _type_doc(entry, _parent_slugs(session, entry)),
-    )
-    return entry, "created" if previous is None else "updated"
+    new = _type_doc(entry, _parent_slugs(session, entry))
+    return entry, _audit(session, actor, "violation_type", doc["slug"], previous, new)
 
 
 def _parent_slugs(session: Session, entry: ViolationType) -> dict[int, str]:
@@ -345,15 +339,8 @@ def _save_incident(
                 IncidentRelation(incident_id=incident.id, related_id=ids[slug], relation=relation)
             )
         session.flush()
-    _audit(
-        session,
-        actor,
-        "incident",
-        doc["slug"],
-        previous,
-        incident_doc(incident, _related(session, incident)),
-    )
-    return incident, "created" if previous is None else "updated"
+    new = incident_doc(incident, _related(session, incident))
+    return incident, _audit(session, actor, "incident", doc["slug"], previous, new)
 
 
 def save_place(session: Session, doc: dict[str, Any], actor: str) -> Place:

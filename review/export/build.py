@@ -378,7 +378,7 @@ def _environment(tr: NullTranslations) -> Environment:
         autoescape=select_autoescape(default=True, default_for_string=True),
         extensions=["jinja2.ext.i18n"],
     )
-    env.install_gettext_translations(tr, newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_translations(tr, newstyle=True)  # type: ignore[attr-defined]  # added by the i18n extension, unknown to the type hints
     return env
 
 
