@@ -23,11 +23,12 @@ import datetime as dt
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 import crypto
@@ -217,9 +218,77 @@ def _dummy_verify(settings: Settings, password: str) -> None:
     unseal_identity(_DUMMY_SEALED[factor], password)
 
 
+def _unlocked(at: dt.datetime) -> ColumnElement[bool]:
+    return or_(Reviewer.locked_until.is_(None), Reviewer.locked_until <= at)
+
+
+def _count_failure(session: Session, reviewer: Reviewer, at: dt.datetime) -> None:
+    """Count a failed login in one statement on the row as it is now, not as it was read:
+    concurrent failures each count, on top of each other. An account locked meanwhile
+    refuses the attempt as a locked account does, without counting it."""
+    failures = session.scalar(
+        update(Reviewer)
+        .where(Reviewer.id == reviewer.id, _unlocked(at))
+        .values(failed_logins=Reviewer.failed_logins + 1)
+        .returning(Reviewer.failed_logins)
+        .execution_options(synchronize_session=False)
+    )
+    if failures is not None and failures >= LOCK_AFTER:
+        # The UPDATE above holds the row (PostgreSQL) or the database (SQLite) until the
+        # transaction ends: nothing changes the count between it and this lock.
+        minutes = 2 ** min(failures - LOCK_AFTER, 11)
+        session.execute(
+            update(Reviewer)
+            .where(Reviewer.id == reviewer.id)
+            .values(locked_until=at + min(dt.timedelta(minutes=minutes), LOCK_MAX))
+            .execution_options(synchronize_session=False)
+        )
+    session.refresh(reviewer)
+    if failures is not None:
+        audit.append(
+            session,
+            "reviewer:%s" % reviewer.name,
+            "login.failed",
+            "reviewer:%s" % reviewer.name,
+            {"failures": failures},
+        )
+
+
+def _claim(session: Session, reviewer: Reviewer, step: int, at: dt.datetime) -> bool:
+    """Record a successful login if the row is still the one the checks read: still
+    active, not locked meanwhile, the same password and key, and ``step`` still newer
+    than the last used. One conditional UPDATE, so of two logins with the same code only
+    one can claim its step, and a success never resets a count it has not seen."""
+    claimed = cast(
+        "CursorResult[Any]",
+        session.execute(
+            update(Reviewer)
+            .where(
+                Reviewer.id == reviewer.id,
+                Reviewer.active.is_(True),
+                Reviewer.password_hash == reviewer.password_hash,
+                Reviewer.recipient_id == reviewer.recipient_id,
+                Reviewer.last_totp_step < step,
+                _unlocked(at),
+            )
+            .values(last_totp_step=step, failed_logins=0, locked_until=None)
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    return bool(claimed.rowcount)
+
+
 def authenticate(
     session: Session, settings: Settings, name: str, password: str, code: str
 ) -> tuple[Reviewer, crypto.Identity]:
+    """Check the three factors, then record the outcome atomically.
+
+    The checks (Argon2, scrypt: slow on purpose) run on the row as read, without a lock;
+    what they conclude is written only by conditional UPDATEs that the database applies
+    to the row as it is then (:func:`_claim`, :func:`_count_failure`), so concurrent logins
+    leave the counter, the lock and the last used step as some serial order of the same
+    logins would: one code lets in one login, every failure counts, and no success undoes
+    a failure it raced."""
     reviewer = session.scalar(select(Reviewer).where(Reviewer.name == name))
     at = now()
     if reviewer is None or not reviewer.active:
@@ -243,21 +312,14 @@ def authenticate(
         if step is None:
             raise VerificationError("bad or reused TOTP code")
     except (VerificationError, InvalidHashError, crypto.AgeError):
-        reviewer.failed_logins += 1
-        if reviewer.failed_logins >= LOCK_AFTER:
-            minutes = 2 ** min(reviewer.failed_logins - LOCK_AFTER, 11)
-            reviewer.locked_until = at + min(dt.timedelta(minutes=minutes), LOCK_MAX)
-        audit.append(
-            session,
-            "reviewer:%s" % reviewer.name,
-            "login.failed",
-            "reviewer:%s" % reviewer.name,
-            {"failures": reviewer.failed_logins},
-        )
+        _count_failure(session, reviewer, at)
         raise LoginFailed() from None
-    reviewer.last_totp_step = step
-    reviewer.failed_logins = 0
-    reviewer.locked_until = None
+    if not _claim(session, reviewer, step, at):
+        # Another login used the step first (a replay: it counts as a wrong code), or the
+        # account changed or was locked meanwhile.
+        _count_failure(session, reviewer, at)
+        raise LoginFailed()
+    session.refresh(reviewer)
     return reviewer, identity
 
 
