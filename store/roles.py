@@ -71,6 +71,29 @@ UPDATES = {
     "sealed_blob": ("header", "payload_size", "chunk_count"),
 }
 REPLIES = "SELECT blob_id FROM message"
+# The transaction-local setting through which the intake shows the receipt it was given
+# (its lookup hash) before adding to an existing testimony.
+RECEIPT_SETTING = "testimony.receipt"
+MAY_ADD = "testimony_may_add"
+# $1 a testimony, $2 the receipt shown. Its witness row new in this transaction means a
+# new testimony: the role cannot update witness rows, so an old one never looks new.
+MAY_ADD_BODY = (
+    "SELECT EXISTS (SELECT FROM testimony t JOIN witness w ON w.id = t.witness_id "
+    "WHERE t.id = $1 AND (w.xmin = pg_current_xact_id()::xid "
+    "OR (coalesce($2, '') <> '' AND w.receipt_hash = $2)))"
+)
+OWNED_LIKE_TABLES = (
+    "DO $$ BEGIN EXECUTE format('ALTER FUNCTION %s OWNER TO %I', :function, "
+    "(SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = :table::regclass)); END $$"
+)
+# Items created in this transaction: the row is this transaction's (xmin) and is not a
+# reply (replies are the only older items whose rows the role may update, which gives
+# them this transaction's xmin too; the role never creates one).
+NEW_ITEM = (
+    "EXISTS (SELECT FROM sealed_blob b WHERE b.id = blob_id "
+    "AND b.xmin = pg_current_xact_id()::xid "
+    "AND NOT EXISTS (SELECT FROM message m WHERE m.blob_id = b.id))"
+)  # blob_id: the policy's own row (sealed_blob has no such column); by primary key
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -127,6 +150,27 @@ def intake_role_sql(plan: RolePlan) -> list[str]:
     for table, columns in UPDATES.items():
         out.append("GRANT UPDATE (%s) ON %s TO %s" % (", ".join(columns), q(table), role))
     out.append("GRANT DELETE ON %s TO %s" % (q("blob_recipient"), role))
+    # A testimony takes statements and files only when it was created in this transaction
+    # (its witness row is new: the role cannot update witness rows, so an old one never
+    # looks new) or when the receipt shown matches its witness. Run as the owner, so the
+    # check does not depend on what the role may read; search_path pinned against
+    # look-alike objects.
+    may_add = "%s.%s" % (schema, _ident(MAY_ADD))
+    out += [
+        "CREATE OR REPLACE FUNCTION %s(bigint, text) RETURNS boolean LANGUAGE sql STABLE "
+        "SECURITY DEFINER SET search_path = pg_catalog, %s, pg_temp AS $f$ %s $f$"
+        % (may_add, schema, MAY_ADD_BODY),
+        # Owned by the tables' owner, whoever runs this (psql as postgres, or --apply).
+        OWNED_LIKE_TABLES.replace(":function", _literal(may_add + "(bigint, text)")).replace(
+            ":table", _literal(q("testimony"))
+        ),
+        "REVOKE ALL ON FUNCTION %s(bigint, text) FROM PUBLIC" % may_add,
+        "GRANT EXECUTE ON FUNCTION %s(bigint, text) TO %s" % (may_add, role),
+    ]
+    receipt_shown = "WITH CHECK (%s(testimony_id, current_setting(%s, true)))" % (
+        may_add,
+        _literal(RECEIPT_SETTING),
+    )
     # Row-level security binds the intake role only: the owner (review face, commands,
     # migrations) is not subject to it.
     policies = {
@@ -151,10 +195,38 @@ def intake_role_sql(plan: RolePlan) -> list[str]:
                 "WITH CHECK (true)" % REPLIES,
             ),
         ],
+        "blob_chunk": [
+            ("read", "SELECT", "USING (true)"),
+            ("add", "INSERT", "WITH CHECK (%s)" % NEW_ITEM),
+        ],
         "blob_recipient": [
             ("read", "SELECT", "USING (true)"),
-            ("add", "INSERT", "WITH CHECK (true)"),
+            # New items' readers, and a reply's readers rewritten with its header when the
+            # witness's reply key moves.
+            (
+                "add",
+                "INSERT",
+                "WITH CHECK (%s OR blob_id IN (%s))" % (NEW_ITEM, REPLIES),
+            ),
             ("rekey", "DELETE", "USING (blob_id IN (%s))" % REPLIES),
+        ],
+        "statement": [
+            ("read", "SELECT", "USING (true)"),
+            ("add", "INSERT", receipt_shown),
+        ],
+        "attachment": [
+            ("read", "SELECT", "USING (true)"),
+            ("add", "INSERT", receipt_shown),
+        ],
+        # The chain's head is read (its columns limited by the grant above); events are
+        # only a witness's, and kept to the day.
+        "audit_event": [
+            ("read", "SELECT", "USING (true)"),
+            (
+                "add",
+                "INSERT",
+                "WITH CHECK (actor = 'witness' AND at = date_trunc('day', at))",
+            ),
         ],
     }
     for table, rules in policies.items():
