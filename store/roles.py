@@ -13,14 +13,31 @@ Guarantee (``testimony db roles`` prints this SQL, ``--apply`` runs it as the ow
   links and tags, excerpts, or anything added later (privileges are listed, never
   "all tables").
 * It adds rows (witness, the witness's reply key, testimony, statement, attachment, sealed
-  items, chunks, audit events) but never deletes testimony, and updates only three narrow
-  things the witness face does: ``testimony.updated_on`` (a witness adding to their
-  testimony), a witness's reply key and the header of a reply (a witness's reply key moved
-  to a post-quantum key at follow-up, rewriting only the age header: the payload is never
-  touched). Row-level security limits the keys it adds or changes to witness reply keys
-  (it can never add a reader of every new item), header updates to items created in the
-  same transaction (sealing writes the header after the row) and to replies, and the
+  items, chunks, audit events) but never deletes testimony, and cannot extend what is
+  already committed. Row-level security lets it add chunks and readers only to items
+  created in the same transaction (a ``sealed_blob`` row of this transaction's ``xmin``
+  that is not a reply: replies are the only older items whose rows it may update), and
+  statements and attachments only where :data:`MAY_ADD` (``testimony_may_add``, a
+  ``SECURITY DEFINER`` SQL function created here, owned by the tables' owner,
+  ``search_path`` pinned, executable by the role alone) says so: the testimony's witness
+  row is new in this transaction (a new testimony; the role cannot update witness rows),
+  or its receipt hash is the lookup hash the intake put in the transaction-local setting
+  :data:`RECEIPT_SETTING` (``intake.submission.add`` does, after the witness gave their
+  receipt). Audit events it writes are the witness's only (``actor = 'witness'``), at a
+  day-only time (midnight), as ``audit.append(..., day_only=True)`` writes them.
+* It updates only three narrow things the witness face does: ``testimony.updated_on`` (a
+  witness adding to their testimony), a witness's reply key and the header of a reply (a
+  witness's reply key moved to a post-quantum key at follow-up, rewriting only the age
+  header: the payload is never touched). Row-level security limits the keys it adds or
+  changes to witness reply keys (it can never add a reader of every new item), header
+  updates to items created in the same transaction (sealing writes the header after the
+  row) and to replies, and the
   removal of ``blob_recipient`` rows to replies.
+
+Limit: the receipt check is only as strong as the lookup hashes are secret from the role,
+and it still reads ``witness.receipt_hash`` (the intake's receipt look-up selects by it and
+loads witness rows whole); hiding that column needs the look-up to go through the setting
+or a function too. ``testimony.updated_on`` of any testimony stays writable.
 
 Misuse to avoid: running the review face or migrations as this role (they need the
 owner, which row-level security does not restrict); forgetting to re-apply after an
