@@ -31,8 +31,7 @@ Guarantee (``testimony db roles`` prints this SQL, ``--apply`` runs it as the ow
   header: the payload is never touched). Row-level security limits the keys it adds or
   changes to witness reply keys (it can never add a reader of every new item), header
   updates to items created in the same transaction (sealing writes the header after the
-  row) and to replies, and the
-  removal of ``blob_recipient`` rows to replies.
+  row) and to replies, and the removal of ``blob_recipient`` rows to replies.
 
 Limit: the receipt check is only as strong as the lookup hashes are secret from the role,
 and it still reads ``witness.receipt_hash`` (the intake's receipt look-up selects by it and
