@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import crypto
@@ -28,6 +28,7 @@ from store.blobs import (
 from store.db import Database
 from store.instance import receipt_kdf, today
 from store.models import Attachment, Statement, Testimony, Witness
+from store.roles import RECEIPT_SETTING
 from store.settings import Settings
 
 from . import filetypes, images
@@ -274,10 +275,23 @@ def follow_up(db: Database, keys: receipts.ReceiptKeys, testimony_id: int) -> Fo
         )
 
 
-def add(db: Database, testimony_id: int, text: str, files: list[ReceivedFile]) -> None:
-    """Add a statement and files to an existing testimony, in one transaction."""
+def add(
+    db: Database,
+    testimony_id: int,
+    text: str,
+    files: list[ReceivedFile],
+    *,
+    keys: receipts.ReceiptKeys,
+) -> None:
+    """Add a statement and files to an existing testimony, in one transaction.
+
+    On PostgreSQL the receipt's lookup hash is shown to the database first (a setting
+    local to the transaction): the intake role's row-level security adds statements and
+    files to a testimony only with its receipt (see store/roles.py)."""
     try:
         with db.transaction() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(select(func.set_config(RECEIPT_SETTING, keys.lookup_hash, True)))
             testimony = session.get(Testimony, testimony_id)
             assert testimony is not None
             _add_statement(session, testimony, text)

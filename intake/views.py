@@ -403,7 +403,7 @@ def add() -> Any:
         form.statement.errors = [_("Please write something or attach a file.")]
         return _thread(form.receipt.data, keys, testimony_id, form, status=400)
     try:
-        submission.add(_db(), testimony_id, form.statement.data or "", files)
+        submission.add(_db(), testimony_id, form.statement.data or "", files, keys=keys)
     except submission.NotReady:
         return _not_ready()
     return _thread(form.receipt.data, keys, testimony_id, AddForm(formdata=None), added=True)

@@ -13,14 +13,30 @@ Guarantee (``testimony db roles`` prints this SQL, ``--apply`` runs it as the ow
   links and tags, excerpts, or anything added later (privileges are listed, never
   "all tables").
 * It adds rows (witness, the witness's reply key, testimony, statement, attachment, sealed
-  items, chunks, audit events) but never deletes testimony, and updates only three narrow
-  things the witness face does: ``testimony.updated_on`` (a witness adding to their
-  testimony), a witness's reply key and the header of a reply (a witness's reply key moved
-  to a post-quantum key at follow-up, rewriting only the age header: the payload is never
-  touched). Row-level security limits the keys it adds or changes to witness reply keys
-  (it can never add a reader of every new item), header updates to items created in the
-  same transaction (sealing writes the header after the row) and to replies, and the
-  removal of ``blob_recipient`` rows to replies.
+  items, chunks, audit events) but never deletes testimony, and cannot extend what is
+  already committed. Row-level security lets it add chunks and readers only to items
+  created in the same transaction (a ``sealed_blob`` row of this transaction's ``xmin``
+  that is not a reply: replies are the only older items whose rows it may update), and
+  statements and attachments only where :data:`MAY_ADD` (``testimony_may_add``, a
+  ``SECURITY DEFINER`` SQL function created here, owned by the tables' owner,
+  ``search_path`` pinned, executable by the role alone) says so: the testimony's witness
+  row is new in this transaction (a new testimony; the role cannot update witness rows),
+  or its receipt hash is the lookup hash the intake put in the transaction-local setting
+  :data:`RECEIPT_SETTING` (``intake.submission.add`` does, after the witness gave their
+  receipt). Audit events it writes are the witness's only (``actor = 'witness'``), at a
+  day-only time (midnight), as ``audit.append(..., day_only=True)`` writes them.
+* It updates only three narrow things the witness face does: ``testimony.updated_on`` (a
+  witness adding to their testimony), a witness's reply key and the header of a reply (a
+  witness's reply key moved to a post-quantum key at follow-up, rewriting only the age
+  header: the payload is never touched). Row-level security limits the keys it adds or
+  changes to witness reply keys (it can never add a reader of every new item), header
+  updates to items created in the same transaction (sealing writes the header after the
+  row) and to replies, and the removal of ``blob_recipient`` rows to replies.
+
+Limit: the receipt check is only as strong as the lookup hashes are secret from the role,
+and it still reads ``witness.receipt_hash`` (the intake's receipt look-up selects by it and
+loads witness rows whole); hiding that column needs the look-up to go through the setting
+or a function too. ``testimony.updated_on`` of any testimony stays writable.
 
 Misuse to avoid: running the review face or migrations as this role (they need the
 owner, which row-level security does not restrict); forgetting to re-apply after an
@@ -71,6 +87,29 @@ UPDATES = {
     "sealed_blob": ("header", "payload_size", "chunk_count"),
 }
 REPLIES = "SELECT blob_id FROM message"
+# The transaction-local setting through which the intake shows the receipt it was given
+# (its lookup hash) before adding to an existing testimony.
+RECEIPT_SETTING = "testimony.receipt"
+MAY_ADD = "testimony_may_add"
+# $1 a testimony, $2 the receipt shown. Its witness row new in this transaction means a
+# new testimony: the role cannot update witness rows, so an old one never looks new.
+MAY_ADD_BODY = (
+    "SELECT EXISTS (SELECT FROM testimony t JOIN witness w ON w.id = t.witness_id "
+    "WHERE t.id = $1 AND (w.xmin = pg_current_xact_id()::xid "
+    "OR (coalesce($2, '') <> '' AND w.receipt_hash = $2)))"
+)
+OWNED_LIKE_TABLES = (
+    "DO $$ BEGIN EXECUTE format('ALTER FUNCTION %s OWNER TO %I', :function, "
+    "(SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = :table::regclass)); END $$"
+)
+# Items created in this transaction: the row is this transaction's (xmin) and is not a
+# reply (replies are the only older items whose rows the role may update, which gives
+# them this transaction's xmin too; the role never creates one).
+NEW_ITEM = (
+    "EXISTS (SELECT FROM sealed_blob b WHERE b.id = blob_id "
+    "AND b.xmin = pg_current_xact_id()::xid "
+    "AND NOT EXISTS (SELECT FROM message m WHERE m.blob_id = b.id))"
+)  # blob_id: the policy's own row (sealed_blob has no such column); by primary key
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -127,6 +166,27 @@ def intake_role_sql(plan: RolePlan) -> list[str]:
     for table, columns in UPDATES.items():
         out.append("GRANT UPDATE (%s) ON %s TO %s" % (", ".join(columns), q(table), role))
     out.append("GRANT DELETE ON %s TO %s" % (q("blob_recipient"), role))
+    # A testimony takes statements and files only when it was created in this transaction
+    # (its witness row is new: the role cannot update witness rows, so an old one never
+    # looks new) or when the receipt shown matches its witness. Run as the owner, so the
+    # check does not depend on what the role may read; search_path pinned against
+    # look-alike objects.
+    may_add = "%s.%s" % (schema, _ident(MAY_ADD))
+    out += [
+        "CREATE OR REPLACE FUNCTION %s(bigint, text) RETURNS boolean LANGUAGE sql STABLE "
+        "SECURITY DEFINER SET search_path = pg_catalog, %s, pg_temp AS $f$ %s $f$"
+        % (may_add, schema, MAY_ADD_BODY),
+        # Owned by the tables' owner, whoever runs this (psql as postgres, or --apply).
+        OWNED_LIKE_TABLES.replace(":function", _literal(may_add + "(bigint, text)")).replace(
+            ":table", _literal(q("testimony"))
+        ),
+        "REVOKE ALL ON FUNCTION %s(bigint, text) FROM PUBLIC" % may_add,
+        "GRANT EXECUTE ON FUNCTION %s(bigint, text) TO %s" % (may_add, role),
+    ]
+    receipt_shown = "WITH CHECK (%s(testimony_id, current_setting(%s, true)))" % (
+        may_add,
+        _literal(RECEIPT_SETTING),
+    )
     # Row-level security binds the intake role only: the owner (review face, commands,
     # migrations) is not subject to it.
     policies = {
@@ -151,10 +211,38 @@ def intake_role_sql(plan: RolePlan) -> list[str]:
                 "WITH CHECK (true)" % REPLIES,
             ),
         ],
+        "blob_chunk": [
+            ("read", "SELECT", "USING (true)"),
+            ("add", "INSERT", "WITH CHECK (%s)" % NEW_ITEM),
+        ],
         "blob_recipient": [
             ("read", "SELECT", "USING (true)"),
-            ("add", "INSERT", "WITH CHECK (true)"),
+            # New items' readers, and a reply's readers rewritten with its header when the
+            # witness's reply key moves.
+            (
+                "add",
+                "INSERT",
+                "WITH CHECK (%s OR blob_id IN (%s))" % (NEW_ITEM, REPLIES),
+            ),
             ("rekey", "DELETE", "USING (blob_id IN (%s))" % REPLIES),
+        ],
+        "statement": [
+            ("read", "SELECT", "USING (true)"),
+            ("add", "INSERT", receipt_shown),
+        ],
+        "attachment": [
+            ("read", "SELECT", "USING (true)"),
+            ("add", "INSERT", receipt_shown),
+        ],
+        # The chain's head is read (its columns limited by the grant above); events are
+        # only a witness's, and kept to the day.
+        "audit_event": [
+            ("read", "SELECT", "USING (true)"),
+            (
+                "add",
+                "INSERT",
+                "WITH CHECK (actor = 'witness' AND at = date_trunc('day', at))",
+            ),
         ],
     }
     for table, rules in policies.items():

@@ -5,6 +5,7 @@ stored fails with a permission error. On a database and role of the test's own."
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 import crypto
+from store.audit import _digest as audit_digest
 from store.blobs import seal_document
 from store.check import check
 from store.db import Database
@@ -211,11 +213,58 @@ def test_the_intake_role_adds_testimony_and_can_do_nothing_else(owned, tmp_path)
             ).fetchone()[0]
             == header
         )
+        # What is committed stays as it is: no chunk appended to another witness's item,
+        # no statement or file slipped into a testimony without its receipt (nor with a
+        # wrong one), no audit event in anyone's name but a witness's, nor with a time.
+        for refused in _attacks(conn, testimony_id, statement_blob):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(refused)
+        assert conn.execute("SELECT count(*) FROM statement").fetchone()[0] == 2
         # The one update a witness's addition needs does work (the control).
         cursor = conn.execute(
             "UPDATE testimony SET updated_on = updated_on WHERE id = %s", (testimony_id,)
         )
         assert cursor.rowcount == 1
+
+
+def _forged_event(conn, actor: str, at: str) -> str:
+    """An audit event that links correctly to the chain's head, as an attacker would."""
+    seq, prev = conn.execute(
+        "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    when = dt.datetime.fromisoformat(at)
+    digest = audit_digest(prev, seq + 1, when, actor, "testimony.read", "testimony:1", "{}")
+    return (
+        "INSERT INTO audit_event (seq, at, actor, action, subject, details, prev_hash, hash) "
+        "VALUES (%d, '%s', '%s', 'testimony.read', 'testimony:1', '{}', '%s', '%s')"
+        % (seq + 1, at, actor, prev, digest)
+    )
+
+
+def _attacks(conn, testimony_id: int, blob_id: int):
+    """The changes a taken-over intake would make to what is already committed."""
+    yield "INSERT INTO blob_chunk (blob_id, seq, data) VALUES (%d, 9999, 'x'::bytea)" % blob_id
+    yield "INSERT INTO blob_recipient (blob_id, recipient_id) SELECT %d, max(id) FROM recipient" % (
+        blob_id
+    )
+    yield (
+        "INSERT INTO statement (testimony_id, received_on, blob_id) "
+        "VALUES (%d, current_date, %d)" % (testimony_id, blob_id)
+    )
+    yield (
+        "INSERT INTO attachment (testimony_id, received_on, kind, original_blob_id, "
+        "metadata_blob_id) VALUES (%d, current_date, 'image', %d, %d)"
+        % (testimony_id, blob_id, blob_id)
+    )
+    # A receipt that is not this testimony's opens nothing either.
+    conn.execute("SELECT set_config('testimony.receipt', %s, false)", ("0" * 64,))
+    yield (
+        "INSERT INTO statement (testimony_id, received_on, blob_id) "
+        "VALUES (%d, current_date, %d)" % (testimony_id, blob_id)
+    )
+    conn.execute("RESET testimony.receipt")
+    yield _forged_event(conn, "reviewer:invented-reviewer", "%s 00:00:00" % dt.date.today())
+    yield _forged_event(conn, "witness", "%s 13:37:00" % dt.date.today())
 
 
 def test_roles_are_refused_on_sqlite(tmp_path):
