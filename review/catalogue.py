@@ -38,7 +38,7 @@ from store.models import (
     ViolationType,
 )
 
-from . import mapping
+from . import access, mapping
 from .current import actor as _actor
 from .current import db as _db
 from .forms import (
@@ -120,6 +120,7 @@ def show(slug: str) -> Any:
     with _db().transaction() as session:
         incident = _incident(session, slug)
         view = mapping.incident_view(session, incident, g.identity)
+        openable = access.openable(session, g.reviewer, (e.testimony_id for e in view.timeline))
         if view.timeline:
             audit.append(
                 session,
@@ -137,17 +138,11 @@ def show(slug: str) -> Any:
             confidences=mapping.CONFIDENCE_LABELS,
             status_labels=STATUS_LABELS,
             relation_label=relation_label,
+            openable=openable,
         )
 
 
 # --- linking and tagging --------------------------------------------------------------------
-
-
-def _testimony(session: Session, testimony_id: int) -> Testimony:
-    found = session.get(Testimony, testimony_id)
-    if found is None:
-        abort(404)
-    return found
 
 
 MAPPING_ERRORS = {
@@ -171,10 +166,10 @@ def _back(testimony_id: int, error: str | None = None) -> Any:
 def link(testimony_id: int) -> Any:
     role, confidence = request.form.get("role"), request.form.get("confidence")
     passage = request.form.get("passage", "").strip()[:5000]
-    if role not in ROLES or confidence not in CONFIDENCES:
-        return _back(testimony_id, "choices")
     with _db().transaction() as session:
-        testimony = _testimony(session, testimony_id)
+        testimony = access.testimony_or_403(session, testimony_id)
+        if role not in ROLES or confidence not in CONFIDENCES:
+            return _back(testimony_id, "choices")
         incident = session.scalar(
             select(Incident).where(Incident.slug == request.form.get("incident", ""))
         )
@@ -223,6 +218,7 @@ def link(testimony_id: int) -> Any:
 @links.route("/<int:testimony_id>/links/<slug>/remove", methods=["POST"])
 def unlink(testimony_id: int, slug: str) -> Any:
     with _db().transaction() as session:
+        access.testimony_or_403(session, testimony_id)
         incident = _incident(session, slug)
         found = session.scalar(
             select(TestimonyIncident).where(
@@ -246,7 +242,7 @@ def unlink(testimony_id: int, slug: str) -> Any:
 @links.route("/<int:testimony_id>/tags", methods=["POST"])
 def tags(testimony_id: int) -> Any:
     with _db().transaction() as session:
-        _testimony(session, testimony_id)
+        access.testimony_or_403(session, testimony_id)
         known = {t.slug: t.id for t in session.scalars(select(ViolationType))}
         wanted = {known[s] for s in request.form.getlist("tag") if s in known}
         current = mapping.tags_of(session, testimony_id)

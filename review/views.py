@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import (
@@ -29,6 +30,7 @@ from flask_babel import ngettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import crypto
 from store import audit
 from store.blobs import active_recipients, open_document, read_item, seal_document
 from store.models import (
@@ -37,13 +39,13 @@ from store.models import (
     Message,
     Note,
     Reviewer,
-    Testimony,
     ViolationType,
 )
 from store.vocabulary import LANGUAGES, PLACES, RELATIONS, STATUSES, place_name
 
 from . import accounts, reading, sessions, sharing
 from . import search as full_text
+from .access import attachment_or_403, refuse, testimony_or_403
 from .catalogue import label, mapping_context
 from .current import actor as _actor
 from .current import db as _db
@@ -68,6 +70,7 @@ search = Blueprint("search", __name__, url_prefix="/search")
 reviewers = Blueprint("reviewers", __name__, url_prefix="/reviewers")
 BLUEPRINTS = [auth, inbox, testimony, search, reviewers]
 PER_PAGE = 50
+T = TypeVar("T")
 
 
 def _record(session: Session, action: str, subject: str, **details: object) -> None:
@@ -184,13 +187,6 @@ def index() -> Any:
 # --- one testimony -------------------------------------------------------------------------
 
 
-def _load(session: Session, testimony_id: int) -> Testimony:
-    found = session.get(Testimony, testimony_id)
-    if found is None:
-        abort(404)
-    return found
-
-
 def _assign_form(session: Session) -> AssignForm:
     form = AssignForm()
     form.reviewer.choices = [("", _("Nobody"))] + [
@@ -205,7 +201,7 @@ def _assign_form(session: Session) -> AssignForm:
 @testimony.route("/<int:testimony_id>")
 def show(testimony_id: int, contact: str | None = None) -> Any:
     with _db().transaction() as session:
-        item = _load(session, testimony_id)
+        item = testimony_or_403(session, testimony_id)
         view = reading.read_testimony(session, item, g.identity)
         _record(
             session,
@@ -237,20 +233,21 @@ def show(testimony_id: int, contact: str | None = None) -> Any:
 @testimony.route("/<int:testimony_id>/contact", methods=["POST"])
 def reveal_contact(testimony_id: int) -> Any:
     with _db().transaction() as session:
-        item = _load(session, testimony_id)
-        if item.contact_blob_id is None:
+        item = testimony_or_403(session, testimony_id)
+        contact_id = item.contact_blob_id
+        if contact_id is None:
             abort(404)
-        document = open_document(session, item.contact_blob_id, [g.identity])
+        document = _opened(lambda: open_document(session, contact_id, [g.identity]))
         _record(session, "contact.reveal", "testimony:%d" % testimony_id)
     return show(testimony_id, contact=str(document.get("contact", "")))
 
 
 @testimony.route("/<int:testimony_id>/status", methods=["POST"])
 def set_status(testimony_id: int) -> Any:
-    form = StatusForm()
-    form.validate_on_submit() or abort(400)
     with _db().transaction() as session:
-        item = _load(session, testimony_id)
+        item = testimony_or_403(session, testimony_id)
+        form = StatusForm()
+        form.validate_on_submit() or abort(400)
         old, item.status = item.status, form.status.data
         _record(
             session, "testimony.status", "testimony:%d" % testimony_id, old=old, new=item.status
@@ -261,9 +258,9 @@ def set_status(testimony_id: int) -> Any:
 @testimony.route("/<int:testimony_id>/assign", methods=["POST"])
 def assign(testimony_id: int) -> Any:
     with _db().transaction() as session:
+        item = testimony_or_403(session, testimony_id)
         form = _assign_form(session)
         form.validate_on_submit() or abort(400)
-        item = _load(session, testimony_id)
         item.assigned_to = int(form.reviewer.data) if form.reviewer.data else None
         _record(
             session, "testimony.assign", "testimony:%d" % testimony_id, reviewer=item.assigned_to
@@ -273,10 +270,10 @@ def assign(testimony_id: int) -> Any:
 
 @testimony.route("/<int:testimony_id>/note", methods=["POST"])
 def add_note(testimony_id: int) -> Any:
-    form = TextForm(prefix="note")
-    form.validate_on_submit() or abort(400)
     with _db().transaction() as session:
-        item = _load(session, testimony_id)
+        item = testimony_or_403(session, testimony_id)
+        form = TextForm(prefix="note")
+        form.validate_on_submit() or abort(400)
         blob = seal_document(session, {"text": form.text.data})
         session.add(
             Note(
@@ -292,10 +289,10 @@ def add_note(testimony_id: int) -> Any:
 
 @testimony.route("/<int:testimony_id>/reply", methods=["POST"])
 def reply(testimony_id: int) -> Any:
-    form = TextForm(prefix="reply")
-    form.validate_on_submit() or abort(400)
     with _db().transaction() as session:
-        item = _load(session, testimony_id)
+        item = testimony_or_403(session, testimony_id)
+        form = TextForm(prefix="reply")
+        form.validate_on_submit() or abort(400)
         # A witness who has not come back since the instance moved to post-quantum
         # keys still holds a classic reply key: their reply may mix key types.
         blob = seal_document(
@@ -316,10 +313,18 @@ def reply(testimony_id: int) -> Any:
     return redirect(url_for("testimony.show", testimony_id=testimony_id) + "#messages")
 
 
+def _opened(unseal: Callable[[], T]) -> T:
+    """What ``unseal`` opens, for a testimony the reviewer may open; an item of it that
+    is not (yet) sealed to them (one added while their key was being shared) answers 403
+    like the testimony would, not 500."""
+    try:
+        return unseal()
+    except crypto.NoIdentityMatchError:
+        refuse()
+
+
 def _attachment_blob(session: Session, attachment_id: int, which: str) -> tuple[Attachment, int]:
-    attachment = session.get(Attachment, attachment_id)
-    if attachment is None:
-        abort(404)
+    attachment = attachment_or_403(session, attachment_id)
     blob_id = attachment.working_blob_id if which == "working" else attachment.original_blob_id
     if blob_id is None:
         abort(404)
@@ -331,7 +336,7 @@ def working_copy(attachment_id: int) -> Any:
     """The metadata-stripped working copy of a photo, for display."""
     with _db().transaction() as session:
         attachment, blob_id = _attachment_blob(session, attachment_id, "working")
-        data = read_item(session, blob_id, [g.identity])
+        data = _opened(lambda: read_item(session, blob_id, [g.identity]))
         _record(session, "file.view", "attachment:%d" % attachment_id)
     mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
     response = make_response(data)
@@ -345,8 +350,10 @@ def original(attachment_id: int) -> Any:
     """Download the original exactly as received (audited)."""
     with _db().transaction() as session:
         attachment, blob_id = _attachment_blob(session, attachment_id, "original")
-        meta = json.loads(read_item(session, attachment.metadata_blob_id, [g.identity]))
-        data = read_item(session, blob_id, [g.identity])
+        meta = json.loads(
+            _opened(lambda: read_item(session, attachment.metadata_blob_id, [g.identity]))
+        )
+        data = _opened(lambda: read_item(session, blob_id, [g.identity]))
         _record(session, "file.download", "attachment:%d" % attachment_id)
     extension = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}.get(
         meta.get("detected_type", ""), "bin"

@@ -8,23 +8,45 @@ tampered cookie key, an idle-expired session, a logged-out cookie, a disabled re
 None may show anything of the desk or change the database. Administrator routes are the
 ones marked with :func:`review.roles.admin_only`; each refuses every other reviewer, and
 a route that refuses non-administrators some other way, or that the templates show only
-to administrators without the mark, fails a test. The intake serves none of it.
+to administrators without the mark, fails a test. A reviewer (administrator or not)
+logged in but never shared a testimony gets 403 from every route that names it, one of
+its files or one of its excerpts, for every method, and changes nothing. The intake
+serves none of it.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import jinja2
 import pytest
 from jinja2 import nodes
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
+from review.access import NOT_SHARED, may_open
 from review.roles import is_admin_only
-from store.models import Reviewer, ReviewSession
+from store.models import (
+    Excerpt,
+    Message,
+    Note,
+    Reviewer,
+    ReviewSession,
+    Testimony,
+    TestimonyIncident,
+    TestimonyViolation,
+)
 
-from .adversarial_helpers import seeded_desk, static_files, url_for_rule
+from .adversarial_helpers import (
+    CONTACT,
+    NOTE,
+    REPLY,
+    STATEMENT,
+    seeded_desk,
+    static_files,
+    url_for_rule,
+)
 from .review_helpers import session_cookie
 
 EXTRA_METHODS = {"PUT", "DELETE", "PATCH"}
@@ -162,6 +184,146 @@ def test_no_review_route_answers_any_partial_login(seeded):
     walked["reviewer disabled"] = _assert_refused_everywhere(seeded, disabled, "reviewer disabled")
     rules = len(list(app.url_map.iter_rules()))
     assert all(n >= 5 * (rules - 2) for n in walked.values()), walked
+
+
+# The route arguments that name a testimony or something of one (a file, an excerpt);
+# the others name no testimony. A new kind of id in a route fails the walk below until
+# it is sorted into one of the two.
+TESTIMONY_ARGUMENTS = {"testimony_id", "attachment_id", "excerpt_id"}
+OTHER_ID_ARGUMENTS = {"reviewer_id"}
+TESTIMONY_ENDPOINTS = {
+    "testimony.show",
+    "testimony.reveal_contact",
+    "testimony.set_status",
+    "testimony.assign",
+    "testimony.add_note",
+    "testimony.reply",
+    "testimony.working_copy",
+    "testimony.original",
+    "mapping.link",
+    "mapping.unlink",
+    "mapping.tags",
+    "excerpts.new",
+    "excerpts.edit",
+    "excerpts.save_text",
+    "excerpts.mask",
+    "excerpts.keep",
+    "excerpts.approve",
+    "excerpts.delete",
+}
+# Plaintext of the seeded testimony, in any of its forms: none may reach an outsider.
+PLAINTEXT = [STATEMENT, CONTACT, NOTE, REPLY, "grey van", "TestCam", "43.208333"]
+
+
+def _testimony_rules(app) -> list:
+    rules = []
+    for rule in app.url_map.iter_rules():
+        ids = set(re.findall(r"<int:(\w+)>", rule.rule))
+        unsorted = ids - TESTIMONY_ARGUMENTS - OTHER_ID_ARGUMENTS
+        assert not unsorted, (rule.rule, unsorted)
+        if rule.arguments & TESTIMONY_ARGUMENTS:
+            rules.append(rule)
+    return rules
+
+
+def _testimony_state(desk) -> dict[str, object]:
+    """What a write to testimony 1 would change, read back from the database."""
+    with desk.db.sessions() as session:
+        item = session.get(Testimony, 1)
+
+        def rows(*columns):
+            return sorted(session.execute(select(*columns)).all())
+
+        return {
+            "status": item.status,
+            "assigned_to": item.assigned_to,
+            "tags": rows(TestimonyViolation.testimony_id, TestimonyViolation.violation_type_id),
+            "links": rows(
+                TestimonyIncident.testimony_id,
+                TestimonyIncident.incident_id,
+                TestimonyIncident.role,
+                TestimonyIncident.confidence,
+                TestimonyIncident.passage_blob_id,
+            ),
+            "excerpts": rows(Excerpt.id, Excerpt.status, Excerpt.blob_id),
+            "messages": rows(Message.id, Message.blob_id),
+            "notes": rows(Note.id, Note.blob_id),
+        }
+
+
+@pytest.mark.parametrize("admin", [False, True], ids=["reviewer", "administrator"])
+def test_a_reviewer_not_shared_a_testimony_can_neither_read_nor_change_it(seeded, admin):
+    """Logged in, but never granted: Chingiz joined after testimony 1 was sealed (with
+    its file, note, reply, link and excerpt). Every route naming it, its file or its
+    excerpt answers 403, for every method it accepts, and nothing changes; an
+    administrator gets no exception. Once shared with him, the same pages open."""
+    desk = seeded.desk
+    app = desk.review_app
+    rules = _testimony_rules(app)
+    assert {rule.endpoint for rule in rules} == TESTIMONY_ENDPOINTS
+
+    chingiz = desk.add_reviewer("chingiz", admin=admin)
+    outsider = desk.logged_in(chingiz)
+    with desk.db.sessions() as session:
+        people = {p.name: p for p in session.scalars(select(Reviewer))}
+        assert not may_open(session, people["chingiz"], 1)
+        assert may_open(session, people["alma"], 1) and may_open(session, people["bolat"], 1)
+
+    form = {
+        **seeded.form,
+        "reviewer": str(chingiz.id),
+        "text": "Invented excerpt by an outsider",
+        "key": "name:0",
+        "reason": "Invented reason",
+    }
+    before, state = desk.dump(), _testimony_state(desk)
+    refused = set()
+    for rule in rules:
+        path = url_for_rule(rule, seeded.arguments)
+        for method in sorted(rule.methods | EXTRA_METHODS):
+            response = outsider.open(path, method=method, data=form)
+            where = (method, path, response.status_code)
+            if method == "OPTIONS":
+                assert response.status_code == 200 and not response.data, where
+                continue
+            if method not in rule.methods:
+                assert response.status_code == 405, where
+                continue
+            assert response.status_code == 403, where
+            body = response.get_data(as_text=True)
+            assert not any(secret in body for secret in PLAINTEXT), where
+            if method != "HEAD":
+                assert str(NOT_SHARED) in body, where
+            refused.add(rule.endpoint)
+    assert refused == TESTIMONY_ENDPOINTS
+    assert _testimony_state(desk) == state
+    assert desk.dump() == before
+
+    # The listing still shows the row (it shows no plaintext).
+    assert outsider.get("/").status_code == 200
+
+    # Alma shares what she can read; the same key now opens the testimony.
+    alma = desk.logged_in(seeded.admin)
+    assert alma.post("/reviewers/%d/grant" % chingiz.id).status_code == 302
+    for path in ("/testimony/1", "/testimony/file/1/view", "/excerpts/1"):
+        assert outsider.get(path).status_code == 200, path
+    page = outsider.get("/testimony/1").get_data(as_text=True)
+    assert STATEMENT in page and NOTE in page and REPLY in page
+
+
+def test_a_missing_testimony_is_not_found_rather_than_refused(seeded):
+    """404 for what does not exist, for anyone; 403 only for what exists."""
+    desk = seeded.desk
+    outsider = desk.logged_in(desk.add_reviewer("chingiz"))
+    for method, path in (
+        ("GET", "/testimony/999"),
+        ("POST", "/testimony/999/status"),
+        ("POST", "/testimony/999/links"),
+        ("GET", "/testimony/file/999/view"),
+        ("GET", "/excerpts/999"),
+        ("POST", "/excerpts/999/delete"),
+    ):
+        assert outsider.open(path, method=method, data=seeded.form).status_code == 404, path
 
 
 def _admin_endpoints(app) -> set[str]:

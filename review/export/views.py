@@ -11,7 +11,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    abort,
     flash,
     g,
     redirect,
@@ -27,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from store.models import Excerpt, Incident, Testimony
 
+from ..access import excerpt_or_403, testimony_or_403
 from ..catalogue import label
 from ..current import actor as _actor
 from ..current import db as _db
@@ -58,20 +58,6 @@ REFUSALS = {
 }
 
 
-def _testimony(session: Session, testimony_id: int) -> Testimony:
-    found = session.get(Testimony, testimony_id)
-    if found is None:
-        abort(404)
-    return found
-
-
-def _excerpt(session: Session, excerpt_id: int) -> Excerpt:
-    found = session.get(Excerpt, excerpt_id)
-    if found is None:
-        abort(404)
-    return found
-
-
 @excerpt_pages.app_context_processor
 def excerpt_section() -> dict[str, Any]:
     """What the testimony page's excerpt section lists (no text: only status and day)."""
@@ -88,7 +74,7 @@ def new(testimony_id: int) -> Any:
     from ..reading import read_testimony
 
     with _db().transaction() as session:
-        item = _testimony(session, testimony_id)
+        item = testimony_or_403(session, testimony_id)
         if item.consent != excerpts.QUOTABLE:
             flash(REFUSALS["consent"], "error")
             return redirect(url_for("testimony.show", testimony_id=testimony_id))
@@ -118,7 +104,7 @@ def new(testimony_id: int) -> Any:
 @excerpt_pages.route("/excerpts/<int:excerpt_id>")
 def edit(excerpt_id: int) -> Any:
     with _db().transaction() as session:
-        found = _excerpt(session, excerpt_id)
+        found = excerpt_or_403(session, excerpt_id)
         view = excerpts.read(session, found, g.identity)
         from store import audit
 
@@ -153,7 +139,7 @@ def _segments(
 def _act(excerpt_id: int, action: Any, done: str | None = None) -> Any:
     try:
         with _db().transaction() as session:
-            found = _excerpt(session, excerpt_id)
+            found = excerpt_or_403(session, excerpt_id)
             action(session, found)
     except excerpts.ExcerptError as refused:
         flash(REFUSALS[refused.code], "error")
@@ -226,7 +212,7 @@ def approve(excerpt_id: int) -> Any:
 @excerpt_pages.route("/excerpts/<int:excerpt_id>/delete", methods=["POST"])
 def delete(excerpt_id: int) -> Any:
     with _db().transaction() as session:
-        found = _excerpt(session, excerpt_id)
+        found = excerpt_or_403(session, excerpt_id)
         testimony_id = found.testimony_id
         excerpts.remove(session, found, _actor())
     flash(_("Excerpt deleted."))
