@@ -27,7 +27,7 @@ from store.blobs import (
 )
 from store.db import Database
 from store.instance import receipt_kdf, today
-from store.models import Attachment, Statement, Testimony, Witness
+from store.models import Attachment, Statement, Testimony
 from store.roles import RECEIPT_SETTING
 from store.settings import Settings
 
@@ -223,9 +223,7 @@ def find(db: Database, settings: Settings, code: str) -> tuple[receipts.ReceiptK
     digits = receipts.normalize(code) or "0" * receipts.DIGITS
     keys = receipts.ReceiptKeys(settings, _kdf(db), digits)
     with db.sessions() as session:
-        testimony_id = session.scalar(
-            select(Testimony.id).join(Witness).where(Witness.receipt_hash == keys.lookup_hash)
-        )
+        testimony_id = receipts.testimony_by_receipt(session, keys.lookup_hash)
     if testimony_id is None or receipts.normalize(code) is None:
         return None
     return keys, testimony_id

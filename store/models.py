@@ -111,7 +111,9 @@ class Witness(Base):
 
     __tablename__ = "witness"
     id: Mapped[int] = mapped_column(primary_key=True)
-    receipt_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    # Deferred: the intake's PostgreSQL role may not read it (store/roles.py), so loading
+    # a witness row must not select it.
+    receipt_hash: Mapped[str] = mapped_column(String(128), unique=True, deferred=True)
     reply_recipient_id: Mapped[int] = mapped_column(ForeignKey("recipient.id"), unique=True)
     reply_recipient: Mapped[Recipient] = relationship()
     testimony: Mapped[Testimony] = relationship(back_populates="witness")

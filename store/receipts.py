@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 import crypto
 
-from .models import Recipient, Witness
+from .models import Recipient, Testimony, Witness
+from .roles import BY_RECEIPT
 from .settings import Settings
 
 DIGITS = 20
@@ -118,3 +120,24 @@ def new_witness(session: Session, lookup_hash: str, reply_key: str, day: dt.date
     session.add(witness)
     session.flush()
     return witness
+
+
+def testimony_by_receipt(session: Session, lookup_hash: str) -> int | None:
+    """The id of the testimony whose witness holds this lookup hash, or None.
+
+    The intake's PostgreSQL role cannot read ``witness.receipt_hash`` (store/roles.py): it
+    asks the owner's function ``testimony_by_receipt`` instead. Whoever can read the
+    column (the owner, SQLite, an intake before ``testimony db roles --apply``) selects
+    by it, since the function exists only once the role's SQL has run."""
+    if session.get_bind().dialect.name == "postgresql" and not session.scalar(
+        text("SELECT has_column_privilege('witness', 'receipt_hash', 'SELECT')")
+    ):
+        found = session.scalar(
+            text("SELECT %s(CAST(:lookup_hash AS text))" % BY_RECEIPT),
+            {"lookup_hash": lookup_hash},
+        )
+    else:
+        found = session.scalar(
+            select(Testimony.id).join(Witness).where(Witness.receipt_hash == lookup_hash)
+        )
+    return None if found is None else int(found)

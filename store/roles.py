@@ -51,7 +51,6 @@ from dataclasses import dataclass
 READS = (
     "recipient",
     "instance_value",
-    "witness",
     "testimony",
     "statement",
     "attachment",
@@ -61,6 +60,9 @@ READS = (
     "blob_recipient",
 )
 AUDIT_HEAD = ("id", "seq", "hash")  # what appending to the chain needs to read
+# A witness row without its receipt hash: the role finds a testimony by receipt through
+# BY_RECEIPT, so it never learns the hash that opens someone else's testimony.
+WITNESS_READS = ("id", "reply_recipient_id")
 ADDS = (
     "recipient",
     "witness",
@@ -97,6 +99,12 @@ MAY_ADD_BODY = (
     "SELECT EXISTS (SELECT FROM testimony t JOIN witness w ON w.id = t.witness_id "
     "WHERE t.id = $1 AND (w.xmin = pg_current_xact_id()::xid "
     "OR (coalesce($2, '') <> '' AND w.receipt_hash = $2)))"
+)
+BY_RECEIPT = "testimony_by_receipt"
+# $1 the receipt shown (its lookup hash): the testimony it opens, or NULL.
+BY_RECEIPT_BODY = (
+    "SELECT t.id FROM testimony t JOIN witness w ON w.id = t.witness_id "
+    "WHERE coalesce($1, '') <> '' AND w.receipt_hash = $1"
 )
 OWNED_LIKE_TABLES = (
     "DO $$ BEGIN EXECUTE format('ALTER FUNCTION %s OWNER TO %I', :function, "
@@ -159,6 +167,7 @@ def intake_role_sql(plan: RolePlan) -> list[str]:
         "REVOKE ALL ON ALL SEQUENCES IN SCHEMA %s FROM %s" % (schema, role),
         "GRANT SELECT ON %s TO %s" % (", ".join(q(t) for t in READS), role),
         "GRANT SELECT (%s) ON %s TO %s" % (", ".join(AUDIT_HEAD), q("audit_event"), role),
+        "GRANT SELECT (%s) ON %s TO %s" % (", ".join(WITNESS_READS), q("witness"), role),
         "GRANT INSERT ON %s TO %s" % (", ".join(q(t) for t in ADDS), role),
         "GRANT USAGE ON SEQUENCE %s TO %s"
         % (", ".join("%s.%s" % (schema, _ident(t + "_id_seq")) for t in SEQUENCES), role),
@@ -168,21 +177,26 @@ def intake_role_sql(plan: RolePlan) -> list[str]:
     out.append("GRANT DELETE ON %s TO %s" % (q("blob_recipient"), role))
     # A testimony takes statements and files only when it was created in this transaction
     # (its witness row is new: the role cannot update witness rows, so an old one never
-    # looks new) or when the receipt shown matches its witness. Run as the owner, so the
-    # check does not depend on what the role may read; search_path pinned against
-    # look-alike objects.
+    # looks new) or when the receipt shown matches its witness; and a receipt finds its
+    # testimony. Both run as the owner, since the role cannot read witness.receipt_hash
+    # (the grant above leaves it out); search_path pinned against look-alike objects.
+    for name, signature, returns, body in (
+        (MAY_ADD, "bigint, text", "boolean", MAY_ADD_BODY),
+        (BY_RECEIPT, "text", "bigint", BY_RECEIPT_BODY),
+    ):
+        function = "%s.%s" % (schema, _ident(name))
+        out += [
+            "CREATE OR REPLACE FUNCTION %s(%s) RETURNS %s LANGUAGE sql STABLE "
+            "SECURITY DEFINER SET search_path = pg_catalog, %s, pg_temp AS $f$ %s $f$"
+            % (function, signature, returns, schema, body),
+            # Owned by the tables' owner, whoever runs this (psql as postgres, or --apply).
+            OWNED_LIKE_TABLES.replace(
+                ":function", _literal("%s(%s)" % (function, signature))
+            ).replace(":table", _literal(q("testimony"))),
+            "REVOKE ALL ON FUNCTION %s(%s) FROM PUBLIC" % (function, signature),
+            "GRANT EXECUTE ON FUNCTION %s(%s) TO %s" % (function, signature, role),
+        ]
     may_add = "%s.%s" % (schema, _ident(MAY_ADD))
-    out += [
-        "CREATE OR REPLACE FUNCTION %s(bigint, text) RETURNS boolean LANGUAGE sql STABLE "
-        "SECURITY DEFINER SET search_path = pg_catalog, %s, pg_temp AS $f$ %s $f$"
-        % (may_add, schema, MAY_ADD_BODY),
-        # Owned by the tables' owner, whoever runs this (psql as postgres, or --apply).
-        OWNED_LIKE_TABLES.replace(":function", _literal(may_add + "(bigint, text)")).replace(
-            ":table", _literal(q("testimony"))
-        ),
-        "REVOKE ALL ON FUNCTION %s(bigint, text) FROM PUBLIC" % may_add,
-        "GRANT EXECUTE ON FUNCTION %s(bigint, text) TO %s" % (may_add, role),
-    ]
     receipt_shown = "WITH CHECK (%s(testimony_id, current_setting(%s, true)))" % (
         may_add,
         _literal(RECEIPT_SETTING),

@@ -169,6 +169,7 @@ def test_the_intake_role_adds_testimony_and_can_do_nothing_else(owned, tmp_path)
         report = check(session, recovery)
         assert report.ok, report.problems
         statement_blob = session.scalar(select(Statement.blob_id).order_by(Statement.id))
+        lookup_hash = session.scalar(select(Witness.receipt_hash))
     owner.dispose()
 
     # What the role must not do.
@@ -180,6 +181,9 @@ def test_the_intake_role_adds_testimony_and_can_do_nothing_else(owned, tmp_path)
         "SELECT * FROM testimony_violation",
         "SELECT * FROM excerpt",
         "SELECT details, actor FROM audit_event",
+        # A witness's lookup hash would open their testimony (testimony.receipt).
+        "SELECT receipt_hash FROM witness",
+        "SELECT * FROM witness",
         "DELETE FROM testimony",
         "DELETE FROM statement",
         "DELETE FROM sealed_blob",
@@ -220,6 +224,12 @@ def test_the_intake_role_adds_testimony_and_can_do_nothing_else(owned, tmp_path)
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(refused)
         assert conn.execute("SELECT count(*) FROM statement").fetchone()[0] == 2
+        # The receipt look-up answers a hash with an id, never a hash with anything.
+        assert conn.execute("SELECT testimony_by_receipt(%s)", (lookup_hash,)).fetchone() == (
+            testimony_id,
+        )
+        assert conn.execute("SELECT testimony_by_receipt(%s)", ("0" * 64,)).fetchone() == (None,)
+        assert conn.execute("SELECT testimony_by_receipt('')").fetchone() == (None,)
         # The one update a witness's addition needs does work (the control).
         cursor = conn.execute(
             "UPDATE testimony SET updated_on = updated_on WHERE id = %s", (testimony_id,)
