@@ -6,9 +6,13 @@ is taken over, the attacker holds its database credentials.
 Guarantee (``testimony db roles`` prints this SQL, ``--apply`` runs it as the owner):
 
 * The intake role reads only what the intake needs: the recipients' public keys, the
-  instance's receipt salt and cost, witnesses by receipt hash, their own testimony's rows
-  (statement, attachment, message) and sealed items (ciphertext it holds no key to), and
-  the audit chain's head (sequence number and hash, not what reviewers did).
+  instance's receipt salt and cost, a witness's id and reply key (never its receipt
+  hash), testimony and its rows (statement, attachment, message) and sealed items
+  (ciphertext it holds no key to), and the audit chain's head (sequence number and hash,
+  not what reviewers did). A receipt finds its testimony through :data:`BY_RECEIPT`
+  (``testimony_by_receipt``, a ``SECURITY DEFINER`` SQL function like the one below),
+  which answers a lookup hash with its testimony's id or NULL, so the role cannot learn
+  the hash that opens someone else's testimony.
 * It cannot read reviewer tables: ``reviewer``, ``review_session``, ``note``, incident
   links and tags, excerpts, or anything added later (privileges are listed, never
   "all tables").
@@ -33,10 +37,10 @@ Guarantee (``testimony db roles`` prints this SQL, ``--apply`` runs it as the ow
   updates to items created in the same transaction (sealing writes the header after the
   row) and to replies, and the removal of ``blob_recipient`` rows to replies.
 
-Limit: the receipt check is only as strong as the lookup hashes are secret from the role,
-and it still reads ``witness.receipt_hash`` (the intake's receipt look-up selects by it and
-loads witness rows whole); hiding that column needs the look-up to go through the setting
-or a function too. ``testimony.updated_on`` of any testimony stays writable.
+Limit: ``testimony.updated_on`` of any testimony stays writable, and the role reads every
+testimony's rows by id (their sealed contents stay closed to it). A receipt is as strong as
+its 66 bits and one Argon2id run per guess: the role can call ``testimony_by_receipt``
+with guessed hashes, but a hash is 256 bits it cannot derive without a code.
 
 Misuse to avoid: running the review face or migrations as this role (they need the
 owner, which row-level security does not restrict); forgetting to re-apply after an
