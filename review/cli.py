@@ -5,6 +5,7 @@ testimony reviewer list
 testimony reviewer password NAME            current and new password from prompts
 testimony reviewer disable NAME [--identity FILE]
 testimony reviewer grant NAME --identity FILE
+testimony reviewer key-file NAME [-o FILE]  the stored identity, sealed to the password
 testimony reviewer demo                     local demo account (localhost only)
 testimony keys upgrade --identity FILE      post-quantum recovery key (reviewers: at login)
 testimony export --out DIR --identity FILE  anonymized, signed export (see review.export.cli)
@@ -22,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import crypto
+from store import audit
 from store import cli as store_cli
 from store import settings as settings_module
 from store.db import Database
@@ -158,6 +160,68 @@ def _grant(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_new_file(path: str, data: bytes) -> None:
+    """Write ``data`` to a new file readable by the owner only, as ``age-keygen -o`` does:
+    an existing file is refused (``FileExistsError``) and left as it was."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        os.unlink(path)
+        raise
+
+
+def _key_file(args: argparse.Namespace) -> int:
+    """The reviewer's identity exactly as stored: an age file sealed to their password.
+
+    ``age -d key.age > key.txt`` (the passphrase is the reviewer's password) gives an
+    identity file for ``age -d -i key.txt``. Nothing is decrypted here.
+    """
+    _settings, db = _database()
+    to_stdout = args.output in (None, "-")
+    if to_stdout and sys.stdout.isatty():
+        print(
+            "error: refusing to write a binary age file to a terminal: use -o FILE",
+            file=sys.stderr,
+        )
+        return 1
+    target = "standard output" if to_stdout else args.output
+    written = False
+    try:
+        with db.transaction() as session:
+            person = _find(session, args.name)
+            sealed = bytes(person.identity_sealed)
+            audit.append(session, "operator", "reviewer.key_file", "reviewer:%s" % args.name, {})
+            # Inside the transaction: a file that cannot be written leaves no audit event.
+            if to_stdout:
+                sys.stdout.buffer.write(sealed)
+                sys.stdout.buffer.flush()
+            else:
+                _write_new_file(args.output, sealed)
+                written = True
+    except BaseException as exc:
+        if written:  # the audit event did not commit: no key file without one
+            os.unlink(args.output)
+        if isinstance(exc, FileExistsError):
+            print("error: %s exists; refusing to overwrite it" % args.output, file=sys.stderr)
+            return 1
+        if isinstance(exc, OSError):
+            print("error: cannot write %s: %s" % (target, exc.strerror), file=sys.stderr)
+            return 1
+        raise
+    if not to_stdout:
+        print(
+            "Identity of %s written to %s, sealed to their password: "
+            "age -d %s > key.txt" % (args.name, args.output, args.output),
+            file=sys.stderr,
+        )
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     """A demo reviewer for a local trial, printed in the clear: never on a real server."""
     settings, db = _database()
@@ -256,6 +320,18 @@ def _review_commands(sub: argparse._SubParsersAction) -> None:
     grant.add_argument("name")
     grant.add_argument("--identity", metavar="FILE", required=True)
     grant.set_defaults(handler=_grant)
+    key_file = commands.add_parser(
+        "key-file",
+        help="write a reviewer's identity as stored: an age file sealed to their password",
+    )
+    key_file.add_argument("name")
+    key_file.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="a new file (mode 0600; an existing one is refused); '-' or none: stdout",
+    )
+    key_file.set_defaults(handler=_key_file)
     commands.add_parser("demo", help="create the local demo reviewer if none exists").set_defaults(
         handler=_demo
     )
