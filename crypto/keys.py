@@ -293,8 +293,9 @@ def identity_file_text(identity: object, recipient: object) -> str:
     return "# created: %s\n# public key: %s\n%s\n" % (created, recipient, identity)
 
 
-def write_secret_file(path: str, text: str) -> None:
-    """Write ``text`` to a new file ``path`` readable by the owner only, atomically.
+def write_secret_file(path: str, text: str | bytes) -> None:
+    """Write ``text`` (or bytes) to a new file ``path`` readable by the owner only,
+    atomically.
 
     Never replaces an existing file, even one created a moment ago by another process:
     the finished file is hard-linked into place, which fails if the name is taken
@@ -304,8 +305,8 @@ def write_secret_file(path: str, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".key-")
     try:
         os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode() if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         os.link(tmp, path)

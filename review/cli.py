@@ -160,21 +160,6 @@ def _grant(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_new_file(path: str, data: bytes) -> None:
-    """Write ``data`` to a new file readable by the owner only, as ``age-keygen -o`` does:
-    an existing file is refused (``FileExistsError``) and left as it was."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        os.unlink(path)
-        raise
-
-
 def _key_file(args: argparse.Namespace) -> int:
     """The reviewer's identity exactly as stored: an age file sealed to their password.
 
@@ -201,7 +186,7 @@ def _key_file(args: argparse.Namespace) -> int:
                 sys.stdout.buffer.write(sealed)
                 sys.stdout.buffer.flush()
             else:
-                _write_new_file(args.output, sealed)
+                crypto.write_secret_file(args.output, sealed)
                 written = True
     except BaseException as exc:
         if written:  # the audit event did not commit: no key file without one
