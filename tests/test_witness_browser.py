@@ -381,6 +381,8 @@ def test_keyboard_skip_link_focus_order_and_error_summary(page, site) -> None:
     ]
 
     send(page)  # nothing filled in
+    # autofocus applies once the page has loaded, which a loaded machine may delay.
+    page.wait_for_function("document.activeElement.className === 'summary'", timeout=10_000)
     assert _focused(page) == "summary"
     links = page.locator(".summary a")
     assert [links.nth(i).get_attribute("href") for i in range(links.count())] == [
