@@ -4,6 +4,7 @@ and out), ``inbox`` (find testimony), ``testimony`` (read, tag status, note, ans
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from collections.abc import Callable
@@ -385,13 +386,23 @@ def results() -> Any:
 # --- reviewers -----------------------------------------------------------------------------
 
 
+def _anchor_state(session: Session) -> dict[str, Any]:
+    """For administrators: the last audit anchor's age in days (None: never taken), and
+    whether to remind them to take one (TESTIMONY_ANCHOR_REMIND_DAYS; 0: never)."""
+    day = audit.last_anchor_day(session)
+    age = (dt.datetime.now(dt.UTC).date() - day).days if day else None
+    limit = _settings().anchor_remind_days
+    return {"anchor_age": age, "anchor_remind": bool(limit) and (age is None or age > limit)}
+
+
 @reviewers.route("/")
 def listing() -> Any:
     with _db().sessions() as session:
         people = list(session.scalars(select(Reviewer).order_by(Reviewer.name)))
         recipients = len(active_recipients(session))
+        anchor = _anchor_state(session) if g.reviewer.is_admin else {}
     return render_template(
-        "reviewers.html", people=people, action=ActionForm(), recipients=recipients
+        "reviewers.html", people=people, action=ActionForm(), recipients=recipients, **anchor
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``testimony`` command's storage subcommands: ``init``, ``audit verify``,
+"""The ``testimony`` command's storage subcommands: ``init``, ``audit verify|anchor``,
 ``incidents import|export``, and the production ones in :mod:`store.ops` (``db roles``,
 ``purge``, ``check``).
 
@@ -14,7 +14,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import audit, instance, ops
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from . import anchors, audit, instance, ops
 from . import settings as settings_module
 from .db import Database
 
@@ -28,16 +30,57 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trusted_anchor_key(settings: settings_module.Settings, pinned: str | None) -> Ed25519PublicKey:
+    """The public key anchors must be signed by: the pinned one, else the instance's."""
+    if pinned:
+        return anchors.parse_public_key(pinned)
+    key = anchors.load_key(settings.instance_path)
+    if key is None:
+        raise anchors.AnchorError(
+            "no anchor key in %s: pass the public key with --anchor-key" % settings.instance_path
+        )
+    return key.public_key()
+
+
+def _read_anchors(
+    settings: settings_module.Settings, args: argparse.Namespace
+) -> list[anchors.Anchor]:
+    trusted = _trusted_anchor_key(settings, args.anchor_key)
+    checked = []
+    for path in args.anchor:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise anchors.AnchorError("anchor %s: cannot read it: %s" % (path, exc)) from None
+        checked.append(anchors.read(text, path, trusted))
+    return checked
+
+
 def _audit_verify(args: argparse.Namespace) -> int:
-    db = Database(settings_module.load())
+    settings = settings_module.load()
+    checked: list[anchors.Anchor] = []
+    if args.anchor:
+        try:
+            checked = _read_anchors(settings, args)
+        except anchors.AnchorError as exc:
+            print(exc, file=sys.stderr)
+            print("audit anchors REFUSED", file=sys.stderr)
+            return 1
+    db = Database(settings)
     try:
         with db.transaction() as session:
-            report = audit.verify(session)
+            report = audit.verify(session, checked)
     finally:
         db.dispose()
     for problem in report.problems:
         print(problem, file=sys.stderr)
     if report.ok:
+        if checked:
+            print(
+                "audit chain intact: %d events; %d anchor(s) match (up to event %d)"
+                % (report.events, len(checked), max(a.seq for a in checked))
+            )
+            return 0
         print("audit chain intact: %d events" % report.events)
         return 0
     print(
@@ -45,6 +88,53 @@ def _audit_verify(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _audit_anchor(args: argparse.Namespace) -> int:
+    settings = settings_module.load()
+    try:
+        key = anchors.ensure_key(settings.instance_path)
+    except anchors.AnchorError as exc:
+        print("error: %s" % exc, file=sys.stderr)
+        return 1
+    if args.public_key:
+        print(anchors.public_key_text(key.public_key()))
+        return 0
+    if args.out and os.path.lexists(args.out):
+        print("error: %s exists; not overwriting it" % args.out, file=sys.stderr)
+        return 1
+    db = Database(settings)
+    try:
+        with db.transaction() as session:
+            head = audit.head(session)
+            if head is None:
+                print("error: the audit log is empty: nothing to anchor", file=sys.stderr)
+                return 1
+            seq, head_hash = head
+            text = anchors.make(key, seq, head_hash, instance.today())
+            # The anchor covers the head before it; its own event comes next in the chain.
+            audit.append(
+                session,
+                "operator",
+                audit.ANCHOR_ACTION,
+                "audit_event:%d" % seq,
+                {"seq": seq, "hash": head_hash},
+            )
+            if args.out:
+                # Inside the transaction: no file, no event (and never over another file).
+                fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+    except FileExistsError:
+        print("error: %s exists; not overwriting it" % args.out, file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    if args.out:
+        print("anchor of event %d written to %s: keep a copy off this server" % (seq, args.out))
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _incidents_import(args: argparse.Namespace) -> int:
@@ -104,9 +194,28 @@ def build_parser() -> tuple[
     ).set_defaults(handler=_init, needs_instance=False)
     audit_parser = sub.add_parser("audit", help="the audit log")
     audit_sub = audit_parser.add_subparsers(dest="audit_command", required=True)
-    audit_sub.add_parser(
-        "verify", help="check the hash chain and say where it breaks"
-    ).set_defaults(handler=_audit_verify)
+    check = audit_sub.add_parser("verify", help="check the hash chain and say where it breaks")
+    check.add_argument(
+        "--anchor",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also check that nothing at or before this signed anchor changed (repeatable)",
+    )
+    check.add_argument(
+        "--anchor-key",
+        metavar="PUBKEY",
+        help="the anchor public key to trust (default: the instance's anchor key)",
+    )
+    check.set_defaults(handler=_audit_verify)
+    anchor = audit_sub.add_parser(
+        "anchor", help="write a signed checkpoint of the chain's head, to keep off the server"
+    )
+    anchor.add_argument("--out", metavar="FILE", help="write it here (never over a file)")
+    anchor.add_argument(
+        "--public-key", action="store_true", help="print the anchor public key and exit"
+    )
+    anchor.set_defaults(handler=_audit_anchor)
     incidents = sub.add_parser("incidents", help="the incident catalogue")
     incidents_sub = incidents.add_subparsers(dest="incidents_command", required=True)
     load = incidents_sub.add_parser(

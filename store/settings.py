@@ -28,6 +28,7 @@
 | TESTIMONY_RECIPIENT_KEYS | pq (hybrid ML-KEM-768 + X25519 keys), or x25519 |
 | TESTIMONY_RETENTION_DAYS | 0: off (else days in a final status before `testimony purge`) |
 | TESTIMONY_RETENTION_STATUSES | withdrawn,not_credible (the final statuses) |
+| TESTIMONY_ANCHOR_REMIND_DAYS | 7 (remind admins when the last audit anchor is older; 0: off) |
 
 With ``pq``, new reviewer, recovery and witness reply keys are post-quantum hybrids
 (opened offline with age 1.3 or newer, or ``python -m crypto``); ``x25519`` makes keys
@@ -86,6 +87,7 @@ class Settings:
     trusted_proxies: int = 0
     retention_days: int = 0
     retention_statuses: tuple[str, ...] = ("withdrawn", "not_credible")
+    anchor_remind_days: int = 7
 
     @property
     def is_sqlite(self) -> bool:
@@ -170,4 +172,5 @@ def load(env: dict[str, str] | None = None) -> Settings:
         trusted_proxies=_int(env, "TESTIMONY_TRUSTED_PROXIES", 0),
         retention_days=_int(env, "TESTIMONY_RETENTION_DAYS", 0),
         retention_statuses=_retention_statuses(env),
+        anchor_remind_days=_int(env, "TESTIMONY_ANCHOR_REMIND_DAYS", 7),
     )

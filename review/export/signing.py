@@ -31,11 +31,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy.orm import Session
 
 import crypto
 from store import audit
+from store.anchors import public_key_text
 from store.blobs import read_item, seal_data
 from store.models import InstanceValue
 
@@ -51,10 +51,6 @@ class ExportKeyError(RuntimeError):
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def public_key_text(key: Ed25519PublicKey) -> str:
-    return _b64(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
 
 
 def fingerprint(public_key: str) -> str:
