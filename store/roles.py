@@ -78,15 +78,8 @@ ADDS = (
     "blob_recipient",
     "audit_event",
 )
-SEQUENCES = (
-    "recipient",
-    "witness",
-    "testimony",
-    "statement",
-    "attachment",
-    "sealed_blob",
-    "audit_event",
-)
+# Every table the role adds to has an id sequence, but those keyed by their item.
+SEQUENCES = tuple(t for t in ADDS if t not in ("blob_chunk", "blob_recipient"))
 UPDATES = {
     "testimony": ("updated_on",),
     "recipient": ("public_key",),
