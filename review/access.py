@@ -28,7 +28,7 @@ loading a testimony's rows by id in a view without one of these helpers.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from flask import abort, g, make_response, render_template
 from flask_babel import lazy_gettext as _l
@@ -84,19 +84,24 @@ def testimony_or_403(session: Session, testimony_id: int) -> Testimony:
     return found
 
 
-def attachment_or_403(session: Session, attachment_id: int) -> Attachment:
-    """A file of a testimony the signed-in reviewer may open (404, 403 as above)."""
-    found = session.get(Attachment, attachment_id)
+Part = TypeVar("Part", Attachment, Excerpt)
+
+
+def _part_or_403(session: Session, model: type[Part], row_id: int) -> Part:
+    """A row that belongs to one testimony, for the signed-in reviewer (404, 403 as
+    :func:`testimony_or_403`)."""
+    found = session.get(model, row_id)
     if found is None:
         abort(404)
     testimony_or_403(session, found.testimony_id)
     return found
+
+
+def attachment_or_403(session: Session, attachment_id: int) -> Attachment:
+    """A file of a testimony the signed-in reviewer may open (404, 403 as above)."""
+    return _part_or_403(session, Attachment, attachment_id)
 
 
 def excerpt_or_403(session: Session, excerpt_id: int) -> Excerpt:
     """An excerpt of a testimony the signed-in reviewer may open (404, 403 as above)."""
-    found = session.get(Excerpt, excerpt_id)
-    if found is None:
-        abort(404)
-    testimony_or_403(session, found.testimony_id)
-    return found
+    return _part_or_403(session, Excerpt, excerpt_id)
