@@ -349,11 +349,12 @@ def reseal(
     no reviewer or recovery key can open. An item already mixing key types may stay
     mixed; making a new mix needs ``allow_mixed``, as for sealing.
     """
-    identities = list(identities)
+    identities, add, drop = list(identities), list(add), list(drop)
     blob = _item(session, blob_id)
     current = blob_recipients(session, blob.id)
+    named = {r.id for r in current}
     dropped = {r.id for r in drop}
-    added = [r for r in add if r.id not in {c.id for c in current}]
+    added = [r for r in add if r.id not in named]
     remaining = [r for r in current if r.id not in dropped]
     readers = sorted([*remaining, *added], key=lambda r: r.id)
     if not any(r.kind != "witness" for r in readers):
