@@ -121,8 +121,22 @@ def _check_chunks(session: Session, report: CheckReport) -> None:
 
 
 def _check_headers(session: Session, report: CheckReport) -> None:
-    recipients = {r.id: r for r in session.scalars(select(Recipient))}
-    recovery = {r.id for r in recipients.values() if r.kind == "recovery" and r.active}
+    # Per recipient, once: the stanza type its key writes; and which are the active
+    # recovery keys and the retired readers (witness reply keys are never active).
+    stanza: dict[int, str] = {}
+    recovery: set[int] = set()
+    retired: dict[int, str] = {}
+    rows = session.execute(
+        select(
+            Recipient.id, Recipient.public_key, Recipient.kind, Recipient.active, Recipient.label
+        )
+    )
+    for recipient_id, public_key, kind, active, label in rows:
+        stanza[recipient_id] = crypto.stanza_type(public_key)
+        if kind == "recovery" and active:
+            recovery.add(recipient_id)
+        elif not active and kind != "witness":
+            retired[recipient_id] = label
     # Both streams in blob order, walked side by side: memory stays flat however many
     # items there are.
     pairs = iter(
@@ -151,7 +165,7 @@ def _check_headers(session: Session, report: CheckReport) -> None:
                 "sealed item %d: the age header does not parse: %s" % (blob_id, exc)
             )
             continue
-        expected = Counter(crypto.stanza_type(recipients[i].public_key) for i in ids)
+        expected = Counter(stanza[i] for i in ids)
         found = Counter(s.type for s in header.stanzas)
         if found != expected:
             report.problems.append(
@@ -163,16 +177,12 @@ def _check_headers(session: Session, report: CheckReport) -> None:
             report.problems.append(
                 "sealed item %d: not sealed to the active recovery key" % blob_id
             )
-        retired = [
-            recipients[i]
-            for i in ids
-            if not recipients[i].active and recipients[i].kind != "witness"
-        ]
-        for recipient in retired:
-            report.problems.append(
-                "sealed item %d: still names the retired recipient %d "
-                "(%s)" % (blob_id, recipient.id, recipient.label)
-            )
+        for i in ids:
+            if i in retired:
+                report.problems.append(
+                    "sealed item %d: still names the retired recipient %d "
+                    "(%s)" % (blob_id, i, retired[i])
+                )
 
 
 def _owned_blobs(session: Session) -> set[int]:
