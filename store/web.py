@@ -21,7 +21,7 @@ import pkgutil
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, abort, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf import FlaskForm
@@ -241,6 +241,16 @@ ErrorPage = Callable[[int, "str | None"], Any]
 finer than the status (``"unavailable"`` for a backend out of reach) or is ``None``."""
 
 
+def refuse_nul() -> None:
+    """No page or search matches a NUL character, and PostgreSQL text cannot hold one:
+    a path with one is not found (404), a query with one is bad (400), before any view
+    passes it to the database."""
+    if "\x00" in request.path:
+        abort(404)
+    if any("\x00" in key + value for key, value in request.args.items(multi=True)):
+        abort(400)
+
+
 def init_app(
     app: Flask,
     settings: Settings,
@@ -268,6 +278,7 @@ def init_app(
     app.extensions["testimony_db"] = db or Database(settings)
     behind_proxies(app, settings)
     CSRFProtect(app)
+    app.before_request(refuse_nul)
     app.after_request(add_security_headers)
 
     @app.errorhandler(HTTPException)

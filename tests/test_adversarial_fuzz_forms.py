@@ -475,3 +475,19 @@ def test_junk_in_query_strings_and_path_arguments_of_every_page(seeded):
 
     send()
     assert review.get("/").status_code == 200
+
+
+def test_a_nul_character_in_a_path_or_query_is_refused_on_both_faces(seeded):
+    """A NUL found by the fuzzing above: PostgreSQL text cannot hold one, so a view that
+    passed it on answered 500. Both faces now refuse it before any view runs."""
+    desk = seeded.desk
+    review = desk.logged_in(seeded.admin)
+    intake = desk.intake_app.test_client()
+    before = table_counts(desk.db)
+    assert review.get("/incidents/%00", environ_base=_address()).status_code == 404
+    assert review.get("/?q=%00", environ_base=_address()).status_code == 400
+    assert review.get("/?%00=1", environ_base=_address()).status_code == 400
+    assert intake.get("/en/testimony/%00", environ_base=_address()).status_code == 404
+    assert intake.get("/en/testimony/?x=a%00b", environ_base=_address()).status_code == 400
+    assert review.get("/incidents/", environ_base=_address()).status_code == 200  # the control
+    assert table_counts(desk.db) == before
